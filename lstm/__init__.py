@@ -1,0 +1,1 @@
+"""Recurrent models (RNN, LSTM, GRU) composed from tinygraph primitives. Grows in later work."""

@@ -1,0 +1,241 @@
+"""Reverse-mode differentiation over the recorded graph.
+
+`grad` walks the nodes in reverse topological order and calls each primitive's vjp. With
+`create_graph=False` the vjps run unrecorded (the fast path); with `create_graph=True` they are
+recorded, so the gradients are ordinary graph nodes, marked as backward nodes, that can be
+rendered or differentiated again. A tensor used several times gets the sum of its gradient
+contributions through explicit add nodes.
+"""
+from .backend import xp
+from .mode import no_grad, recording_backward, state
+from .tensor import Tensor, describe
+from . import ops
+
+
+def nodes(outputs):
+    """The op nodes reachable from `outputs`, inputs before users (topological order).
+
+    Iterative depth-first search, so graph depth is not limited by Python's recursion limit;
+    inputs are visited in argument order, so the order is deterministic.
+    """
+    order, visited = [], set()
+    for out in _as_list(outputs, "nodes"):
+        root = out._node
+        if root is None or id(root) in visited:
+            continue
+        stack = [(root, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                order.append(node)
+                continue
+            if id(node) in visited:
+                continue
+            visited.add(id(node))
+            stack.append((node, True))
+            for inp in reversed(node.inputs):
+                child = inp._node
+                if child is not None and id(child) not in visited:
+                    stack.append((child, False))
+    return order
+
+
+def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=False):
+    """Gradients of `outputs` with respect to `inputs`, as a list of Tensors.
+
+    outputs: a Tensor or a list of them; their gradients are summed.
+    inputs: a Tensor or a list of them (floating point, requiring grad).
+    grad_outputs: the seed for each output (default: 1 for scalar outputs; required otherwise).
+    create_graph: record the backward pass, so the gradients are graph nodes that can be
+        rendered and differentiated again (e.g. for Hessian-vector products).
+    allow_unused: return None for an input the outputs do not depend on, instead of raising.
+    """
+    single = isinstance(inputs, Tensor)
+    outputs = _as_list(outputs, "grad")
+    inputs = _as_list(inputs, "grad")
+    for t in inputs:
+        _check_differentiable(t)
+    seeds = _seeds(outputs, grad_outputs, create_graph)
+    grads = _run_backward(outputs, seeds, inputs, create_graph)
+    result = []
+    for t in inputs:
+        g = grads.get(id(t))
+        if g is None:
+            reachable = _reaches(outputs, t)
+            if not reachable and not allow_unused:
+                raise ValueError(f"grad: {describe(t)} is not part of the graph of the "
+                                 "outputs; pass allow_unused=True to get None for it")
+            # Reachable only through non-differentiable paths (e.g. a step): zero gradient.
+            g = Tensor(xp.zeros_like(t.data)) if reachable else None
+        result.append(g)
+    return result[0] if single else result
+
+
+def backward(output, grad_output=None, create_graph=False):
+    """Accumulate d(output)/d(leaf) into `.grad` of every leaf that requires grad."""
+    if not isinstance(output, Tensor):
+        raise TypeError(f"backward: expected a Tensor, got {type(output).__name__}")
+    if not output.requires_grad:
+        raise ValueError(f"backward: {describe(output)} does not require grad: no input of "
+                         "its graph was created with requires_grad=True (or it was computed "
+                         "under no_grad)")
+    leaves = _leaves(output)
+    seeds = _seeds([output], None if grad_output is None else [grad_output], create_graph)
+    grads = _run_backward([output], seeds, leaves, create_graph)
+    owned = set()
+    for leaf in leaves:
+        g = grads.get(id(leaf))
+        if g is None:
+            continue
+        if leaf.grad is None:
+            leaf.grad = g if create_graph else Tensor(_owned_array(g.data, owned))
+        elif create_graph:
+            with recording_backward(None, "accumulate"):
+                leaf.grad = ops.add(leaf.grad, g)
+        else:
+            leaf.grad = Tensor(leaf.grad.data + g.data)
+
+
+def _owned_array(array, owned):
+    """The array, or a copy where it may be shared (a view, or already another leaf's grad).
+
+    Pass-through vjps (add, reshape) hand the same array to several inputs; a user scaling one
+    leaf's .grad in place must not change another's.
+    """
+    if array.base is not None or id(array) in owned:
+        array = array.copy()
+    owned.add(id(array))
+    return array
+
+
+def _run_backward(outputs, seeds, inputs, create_graph):
+    """Propagate seeds back to `inputs`; returns {id(input): gradient Tensor}."""
+    order = nodes(outputs)
+    wanted = {id(t) for t in inputs}
+    # Only nodes on a path to a wanted input run their vjp, and only for such inputs.
+    on_path = set()
+
+    def leads_to_wanted(t):
+        return t.requires_grad and (id(t) in wanted or (
+            t._node is not None and id(t._node) in on_path))
+
+    for node in order:
+        if any(leads_to_wanted(inp) for inp in node.inputs):
+            on_path.add(id(node))
+
+    pending = {}   # id(tensor) -> (tensor's gradient so far, forward node it came from)
+    for out, seed in zip(outputs, seeds):
+        _accumulate(pending, out, seed, None, create_graph)
+
+    found = {}
+    for node in reversed(order):
+        if id(node) not in on_path:
+            continue
+        out = node.output
+        entry = pending.pop(id(out), None)
+        if entry is None:
+            continue
+        g = entry[0]
+        if id(out) in wanted:
+            found[id(out)] = g
+        needs = [leads_to_wanted(inp) for inp in node.inputs]
+        if create_graph:
+            with recording_backward(node, "vjp"):
+                input_grads = node.prim.vjp(node, g, needs)
+        else:
+            with no_grad():
+                input_grads = node.prim.vjp(node, g, needs)
+        for inp, gi, need in zip(node.inputs, input_grads, needs):
+            if need and gi is not None:
+                if gi.shape != inp.shape or gi.dtype != inp.dtype:
+                    raise RuntimeError(f"internal error: the vjp of {node.op} returned a "
+                                       f"{gi.dtype} gradient of shape {gi.shape} for "
+                                       f"{describe(inp)} ({inp.dtype})")
+                _accumulate(pending, inp, gi, node, create_graph)
+    for key, (g, _) in pending.items():
+        if key in wanted:
+            found[key] = g
+    return found
+
+
+def _accumulate(pending, tensor, contribution, use, create_graph):
+    """Add one use's gradient contribution for `tensor`, through an explicit add node."""
+    entry = pending.get(id(tensor))
+    if entry is None:
+        pending[id(tensor)] = (contribution, use)
+        return
+    previous, previous_use = entry
+    if create_graph:
+        with recording_backward(None, "accumulate"):
+            total = ops.add(previous, contribution)
+        if total._node is not None:
+            total._node.grad_sources = (previous_use, use)
+    else:
+        with no_grad():
+            total = ops.add(previous, contribution)
+    # After the first sum the running total is a partial sum, not one use's gradient.
+    pending[id(tensor)] = (total, None)
+
+
+def _seeds(outputs, grad_outputs, create_graph):
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, (Tensor, xp.ndarray)):
+        grad_outputs = [grad_outputs]
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"grad: got {len(grad_outputs)} grad_outputs for {len(outputs)} outputs")
+    seeds = []
+    for out, seed in zip(outputs, grad_outputs):
+        if not xp.issubdtype(out.dtype, xp.floating):
+            raise TypeError(f"grad: cannot differentiate {describe(out)} of dtype {out.dtype}; "
+                            "only floating-point outputs have gradients")
+        if seed is None:
+            if out.size != 1:
+                raise ValueError(f"grad: {describe(out)} is not a scalar; pass a seed gradient "
+                                 "of the same shape (grad_outputs= / backward(grad))")
+            seed = Tensor(xp.ones_like(out.data), constant=True)
+        else:
+            seed = seed if isinstance(seed, Tensor) else Tensor(xp.asarray(seed), constant=True)
+            if seed.shape != out.shape:
+                raise ValueError(f"grad: seed of shape {seed.shape} does not match "
+                                 f"{describe(out)}")
+            if seed.dtype != out.dtype:
+                raise TypeError(f"grad: seed dtype {seed.dtype} does not match {describe(out)} "
+                                f"of dtype {out.dtype}")
+        seeds.append(seed)
+    return seeds
+
+
+def _check_differentiable(t):
+    if not xp.issubdtype(t.dtype, xp.floating):
+        raise TypeError(f"grad: {describe(t)} has dtype {t.dtype}; gradients exist only for "
+                        "floating-point tensors")
+    if not t.requires_grad:
+        raise ValueError(f"grad: {describe(t)} does not require grad; create it with "
+                         "requires_grad=True")
+
+
+def _leaves(output):
+    """Leaves reachable from `output` that require grad, in first-use order."""
+    seen, leaves = set(), []
+    candidates = [output] if output._node is None else [
+        inp for node in nodes([output]) for inp in node.inputs]
+    for t in candidates:
+        if t._node is None and t.requires_grad and id(t) not in seen:
+            seen.add(id(t))
+            leaves.append(t)
+    return leaves
+
+
+def _reaches(outputs, tensor):
+    if any(out is tensor for out in outputs):
+        return True
+    return any(inp is tensor for node in nodes(outputs) for inp in node.inputs)
+
+
+def _as_list(tensors, fn_name):
+    items = [tensors] if isinstance(tensors, Tensor) else list(tensors)
+    for t in items:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{fn_name}: expected Tensors, got {type(t).__name__}")
+    return items

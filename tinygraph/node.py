@@ -1,0 +1,62 @@
+"""Op nodes: the records that make a computation a graph.
+
+A node holds the primitive that produced a tensor, that primitive's inputs (strongly: they are
+the saved values its vjp reads) and its output (weakly: the output owns the node, so a strong
+link back would make a reference cycle that only the cyclic collector could free).
+"""
+import weakref
+
+from .mode import state
+
+
+class Node:
+    """One application of a primitive.
+
+    Attributes:
+        op: the primitive's short, stable name ("matmul", "slice", "concat", ...).
+        prim: the primitive object (its forward, vjp and attributes).
+        inputs: the input tensors, in order.
+        is_backward: True when the node was created by a vjp or by gradient accumulation,
+            i.e. it belongs to a generated backward graph.
+        forward_node: for a backward node, the forward node whose vjp created it (None for
+            the fan-in sums and seeds the engine adds itself).
+        role: None for forward nodes; "vjp", "accumulate" or "seed" for backward nodes.
+        grad_sources: for an "accumulate" node, the forward nodes whose use of the tensor each
+            summand came from (None where a summand is an earlier partial sum).
+    """
+
+    __slots__ = ("prim", "inputs", "_output", "is_backward", "forward_node", "role",
+                 "grad_sources", "__weakref__")
+
+    def __init__(self, prim, inputs, output):
+        self.prim = prim
+        self.inputs = tuple(inputs)
+        self._output = weakref.ref(output)
+        self.forward_node = state.backward_of
+        self.role = state.backward_role
+        self.is_backward = self.role is not None
+        self.grad_sources = None
+
+    @property
+    def op(self):
+        return self.prim.name
+
+    @property
+    def attrs(self):
+        """The primitive's static attributes (axis, shape, key, ...), for display and rewrites."""
+        return self.prim.attrs()
+
+    @property
+    def output(self):
+        return self._output()
+
+    @property
+    def outputs(self):
+        return (self._output(),)
+
+    def __repr__(self):
+        kind = f" backward of {self.forward_node.op}" if self.forward_node is not None else ""
+        if self.role in ("accumulate", "seed"):
+            kind = f" {self.role}"
+        shapes = ", ".join(str(t.shape) for t in self.inputs)
+        return f"<Node {self.op}({shapes}){kind}>"
