@@ -1,6 +1,5 @@
 """Check analytic gradients against central finite differences in float64."""
 from .backend import xp
-from .mode import no_grad
 from .tensor import Tensor
 from .autodiff import grad
 
@@ -14,7 +13,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-5, seed=0):
 
     fn: takes the inputs as Tensors and returns a Tensor or a list/tuple of Tensors.
     inputs: Tensors or arrays; they are copied to float64 leaves that require grad.
-    A non-scalar output is reduced to sum(v * output) with a fixed random v, which checks
+    Non-scalar outputs are reduced to sum(v * output) with a fixed random v, which checks
     the vjp along v (any wrong entry of the Jacobian shows up with probability one).
 
     Returns True, or raises GradcheckError naming the input, the worst element's index and
@@ -31,11 +30,13 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-5, seed=0):
 
     outputs = _outputs(fn(*leaves))
     rng = xp.random.default_rng(seed)
-    cotangents = [rng.standard_normal(out.shape) for out in outputs]
+    # A scalar output is checked as it is, so the reported values are its gradient.
+    cotangents = [xp.ones(out.shape) if out.size == 1 and len(outputs) == 1
+                  else rng.standard_normal(out.shape) for out in outputs]
 
     def objective():
-        with no_grad():
-            outs = _outputs(fn(*leaves))
+        # Recording stays on: fn may itself call grad (checking a second derivative).
+        outs = _outputs(fn(*leaves))
         return float(sum(xp.sum(v * out.data) for v, out in zip(cotangents, outs)))
 
     analytic = grad(outputs, leaves, grad_outputs=[Tensor(v) for v in cotangents],
@@ -57,7 +58,8 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-5, seed=0):
             worst = xp.unravel_index(int(xp.argmax(excess)), excess.shape)
             raise GradcheckError(
                 f"gradcheck: gradient of {leaf.name!r} at index {tuple(int(i) for i in worst)} "
-                f"is {analytic_values[worst]!r} (analytic) but {numeric_values[worst]!r} "
+                f"is {float(analytic_values[worst]):.10g} (analytic) but "
+                f"{float(numeric_values[worst]):.10g} "
                 f"(finite differences, eps={eps}); atol={atol}, rtol={rtol}")
     return True
 

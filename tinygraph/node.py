@@ -2,7 +2,8 @@
 
 A node holds the primitive that produced a tensor, that primitive's inputs (strongly: they are
 the saved values its vjp reads) and its output (weakly: the output owns the node, so a strong
-link back would make a reference cycle that only the cyclic collector could free).
+link back would make a reference cycle that only the cyclic collector could free). So a node
+does not keep its own output alive: hold on to the output tensors you want to inspect.
 """
 import weakref
 

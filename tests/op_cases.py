@@ -1,0 +1,114 @@
+"""The table of primitives the op tests run over: how to call each, its numpy reference, and
+inputs drawn from a domain where it is smooth."""
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+import tinygraph as tg
+
+
+@dataclass
+class OpCase:
+    name: str
+    fn: Callable            # tinygraph function of the input Tensors
+    reference: Callable     # the same on numpy arrays
+    shapes: tuple           # input shapes
+    domain: str = "any"     # "any", "positive" or "away_from_zero"
+
+    def inputs(self, rng, dtype=np.float64):
+        arrays = []
+        for shape in self.shapes:
+            a = rng.standard_normal(shape)
+            if self.domain == "positive":
+                a = np.abs(a) + 0.5
+            elif self.domain == "away_from_zero":
+                a = np.sign(a + (a == 0)) * (np.abs(a) + 0.5)
+            arrays.append(a.astype(dtype))
+        return arrays
+
+    @property
+    def primitive(self):
+        """Names are "primitive" or "primitive:variant"."""
+        return self.name.split(":")[0]
+
+    def __str__(self):
+        return self.name
+
+
+def _log_softmax_ref(a, axis):
+    shifted = a - a.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def _cross_entropy_ref(logits, targets):
+    logp = _log_softmax_ref(logits, -1).reshape(-1, logits.shape[-1])
+    return -logp[np.arange(targets.size), targets.reshape(-1)].mean()
+
+
+TARGETS_2D = np.array([0, 4, 4])
+TARGETS_3D = np.array([[1, 0], [3, 3]])
+
+CASES = [
+    OpCase("add", tg.add, np.add, [(3, 4), (4,)]),
+    OpCase("sub", tg.sub, np.subtract, [(2, 1, 3), (4, 1)]),
+    OpCase("mul", tg.mul, np.multiply, [(3, 1), (1, 4)]),
+    OpCase("div", tg.div, np.divide, [(3, 4), (3, 1)], "away_from_zero"),
+    OpCase("neg", tg.neg, np.negative, [(3, 4)]),
+    OpCase("pow:2", lambda x: x ** 2, lambda a: a ** 2, [(3, 4)]),
+    OpCase("pow:3", lambda x: tg.pow(x, 3), lambda a: a ** 3, [(3, 4)]),
+    OpCase("pow:half", lambda x: x ** 0.5, np.sqrt, [(3, 4)], "positive"),
+    OpCase("pow:neg", lambda x: x ** -1.5, lambda a: a ** -1.5, [(3, 4)], "positive"),
+    OpCase("exp", tg.exp, np.exp, [(3, 4)]),
+    OpCase("log", tg.log, np.log, [(3, 4)], "positive"),
+    OpCase("sigmoid", tg.sigmoid, lambda a: 1 / (1 + np.exp(-a)), [(3, 4)]),
+    OpCase("tanh", tg.tanh, np.tanh, [(3, 4)]),
+    OpCase("relu", tg.relu, lambda a: np.maximum(a, 0), [(3, 4)], "away_from_zero"),
+    OpCase("matmul", tg.matmul, np.matmul, [(3, 4), (4, 5)]),
+    OpCase("matmul:batched", tg.matmul, np.matmul, [(2, 1, 3, 4), (3, 4, 2)]),
+    OpCase("matmul:vec_left", tg.matmul, np.matmul, [(4,), (4, 3)]),
+    OpCase("matmul:vec_right", tg.matmul, np.matmul, [(2, 3, 4), (4,)]),
+    OpCase("matmul:dot", tg.matmul, np.matmul, [(4,), (4,)]),
+    OpCase("sum:all", tg.sum, np.sum, [(3, 4)]),
+    OpCase("sum:axis0", lambda x: tg.sum(x, 0), lambda a: a.sum(0), [(3, 4)]),
+    OpCase("sum:axes_keep", lambda x: tg.sum(x, (0, 2), keepdims=True),
+           lambda a: a.sum((0, 2), keepdims=True), [(2, 3, 4)]),
+    OpCase("mean:all", tg.mean, np.mean, [(3, 4)]),
+    OpCase("mean:axis", lambda x: tg.mean(x, -1, keepdims=True),
+           lambda a: a.mean(-1, keepdims=True), [(3, 4)]),
+    OpCase("reshape", lambda x: tg.reshape(x, (4, -1)), lambda a: a.reshape(4, -1), [(2, 3, 2)]),
+    OpCase("transpose", tg.transpose, np.transpose, [(2, 3, 4)]),
+    OpCase("transpose:axes", lambda x: tg.transpose(x, (1, 0, 2)),
+           lambda a: a.transpose(1, 0, 2), [(2, 3, 4)]),
+    OpCase("transpose:cycle", lambda x: tg.transpose(x, (2, 0, 1)),
+           lambda a: a.transpose(2, 0, 1), [(2, 3, 4)]),
+    OpCase("broadcast_to", lambda x: tg.broadcast_to(x, (2, 3, 4)),
+           lambda a: np.broadcast_to(a, (2, 3, 4)), [(3, 1)]),
+    OpCase("sum_to", lambda x: tg.sum_to(x, (3, 1)),
+           lambda a: a.sum(0).sum(-1, keepdims=True), [(2, 3, 4)]),
+    OpCase("slice:columns", lambda x: x[:, 1:3], lambda a: a[:, 1:3], [(3, 4)]),
+    OpCase("slice:mixed", lambda x: x[1, ::-2, None], lambda a: a[1, ::-2, None], [(2, 5, 3)]),
+    OpCase("slice:ellipsis", lambda x: x[..., -1], lambda a: a[..., -1], [(2, 3, 4)]),
+    OpCase("index:rows", lambda x: x[np.array([2, 0, 2, 2])],
+           lambda a: a[np.array([2, 0, 2, 2])], [(3, 4)]),
+    OpCase("index:pairs", lambda x: x[np.array([0, 1, 1]), np.array([3, 0, 0])],
+           lambda a: a[np.array([0, 1, 1]), np.array([3, 0, 0])], [(2, 4)]),
+    OpCase("index:2d", lambda x: x[np.array([[0, 1], [1, 1]])],
+           lambda a: a[np.array([[0, 1], [1, 1]])], [(2, 3)]),
+    OpCase("concat:axis0", lambda a, b: tg.concat([a, b]), lambda a, b: np.concatenate([a, b]),
+           [(2, 3), (1, 3)]),
+    OpCase("concat:last", lambda a, b, c: tg.concat([a, b, c], axis=-1),
+           lambda a, b, c: np.concatenate([a, b, c], axis=-1), [(2, 1), (2, 3), (2, 2)]),
+    OpCase("log_softmax", tg.log_softmax, lambda a: _log_softmax_ref(a, -1), [(3, 5)]),
+    OpCase("log_softmax:axis0", lambda x: tg.log_softmax(x, 0),
+           lambda a: _log_softmax_ref(a, 0), [(3, 5)]),
+    OpCase("cross_entropy", lambda x: tg.cross_entropy(x, TARGETS_2D),
+           lambda a: _cross_entropy_ref(a, TARGETS_2D), [(3, 5)]),
+    OpCase("cross_entropy:3d", lambda x: tg.cross_entropy(x, TARGETS_3D),
+           lambda a: _cross_entropy_ref(a, TARGETS_3D), [(2, 2, 4)]),
+]
+
+# Each public primitive must appear above (test_ops checks this list against the table).
+PRIMITIVES = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sigmoid", "tanh",
+              "relu", "matmul", "sum", "mean", "reshape", "transpose", "broadcast_to",
+              "sum_to", "slice", "index", "concat", "log_softmax", "cross_entropy"]

@@ -1,0 +1,172 @@
+"""Every primitive: values against numpy, gradients against finite differences (first and
+second order), float32 kept end to end, and broadcasting shapes drawn by hypothesis."""
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+from hypothesis.extra.numpy import mutually_broadcastable_shapes
+
+import tinygraph as tg
+from op_cases import CASES, PRIMITIVES
+
+
+def leaves(arrays):
+    return [tg.tensor(a, name=f"in{k}", requires_grad=True) for k, a in enumerate(arrays)]
+
+
+def test_every_primitive_has_a_case():
+    missing = set(PRIMITIVES) - {case.primitive for case in CASES}
+    assert not missing, f"no op case for {sorted(missing)}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_values_match_numpy(case):
+    arrays = case.inputs(np.random.default_rng(1))
+    out = case.fn(*leaves(arrays))
+    np.testing.assert_allclose(out.data, case.reference(*arrays), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_gradients_match_finite_differences(case):
+    arrays = case.inputs(np.random.default_rng(2))
+    assert tg.gradcheck(case.fn, arrays)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_second_order_gradients_match_finite_differences(case):
+    """The vjp is itself built from differentiable ops: differentiate the gradient again."""
+    arrays = case.inputs(np.random.default_rng(3))
+    v = tg.tensor(np.random.default_rng(4).standard_normal(np.shape(case.reference(*arrays))))
+
+    def first_order(*xs):
+        out = case.fn(*xs)
+        grads = tg.grad(out, list(xs), grad_outputs=[v], create_graph=True)
+        # Weight each gradient so that a wrong second derivative cannot cancel out.
+        return [g * w for g, w in zip(grads, weights)]
+
+    weights = [np.random.default_rng(5 + k).standard_normal(a.shape) for k, a in enumerate(arrays)]
+    assert tg.gradcheck(first_order, arrays, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_float32_in_float32_out_and_gradients(case):
+    arrays = case.inputs(np.random.default_rng(6), dtype=np.float32)
+    xs = leaves(arrays)
+    out = case.fn(*xs)
+    assert out.dtype == np.float32
+    seed = tg.tensor(np.ones(out.shape, dtype=np.float32))
+    grads = tg.grad(out, xs, grad_outputs=[seed])
+    assert [g.dtype for g in grads] == [np.float32] * len(xs)
+    # Second order stays float32 too (constants inside vjps take the operand dtype).
+    grads = tg.grad(out, xs, grad_outputs=[seed], create_graph=True)
+    total = grads[0].sum()
+    for g in grads[1:]:
+        total = total + g.sum()
+    if total.requires_grad:
+        assert all(g is None or g.dtype == np.float32
+                   for g in tg.grad(total, xs, allow_unused=True))
+
+
+@given(mutually_broadcastable_shapes(num_shapes=2, max_dims=3, max_side=3),
+       st.sampled_from(["add", "sub", "mul", "div"]), st.integers(0, 2**16))
+def test_broadcasting_binary_ops(shapes, name, seed):
+    fn = getattr(tg, name)
+    ref = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}[name]
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal(shapes.input_shapes[0])
+    b = rng.standard_normal(shapes.input_shapes[1])
+    b = np.sign(b + (b == 0)) * (np.abs(b) + 0.5)
+    out = fn(tg.tensor(a), tg.tensor(b))
+    assert out.shape == shapes.result_shape
+    np.testing.assert_allclose(out.data, ref(a, b), rtol=1e-12)
+    tg.gradcheck(fn, [a, b])
+
+
+@given(st.lists(st.integers(1, 3), min_size=0, max_size=3), st.data())
+def test_broadcast_to_and_sum_to_are_a_pair(shape, data):
+    shape = tuple(shape)
+    # A source shape that broadcasts to `shape`: drop leading axes, set some sides to 1.
+    lead = data.draw(st.integers(0, len(shape)))
+    source = tuple(1 if data.draw(st.booleans()) else n for n in shape[lead:])
+    x = np.random.default_rng(0).standard_normal(source)
+    tg.gradcheck(lambda t: tg.broadcast_to(t, shape), [x])
+    big = np.random.default_rng(1).standard_normal(shape)
+    summed = tg.sum_to(tg.tensor(big), source)
+    assert summed.shape == source
+    np.testing.assert_allclose(summed.data.sum(), big.sum())
+    tg.gradcheck(lambda t: tg.sum_to(t, source), [big])
+
+
+@given(st.lists(st.integers(1, 4), min_size=1, max_size=3), st.data())
+def test_sum_and_mean_over_drawn_axes(shape, data):
+    x = np.random.default_rng(0).standard_normal(shape)
+    axes = data.draw(st.lists(st.integers(0, len(shape) - 1), unique=True, max_size=len(shape)))
+    axis = tuple(axes) if axes else None
+    keepdims = data.draw(st.booleans())
+    np.testing.assert_allclose(tg.sum(tg.tensor(x), axis, keepdims).data,
+                               x.sum(axis=axis, keepdims=keepdims))
+    np.testing.assert_allclose(tg.mean(tg.tensor(x), axis, keepdims).data,
+                               x.mean(axis=axis, keepdims=keepdims))
+    tg.gradcheck(lambda t: tg.mean(t, axis, keepdims), [x])
+
+
+def test_index_gradient_accumulates_repeated_rows():
+    E = tg.tensor(np.arange(12.0).reshape(4, 3), requires_grad=True)
+    ids = np.array([1, 3, 1, 1])
+    E[ids].sum().backward()
+    np.testing.assert_array_equal(E.grad.data[:, 0], [0, 3, 0, 1])
+
+
+def test_slice_gradient_is_differentiable():
+    x = tg.tensor(np.random.default_rng(0).standard_normal((3, 4)), requires_grad=True)
+    (g,) = tg.grad((x[:, 1:3] ** 2).sum(), [x], create_graph=True)
+    assert any(n.op == "slice_grad" for n in tg.nodes([g]))
+    (gg,) = tg.grad((g * g).sum(), [x])
+    expected = np.zeros((3, 4))
+    expected[:, 1:3] = 8 * x.data[:, 1:3]
+    np.testing.assert_allclose(gg.data, expected)
+
+
+def test_log_softmax_is_stable_for_huge_inputs():
+    x = tg.tensor(np.array([[1e4, 0.0, -1e4]]), requires_grad=True)
+    with np.errstate(over="raise", divide="raise", invalid="raise"):
+        out = tg.log_softmax(x)
+        (g,) = tg.grad(out[:, 0].sum(), [x])
+    np.testing.assert_allclose(out.data, [[0.0, -1e4, -2e4]])
+    np.testing.assert_allclose(g.data, [[0.0, 0.0, 0.0]], atol=1e-300)
+
+
+def test_sigmoid_is_stable_for_huge_inputs():
+    with np.errstate(over="raise", divide="raise", invalid="raise"):
+        out = tg.sigmoid(tg.tensor(np.array([-1e4, 0.0, 1e4], dtype=np.float32)))
+    np.testing.assert_array_equal(out.data, np.array([0.0, 0.5, 1.0], dtype=np.float32))
+
+
+def test_log_softmax_matches_its_composed_twin():
+    """The fused primitive agrees with log-softmax composed from exp, sum, log and sub."""
+    x = np.random.default_rng(0).standard_normal((4, 6))
+
+    def composed(t):
+        shifted = t - np.max(t.data, axis=-1, keepdims=True)
+        return shifted - tg.log(tg.sum(tg.exp(shifted), -1, keepdims=True))
+
+    a, b = tg.tensor(x, requires_grad=True), tg.tensor(x, requires_grad=True)
+    v = np.random.default_rng(1).standard_normal(x.shape)
+    np.testing.assert_allclose(tg.log_softmax(a).data, composed(b).data, atol=1e-14)
+    (ga,) = tg.grad(tg.log_softmax(a), [a], grad_outputs=[tg.tensor(v)])
+    (gb,) = tg.grad(composed(b), [b], grad_outputs=[tg.tensor(v)])
+    np.testing.assert_allclose(ga.data, gb.data, atol=1e-14)
+
+
+def test_cross_entropy_backward_indexes_without_one_hot():
+    logits = tg.tensor(np.random.default_rng(0).standard_normal((3, 1000)), requires_grad=True)
+    loss = tg.cross_entropy(logits, np.array([1, 999, 5]))
+    (g,) = tg.grad(loss, [logits], create_graph=True)
+    assert "index" in [n.op for n in tg.nodes([loss])]
+    ops = [n.op for n in tg.nodes([g])]
+    assert "index_grad" in ops
+    # No matmul against a class-sized identity / one-hot, no class-sized constant input.
+    assert "matmul" not in ops
+    for node in tg.nodes([g]):
+        for t in node.inputs:
+            if t.constant:
+                assert t.size < 1000, f"{node.op} reads a constant of shape {t.shape}"
