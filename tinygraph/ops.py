@@ -70,9 +70,10 @@ def _pair(a, b, op_name):
     return a, b
 
 
-def _broadcast_shape(a, b, op_name):
+def _check_broadcast(a, b, op_name):
+    """Raise a ValueError naming the op and operands unless their shapes broadcast."""
     try:
-        return xp.broadcast_shapes(a.shape, b.shape)
+        xp.broadcast_shapes(a.shape, b.shape)
     except ValueError:
         raise ValueError(f"{op_name}: cannot broadcast {describe(a)} with {describe(b)}") from None
 
@@ -135,7 +136,8 @@ class Div(Primitive):
 
 def _binary(prim_class, a, b):
     a, b = _pair(a, b, prim_class.name)
-    _broadcast_shape(a, b, prim_class.name)
+    if a.shape != b.shape:
+        _check_broadcast(a, b, prim_class.name)
     return apply(prim_class(), a, b)
 
 
