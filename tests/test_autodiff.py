@@ -265,3 +265,73 @@ def test_ndarray_on_the_left_defers_to_tensor():
     x = rand(3)
     y = np.ones(3) + x
     assert isinstance(y, tg.Tensor) and y.node.op == "add"
+
+
+# --- review regressions: state, aliasing and mutation after build ------------------------
+
+def test_no_grad_decorator_is_reentrant_and_instances_reusable():
+    @tg.no_grad()
+    def recurse(n):
+        if n:
+            recurse(n - 1)
+
+    recurse(2)
+    assert tg.is_grad_enabled()
+    mode = tg.no_grad()
+    with mode:
+        with mode:
+            pass
+    assert tg.is_grad_enabled()
+
+
+def test_mutating_inputs_after_building_does_not_change_the_gradient():
+    x = rand(4, name="x")
+    index, targets, scale = np.array([0, 1]), np.array([0, 1]), np.array(2.0)
+    gathered = x[index]
+    logits = tg.reshape(x, (2, 2))
+    loss = gathered.sum() + tg.cross_entropy(logits, targets) + (x * scale).sum()
+    (before,) = tg.grad(loss, [x])
+    index[:] = 3
+    targets[:] = 0
+    scale[...] = 5.0
+    (after,) = tg.grad(loss, [x])
+    np.testing.assert_array_equal(before.data, after.data)
+
+
+def test_gradients_never_alias_seeds_or_each_other():
+    a, b = rand(3, seed=1), rand(3, seed=2)
+    seed = np.ones(3)
+    ga, gb = tg.grad(a + b, [a, b], grad_outputs=[seed])
+    ga.data *= 10
+    np.testing.assert_array_equal(seed, np.ones(3))
+    np.testing.assert_array_equal(gb.data, np.ones(3))
+    (a + b).backward(seed)
+    a.grad.data[:] = 0
+    np.testing.assert_array_equal(seed, np.ones(3))
+    (gx,) = tg.grad(a.sum(), [a])           # a broadcast view inside: must be writable
+    gx.data += 1
+
+
+def test_backward_through_a_step_gives_zero_like_grad():
+    x = rand(3)
+    tg.step(x).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, np.zeros(3))
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: tg.tensor([1, 2, 3]).mean(), TypeError, "mean: .*dtype int"),
+    (lambda: tg.Tensor(np.array([1, 2]), requires_grad=True), TypeError, "floating-point"),
+    (lambda: tg.sum(rand(2, 2), axis=1.0), TypeError, "axis must be an int"),
+    (lambda: tg.log_softmax(tg.tensor(np.ones((2, 0)))), ValueError, "no entries"),
+])
+def test_more_clear_errors(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_truth_value_and_array_conversion_follow_numpy():
+    assert bool(tg.tensor(1.0)) and not bool(tg.tensor(0.0))
+    with pytest.raises(ValueError, match="ambiguous"):
+        bool(tg.tensor([1.0, 2.0]))
+    x = tg.tensor(np.arange(3.0))
+    assert np.asarray(x).dtype == np.float64 and np.asarray(x).shape == (3,)

@@ -41,3 +41,28 @@ def test_gradcheck_works_in_float64_even_for_float32_inputs():
 def test_gradcheck_rejects_integer_inputs():
     with pytest.raises(TypeError, match="input 0 has dtype int"):
         tg.gradcheck(lambda t: t * 2.0, [np.arange(3)])
+
+
+class NanGradient(tg.Primitive):
+    name = "nan_gradient"
+
+    def forward(self, a):
+        return a * 2
+
+    def vjp(self, node, g, needs):
+        return [g * float("nan")]
+
+
+@pytest.mark.parametrize("fn, x", [
+    (lambda t: tg.apply(NanGradient(), t).sum(), np.array([1.0, 2.0])),
+    (lambda t: tg.log(t).sum(), np.array([-1.0, 2.0])),          # NaN on both sides
+    (lambda t: (t ** 0.5).sum(), np.array([0.0, 2.0])),          # infinite slope at 0
+])
+def test_gradcheck_never_passes_a_non_finite_gradient(fn, x):
+    with np.errstate(all="ignore"), pytest.raises(tg.GradcheckError, match="index"):
+        tg.gradcheck(fn, [x])
+
+
+def test_gradcheck_perturbs_zero_dimensional_inputs():
+    s = tg.tensor(np.ones(3)).sum().detach()     # a 0-d op output as input
+    assert tg.gradcheck(lambda a: a * a * 3.0, [s])

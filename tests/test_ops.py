@@ -170,3 +170,45 @@ def test_cross_entropy_backward_indexes_without_one_hot():
         for t in node.inputs:
             if t.constant:
                 assert t.size < 1000, f"{node.op} reads a constant of shape {t.shape}"
+
+
+def test_pow_gradients_at_zero_are_finite():
+    x = tg.tensor([0.0, 1.0], requires_grad=True)
+    np.testing.assert_array_equal(tg.grad((x ** 0).sum(), x, allow_unused=True).data, [0, 0])
+    (g,) = tg.grad((x ** 1).sum(), [x], create_graph=True)
+    assert tg.grad(g.sum(), x, allow_unused=True) is None    # d/dx of a constant gradient
+    (g,) = tg.grad((x ** 2).sum(), [x], create_graph=True)
+    (gg,) = tg.grad(g.sum(), [x], create_graph=True)
+    np.testing.assert_array_equal(gg.data, [2, 2])
+    assert tg.grad(gg.sum(), x, allow_unused=True) is None
+
+
+def test_zero_dimensional_results_are_arrays():
+    s = tg.tensor(np.ones(3)).sum()
+    assert type(s.data) is np.ndarray and s.shape == ()
+    assert type((s * s).data) is np.ndarray
+
+
+def test_negative_transpose_axes_and_method_forms():
+    m = tg.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    np.testing.assert_array_equal(tg.transpose(m, (-1, -2)).data, m.data.T)
+    np.testing.assert_array_equal(m.transpose(1, 0).data, m.data.T)
+    np.testing.assert_array_equal(m.transpose((1, 0)).data, m.data.T)
+    v = tg.tensor(np.arange(3.0))
+    np.testing.assert_array_equal(v.transpose(0).data, v.data)
+    with pytest.raises(ValueError, match="not a permutation"):
+        tg.transpose(m, (0, 0))
+
+
+def test_empty_index_list_selects_nothing():
+    x = tg.tensor(np.arange(6.0).reshape(3, 2), requires_grad=True)
+    y = x[[]]
+    assert y.shape == (0, 2)
+    np.testing.assert_array_equal(tg.grad(y.sum(), x).data, np.zeros((3, 2)))
+
+
+def test_pow_exponent_forms():
+    x = tg.tensor(np.array([1.0, 2.0], dtype=np.float32), requires_grad=True)
+    assert (x ** np.array(2.0)).dtype == np.float32
+    with pytest.raises(TypeError, match="constant real number"):
+        x ** np.complex128(1j)

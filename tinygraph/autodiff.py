@@ -57,6 +57,7 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=Fa
         _check_differentiable(t)
     seeds = _seeds(outputs, grad_outputs, create_graph)
     grads = _run_backward(outputs, seeds, inputs, create_graph)
+    owned = {id(seed.data) for seed in seeds}
     result = []
     for t in inputs:
         g = grads.get(id(t))
@@ -67,6 +68,8 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=Fa
                                  "outputs; pass allow_unused=True to get None for it")
             # Reachable only through non-differentiable paths (e.g. a step): zero gradient.
             g = Tensor(xp.zeros_like(t.data)) if reachable else None
+        elif not create_graph:
+            g = Tensor(_owned_array(g.data, owned))
         result.append(g)
     return result[0] if single else result
 
@@ -82,11 +85,12 @@ def backward(output, grad_output=None, create_graph=False):
     leaves = _leaves(output)
     seeds = _seeds([output], None if grad_output is None else [grad_output], create_graph)
     grads = _run_backward([output], seeds, leaves, create_graph)
-    owned = set()
+    owned = {id(seed.data) for seed in seeds}
     for leaf in leaves:
         g = grads.get(id(leaf))
         if g is None:
-            continue
+            # Reached only through non-differentiable paths (e.g. a step), as in grad().
+            g = Tensor(xp.zeros_like(leaf.data))
         if leaf.grad is None:
             leaf.grad = g if create_graph else Tensor(_owned_array(g.data, owned))
         elif create_graph:
@@ -97,10 +101,11 @@ def backward(output, grad_output=None, create_graph=False):
 
 
 def _owned_array(array, owned):
-    """The array, or a copy where it may be shared (a view, or already another leaf's grad).
+    """The array, or a copy where it may be shared: a (possibly read-only) view, a seed, or an
+    array already handed out for another input.
 
     Pass-through vjps (add, reshape) hand the same array to several inputs; a user scaling one
-    leaf's .grad in place must not change another's.
+    gradient in place must change neither another's nor the seed.
     """
     if array.base is not None or id(array) in owned:
         array = array.copy()
@@ -195,7 +200,7 @@ def _seeds(outputs, grad_outputs, create_graph):
                                  "of the same shape (grad_outputs= / backward(grad))")
             seed = Tensor(xp.ones_like(out.data), constant=True)
         else:
-            seed = seed if isinstance(seed, Tensor) else Tensor(xp.asarray(seed), constant=True)
+            seed = seed if isinstance(seed, Tensor) else Tensor(xp.array(seed), constant=True)
             if seed.shape != out.shape:
                 raise ValueError(f"grad: seed of shape {seed.shape} does not match "
                                  f"{describe(out)}")

@@ -44,16 +44,18 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-5, seed=0):
     for leaf, g in zip(leaves, analytic):
         analytic_values = xp.zeros_like(leaf.data) if g is None else g.data
         numeric_values = xp.empty_like(leaf.data)
-        flat = leaf.data.reshape(-1)  # a view: perturbing it perturbs the leaf
-        for k in range(flat.size):
-            original = flat[k]
-            flat[k] = original + eps
+        for index in xp.ndindex(leaf.shape):
+            original = leaf.data[index]
+            leaf.data[index] = original + eps
             plus = objective()
-            flat[k] = original - eps
+            leaf.data[index] = original - eps
             minus = objective()
-            flat[k] = original
-            numeric_values.reshape(-1)[k] = (plus - minus) / (2 * eps)
+            leaf.data[index] = original
+            numeric_values[index] = (plus - minus) / (2 * eps)
         excess = xp.abs(analytic_values - numeric_values) - (atol + rtol * xp.abs(numeric_values))
+        # A NaN or infinite gradient on either side is a mismatch, never a pass.
+        excess = xp.where(xp.isfinite(analytic_values) & xp.isfinite(numeric_values),
+                          excess, xp.inf)
         if excess.size and excess.max() > 0:
             worst = xp.unravel_index(int(xp.argmax(excess)), excess.shape)
             raise GradcheckError(

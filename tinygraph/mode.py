@@ -25,14 +25,16 @@ def is_grad_enabled():
 class _GradMode(contextlib.ContextDecorator):
     def __init__(self, enabled):
         self.enabled = enabled
+        # A stack, not one slot: a decorated function may re-enter itself.
+        self._previous = []
 
     def __enter__(self):
-        self.previous = state.grad_enabled
+        self._previous.append(state.grad_enabled)
         state.grad_enabled = self.enabled
         return self
 
     def __exit__(self, *exc):
-        state.grad_enabled = self.previous
+        state.grad_enabled = self._previous.pop()
         return False
 
 

@@ -39,7 +39,10 @@ class Primitive:
 
 def apply(prim, *inputs):
     """Run a primitive on tensors; when recording, link the output to a new node."""
-    out = Tensor(prim.forward(*[t.data for t in inputs]))
+    data = prim.forward(*[t.data for t in inputs])
+    if type(data) is not xp.ndarray:
+        data = xp.asarray(data)   # numpy reductions return scalars for 0-d results
+    out = Tensor(data)
     if state.grad_enabled:
         out.requires_grad = builtins.any(t.requires_grad for t in inputs)
         out._node = Node(prim, inputs, out)
@@ -185,6 +188,10 @@ class Pow(Primitive):
     def vjp(self, node, g, needs):
         (x,) = node.inputs
         p = self.exponent
+        if p == 0:
+            return [None]        # constant: not 0 * x**-1, which is NaN at x = 0
+        if p == 1:
+            return [g]
         return [g * p * pow(x, p - 1)]
 
 
@@ -262,13 +269,13 @@ def neg(x):
 def pow(x, exponent):
     """x ** exponent for a constant (Python or numpy number) exponent."""
     x = _tensor_arg(x, "pow")
-    if isinstance(exponent, Tensor) or not isinstance(exponent, (int, float, xp.number)):
-        raise TypeError(f"pow: the exponent must be a constant number, got "
+    if isinstance(exponent, (xp.ndarray, xp.generic)) and exponent.ndim == 0:
+        # A Python scalar keeps x's dtype under numpy 2's promotion rules; np.float64 would not.
+        exponent = exponent.item()
+    if isinstance(exponent, bool) or not isinstance(exponent, (int, float)):
+        raise TypeError(f"pow: the exponent must be a constant real number, got "
                         f"{type(exponent).__name__}; for a tensor exponent write "
                         "exp(y * log(x))")
-    # A Python scalar keeps x's dtype under numpy 2's promotion rules; np.float64 would not.
-    if isinstance(exponent, xp.generic):
-        exponent = exponent.item()
     return apply(Pow(exponent), x)
 
 
@@ -356,10 +363,12 @@ def matmul(a, b):
 def _normalize_axes(axis, ndim, op_name):
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, xp.integer)) else tuple(axis)
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
     normalized = []
     for ax in axes:
-        if not isinstance(ax, (int, xp.integer)) or not -ndim <= ax < ndim:
+        if isinstance(ax, bool) or not isinstance(ax, (int, xp.integer)):
+            raise TypeError(f"{op_name}: axis must be an int or a tuple of ints, got {ax!r}")
+        if not -ndim <= ax < ndim:
             raise ValueError(f"{op_name}: axis {ax!r} is out of range for {ndim} dimensions")
         normalized.append(int(ax) % ndim)
     if len(set(normalized)) != len(normalized):
@@ -426,6 +435,8 @@ def sum(x, axis=None, keepdims=False):
 def mean(x, axis=None, keepdims=False):
     """Mean over `axis`: a sum times the constant 1/count."""
     x = _tensor_arg(x, "mean")
+    if not xp.issubdtype(x.dtype, xp.floating):
+        raise TypeError(f"mean: {describe(x)} has dtype {x.dtype}; cast it to a float dtype")
     axes = _normalize_axes(axis, x.ndim, "mean")
     count = math.prod(x.shape[i] for i in axes)
     if count == 0:
@@ -515,8 +526,14 @@ def reshape(x, shape):
 def transpose(x, axes=None):
     """Permute the axes (reverse them when `axes` is None)."""
     x = _tensor_arg(x, "transpose")
-    axes = tuple(reversed(range(x.ndim))) if axes is None else tuple(int(a) for a in axes)
-    if sorted(axes) != list(range(x.ndim)):
+    if axes is None:
+        axes = tuple(reversed(range(x.ndim)))
+    else:
+        given = tuple(axes)
+        valid = builtins.all(isinstance(a, (int, xp.integer)) and not isinstance(a, bool)
+                             and -x.ndim <= a < x.ndim for a in given)
+        axes = tuple(int(a) % x.ndim for a in given) if valid else given
+    if sorted(axes, key=str) != sorted(range(x.ndim), key=str):
         raise ValueError(f"transpose: axes {axes} are not a permutation of the axes of {describe(x)}")
     return apply(Transpose(axes), x)
 
@@ -597,8 +614,10 @@ def _normalize_key(key, op_name):
         if isinstance(part, Tensor):
             part = part.data
         if isinstance(part, list):
-            part = xp.asarray(part)
+            part = xp.asarray(part, dtype=xp.intp if len(part) == 0 else None)
         if isinstance(part, xp.ndarray):
+            # A copy: the backward must see the indices the forward used.
+            part = part.copy()
             if part.dtype == bool:
                 normalized.extend(xp.nonzero(part))
                 advanced = True
@@ -691,6 +710,8 @@ def log_softmax(x, axis=-1):
     if x.ndim == 0:
         raise ValueError("log_softmax: needs at least one dimension")
     (axis,) = _normalize_axes(axis, x.ndim, "log_softmax")
+    if x.shape[axis] == 0:
+        raise ValueError(f"log_softmax: {describe(x)} has no entries along axis {axis}")
     return apply(LogSoftmax(axis), x)
 
 
@@ -705,7 +726,8 @@ def cross_entropy(logits, targets):
         raise TypeError(f"cross_entropy: logits must be floating point, got {logits.dtype}")
     if logits.ndim == 0:
         raise ValueError("cross_entropy: logits need a class axis, got a 0-d tensor")
-    targets = targets.data if isinstance(targets, Tensor) else xp.asarray(targets)
+    # A copy: the backward must see the targets the forward used.
+    targets = xp.array(targets.data if isinstance(targets, Tensor) else targets)
     if targets.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: targets must be integer class indices, got dtype "
                         f"{targets.dtype}")

@@ -21,6 +21,10 @@ class Tensor:
     __array_ufunc__ = None
 
     def __init__(self, data, name=None, requires_grad=False, _node=None, constant=False):
+        if requires_grad and not xp.issubdtype(data.dtype, xp.floating):
+            raise TypeError(f"tensor {name + ' ' if name else ''}requires_grad=True needs "
+                            f"floating-point data, got dtype {data.dtype}; pass "
+                            "dtype=np.float32 or np.float64")
         self.data = data
         self.name = name
         self.requires_grad = requires_grad
@@ -56,6 +60,12 @@ class Tensor:
 
     def __len__(self):
         return len(self.data)
+
+    def __bool__(self):
+        return bool(self.data)   # numpy's rule: only a one-element tensor has a truth value
+
+    def __array__(self, dtype=None, copy=None):
+        return self.data if dtype is None else self.data.astype(dtype)
 
     def __repr__(self):
         name = f", name={self.name!r}" if self.name else ""
@@ -109,7 +119,10 @@ class Tensor:
     def sum(self, axis=None, keepdims=False): return ops.sum(self, axis, keepdims)
     def mean(self, axis=None, keepdims=False): return ops.mean(self, axis, keepdims)
     def reshape(self, *shape): return ops.reshape(self, shape[0] if len(shape) == 1 else shape)
-    def transpose(self, *axes): return ops.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
+    def transpose(self, *axes):
+        if len(axes) == 1 and not isinstance(axes[0], (int, xp.integer)):
+            axes = axes[0]   # x.transpose((1, 0)) as well as x.transpose(1, 0)
+        return ops.transpose(self, axes or None)
     def exp(self): return ops.exp(self)
     def log(self): return ops.log(self)
     def sigmoid(self): return ops.sigmoid(self)
@@ -135,9 +148,6 @@ def tensor(data, name=None, requires_grad=False, dtype=None):
     array = xp.array(data, dtype=dtype)
     if array.dtype == object:
         raise TypeError("tensor: data is not numeric (numpy made an object array of it)")
-    if requires_grad and not xp.issubdtype(array.dtype, xp.floating):
-        raise TypeError(f"tensor {name or ''}: requires_grad=True needs floating-point data, "
-                        f"got dtype {array.dtype}; pass dtype=np.float32 or np.float64")
     return Tensor(array, name=name, requires_grad=requires_grad)
 
 
@@ -164,7 +174,8 @@ def as_operand(value, op_name, like=None):
     if isinstance(value, Tensor):
         return value
     if isinstance(value, (numbers.Number, xp.generic, xp.ndarray)) and not isinstance(value, complex):
-        array = xp.asarray(value)
+        # A copy: the graph must not change when the caller later mutates the array.
+        array = xp.array(value)
         if array.dtype.kind not in "biuf":
             raise TypeError(f"{op_name}: unsupported operand dtype {array.dtype}")
         if like is not None and xp.issubdtype(like.dtype, xp.floating):
