@@ -75,7 +75,12 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=Fa
 
 
 def backward(output, grad_output=None, create_graph=False):
-    """Accumulate d(output)/d(leaf) into `.grad` of every leaf that requires grad."""
+    """Accumulate d(output)/d(leaf) into `.grad` of every leaf that requires grad.
+
+    Without create_graph each leaf gets an array of its own. With create_graph the gradients
+    are graph values: two leaves with the same gradient value (x and y in x + y) may share one
+    gradient Tensor.
+    """
     if not isinstance(output, Tensor):
         raise TypeError(f"backward: expected a Tensor, got {type(output).__name__}")
     if not output.requires_grad:
