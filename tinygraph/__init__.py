@@ -1,20 +1,23 @@
 """tinygraph: reverse-mode autodiff on numpy whose backward pass is itself a graph."""
-from .tensor import Tensor, tensor
+from .tensor import Tensor, Parameter, tensor
 from .node import Node
-from .mode import no_grad, enable_grad, is_grad_enabled
+from .mode import no_grad, enable_grad, is_grad_enabled, scope
 from .ops import (
     add, sub, mul, div, neg, pow, exp, log, sigmoid, tanh, relu, step, matmul,
     sum, mean, reshape, transpose, broadcast_to, sum_to, getitem, concat,
     log_softmax, cross_entropy, Primitive, apply,
 )
-from .autodiff import grad, backward, nodes
+from .autodiff import grad, backward, nodes, leaves
+from .render import render, to_dot, save, GraphvizNotFoundError
 from .gradcheck import gradcheck, GradcheckError
+from .rewrite import simplify, Simplified
 
 __all__ = [
-    "Tensor", "tensor", "Node", "no_grad", "enable_grad", "is_grad_enabled",
+    "Tensor", "Parameter", "tensor", "Node", "no_grad", "enable_grad", "is_grad_enabled", "scope",
     "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sigmoid", "tanh", "relu", "step",
     "matmul", "sum", "mean", "reshape", "transpose", "broadcast_to", "sum_to", "getitem",
     "concat", "log_softmax", "cross_entropy", "Primitive", "apply",
-    "grad", "backward", "nodes", "gradcheck", "GradcheckError",
+    "grad", "backward", "nodes", "leaves", "render", "to_dot", "save", "GraphvizNotFoundError", "gradcheck", "GradcheckError",
+    "simplify", "Simplified",
 ]
 __version__ = "0.1.0"

@@ -1,10 +1,28 @@
-"""Command line: `python -m tinygraph demo` runs one LSTM cell step built from primitives."""
+"""Command line.
+
+    python -m tinygraph demo [--out DIR]
+        One LSTM cell step built from primitives: prints its outputs, its gradients and the
+        generated backward nodes, and draws its forward and backward graphs into DIR.
+    python -m tinygraph render MODULE:FUNCTION|EXAMPLE --view both -o out.svg
+        Draws the graph of the tensors a function returns (svg, png, pdf or dot).
+    python -m tinygraph render --list
+        Lists the built-in examples.
+"""
 import argparse
+import importlib
+import pathlib
+import shutil
 import sys
 
 import numpy as np
 
-from . import examples, grad, nodes
+from . import examples, grad, nodes, simplify
+from .render import VIEWS, GraphvizNotFoundError, save
+from .tensor import Tensor
+
+
+class CommandError(Exception):
+    """A problem with the command line's input: reported in one line, exit status 2."""
 
 
 def demo(args):
@@ -29,21 +47,115 @@ def demo(args):
         shapes = ", ".join(str(t.shape) for t in node.inputs)
         origin = (f"vjp of {node.forward_node.op}" if node.forward_node is not None
                   else "sum of the gradients of a tensor used twice")
-        print(f"  {k:3d}  {node.op:<12} ({shapes}) -> {node.output.shape}   [{origin}]")
+        of = f" -> dL/d{node.grad_of.name}" if node.grad_of is not None and node.grad_of.name else ""
+        print(f"  {k:3d}  {node.op:<12} ({shapes}) -> {node.output.shape}   [{origin}{of}]")
+    print(f"\nSimplified: {simplify(grads)}")
+    if args.out:
+        _draw_demo(pathlib.Path(args.out), [h, c])
     return 0
 
 
+def _draw_demo(out_dir, outputs):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    suffix = "svg" if shutil.which("dot") else "dot"
+    drawings = {
+        "lstm_cell_forward": dict(view="forward"),
+        "lstm_cell_backward": dict(view="backward"),
+        "lstm_cell_backward_generated": dict(view="backward", simplify=False),
+        "lstm_cell_both": dict(view="both"),
+    }
+    print(f"\nDiagrams of the cell (∂L/∂h and ∂L/∂c as the upstream gradients):")
+    for stem, options in drawings.items():
+        path = save(outputs, out_dir / f"{stem}.{suffix}", **options)
+        print(f"  {path}")
+    if suffix == "dot":
+        print("  (DOT text: install Graphviz's 'dot' to get SVG images)")
+
+
+def render_command(args):
+    if args.list:
+        width = max(map(len, examples.EXAMPLES))
+        for name, fn in examples.EXAMPLES.items():
+            print(f"{name:<{width}}  {fn.__doc__}")
+        return 0
+    if not args.target or not args.output:
+        raise CommandError("render needs a target (MODULE:FUNCTION or an example name, see "
+                           "--list) and -o OUTPUT")
+    outputs = _call_target(args.target)
+    path = save(outputs, args.output, view=args.view, simplify=not args.no_simplify,
+                color_by=args.color_by, collapse=True if args.collapse_all else args.collapse,
+                title=args.title)
+    print(path)
+    return 0
+
+
+def _call_target(target):
+    if target in examples.EXAMPLES:
+        fn = examples.EXAMPLES[target]
+    elif ":" in target:
+        module_name, _, attr = target.partition(":")
+        sys.path.insert(0, str(pathlib.Path.cwd()))
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as e:
+            raise CommandError(f"cannot import module {module_name!r}: {e}") from None
+        fn = getattr(module, attr, None)
+        if not callable(fn):
+            raise CommandError(f"module {module_name!r} has no function {attr!r}")
+    else:
+        raise CommandError(f"unknown example {target!r}; use MODULE:FUNCTION or one of "
+                           f"{', '.join(examples.EXAMPLES)}")
+    result = fn()
+    outputs = [result] if isinstance(result, Tensor) else result
+    if not isinstance(outputs, (list, tuple)) or not outputs or not all(
+            isinstance(t, Tensor) for t in outputs):
+        raise CommandError(f"{target} must return a Tensor or a list/tuple of Tensors, got "
+                           f"{type(result).__name__}")
+    return list(outputs)
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tinygraph", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tinygraph",
+                                     description="tinygraph: autodiff whose backward pass is a graph")
+    parser.add_argument("--traceback", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="one LSTM cell step: outputs, gradients, backward nodes")
+
+    p = sub.add_parser("demo", help="one LSTM cell step: outputs, gradients, backward nodes, diagrams")
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--input-size", type=int, default=3)
     p.add_argument("--hidden-size", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="tinygraph-demo",
+                   help="folder for the diagrams (default: %(default)s; '' to skip)")
     p.set_defaults(run=demo)
+
+    p = sub.add_parser("render", help="draw the graph of a function's output tensors")
+    p.add_argument("target", nargs="?", help="MODULE:FUNCTION, or a built-in example name")
+    p.add_argument("-o", "--output", help="output file: .svg, .png, .pdf or .dot")
+    p.add_argument("--view", choices=VIEWS, default="both")
+    p.add_argument("--no-simplify", action="store_true",
+                   help="draw the backward graph as generated, without the rewrite passes")
+    p.add_argument("--color-by", choices=["grad_norm"], help="colour nodes by gradient norm")
+    p.add_argument("--collapse", action="append", default=[], metavar="SCOPE",
+                   help="draw this scope's cluster as one box (repeatable)")
+    p.add_argument("--collapse-all", action="store_true", help="collapse every scope")
+    p.add_argument("--title", help="caption above the diagram")
+    p.add_argument("--list", action="store_true", help="list the built-in examples")
+    p.set_defaults(run=render_command)
+
     args = parser.parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except CommandError as e:
+        if args.traceback:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (GraphvizNotFoundError, ValueError, TypeError, OSError) as e:
+        if args.traceback:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -87,11 +87,11 @@ def backward(output, grad_output=None, create_graph=False):
         raise ValueError(f"backward: {describe(output)} does not require grad: no input of "
                          "its graph was created with requires_grad=True (or it was computed "
                          "under no_grad)")
-    leaves = _leaves(output)
+    targets = leaves([output])
     seeds = _seeds([output], None if grad_output is None else [grad_output], create_graph)
-    grads = _run_backward([output], seeds, leaves, create_graph)
+    grads = _run_backward([output], seeds, targets, create_graph)
     owned = {id(seed.data) for seed in seeds}
-    for leaf in leaves:
+    for leaf in targets:
         g = grads.get(id(leaf))
         if g is None:
             # Reached only through non-differentiable paths (e.g. a step), as in grad().
@@ -161,6 +161,9 @@ def _run_backward(outputs, seeds, inputs, create_graph):
                     raise RuntimeError(f"internal error: the vjp of {node.op} returned a "
                                        f"{gi.dtype} gradient of shape {gi.shape} for "
                                        f"{describe(inp)} ({inp.dtype})")
+                made_here = gi._node is not None and gi._node.forward_node is node
+                if create_graph and made_here and gi._node.grad_of is None:
+                    gi._node.grad_of = inp   # this vjp's contribution to d/d(inp)
                 _accumulate(pending, inp, gi, node, create_graph)
     for key, (g, _) in pending.items():
         if key in wanted:
@@ -180,6 +183,8 @@ def _accumulate(pending, tensor, contribution, use, create_graph):
             total = ops.add(previous, contribution)
         if total._node is not None:
             total._node.grad_sources = (previous_use, use)
+            total._node.grad_of = tensor
+            total._node.scope = tensor._node.scope if tensor._node is not None else ()
     else:
         with no_grad():
             total = ops.add(previous, contribution)
@@ -225,16 +230,15 @@ def _check_differentiable(t):
                          "requires_grad=True")
 
 
-def _leaves(output):
-    """Leaves reachable from `output` that require grad, in first-use order."""
-    seen, leaves = set(), []
-    candidates = [output] if output._node is None else [
-        inp for node in nodes([output]) for inp in node.inputs]
+def leaves(outputs):
+    """The leaves that require grad reachable from `outputs`, in first-use order."""
+    seen, found = set(), []
+    candidates = list(outputs) + [inp for node in nodes(outputs) for inp in node.inputs]
     for t in candidates:
         if t._node is None and t.requires_grad and id(t) not in seen:
             seen.add(id(t))
-            leaves.append(t)
-    return leaves
+            found.append(t)
+    return found
 
 
 def _reaches(outputs, tensor):

@@ -1,43 +1,107 @@
-"""Small built-in graphs: the demo's default and the examples other tools refer to by name."""
+"""Small built-in graphs: the demo's default and the examples the command line draws by name.
+
+Each example function returns the output tensors of its graph; `EXAMPLES` maps names to them.
+"""
 from .backend import xp
-from .tensor import tensor
+from .mode import scope
+from .tensor import Parameter, tensor
 from . import ops
 
 
-def lstm_cell_step(batch=2, input_size=3, hidden_size=4, seed=0, dtype=xp.float64):
-    """One LSTM cell step written inline from primitives, the textbook way.
+def _rng_leaf(rng, dtype):
+    def leaf(name, *shape, parameter=False):
+        data = rng.standard_normal(shape).astype(dtype)
+        if parameter:
+            return Parameter(data, name=name)
+        return tensor(data, name=name, requires_grad=True)
+    return leaf
 
-    One fused affine A = x@Wx + h_prev@Wh + b, sliced into the gates in the order f, g, i, o;
-    c = f*c_prev + g*i; h = o*tanh(c). Returns (inputs, (h, c)), where inputs maps the names
-    x, h_prev, c_prev, Wx, Wh, b to leaf tensors that require grad.
+
+def lstm_cell(x, h_prev, c_prev, Wx, Wh, b):
+    """The LSTM cell equations on tensors: one fused affine sliced in gate order f, g, i, o.
+
+    A = x@Wx + h_prev@Wh + b; c = f*c_prev + g*i; h = o*tanh(c). Returns (h, c).
     """
-    rng = xp.random.default_rng(seed)
+    H = h_prev.shape[-1]
+    A = x @ Wx + h_prev @ Wh + b
+    A.name = "A"
+    A_f, A_g, A_i, A_o = A[:, :H], A[:, H:2 * H], A[:, 2 * H:3 * H], A[:, 3 * H:]
+    f, g, i, o = ops.sigmoid(A_f), ops.tanh(A_g), ops.sigmoid(A_i), ops.sigmoid(A_o)
+    c = f * c_prev + g * i
+    tanh_c = ops.tanh(c)
+    h = o * tanh_c
+    named = dict(A_f=A_f, A_g=A_g, A_i=A_i, A_o=A_o, f=f, g=g, i=i, o=o, c=c, tanh_c=tanh_c, h=h)
+    for name, t in named.items():
+        t.name = name
+    return h, c
+
+
+def lstm_cell_step(batch=2, input_size=3, hidden_size=4, seed=0, dtype=xp.float64):
+    """One LSTM cell step on random data. Returns (inputs, (h, c)), where inputs maps the
+    names x, h_prev, c_prev, Wx, Wh, b to leaves that require grad (Wx, Wh, b Parameters)."""
+    leaf = _rng_leaf(xp.random.default_rng(seed), dtype)
     H = hidden_size
-
-    def leaf(name, *shape):
-        return tensor(rng.standard_normal(shape).astype(dtype), name=name, requires_grad=True)
-
     inputs = {
         "x": leaf("x", batch, input_size),
         "h_prev": leaf("h_prev", batch, H),
         "c_prev": leaf("c_prev", batch, H),
-        "Wx": leaf("Wx", input_size, 4 * H),
-        "Wh": leaf("Wh", H, 4 * H),
-        "b": leaf("b", 4 * H),
+        "Wx": leaf("Wx", input_size, 4 * H, parameter=True),
+        "Wh": leaf("Wh", H, 4 * H, parameter=True),
+        "b": leaf("b", 4 * H, parameter=True),
     }
-    h, c = lstm_cell(**inputs)
-    return inputs, (h, c)
+    return inputs, lstm_cell(**inputs)
 
 
-def lstm_cell(x, h_prev, c_prev, Wx, Wh, b):
-    """The LSTM cell equations on tensors (gate order f, g, i, o)."""
-    H = h_prev.shape[-1]
-    A = x @ Wx + h_prev @ Wh + b
-    f = ops.sigmoid(A[:, :H])
-    g = ops.tanh(A[:, H:2 * H])
-    i = ops.sigmoid(A[:, 2 * H:3 * H])
-    o = ops.sigmoid(A[:, 3 * H:])
-    c = f * c_prev + g * i
-    h = o * ops.tanh(c)
-    c.name, h.name = "c", "h"
-    return h, c
+def rnn_cell_step(batch=2, input_size=3, hidden_size=4, seed=0, dtype=xp.float64):
+    """One plain (tanh) RNN step: h = tanh(x@Wx + h_prev@Wh + b). Returns (inputs, h)."""
+    leaf = _rng_leaf(xp.random.default_rng(seed), dtype)
+    inputs = {
+        "x": leaf("x", batch, input_size),
+        "h_prev": leaf("h_prev", batch, hidden_size),
+        "Wx": leaf("Wx", input_size, hidden_size, parameter=True),
+        "Wh": leaf("Wh", hidden_size, hidden_size, parameter=True),
+        "b": leaf("b", hidden_size, parameter=True),
+    }
+    h = ops.tanh(inputs["x"] @ inputs["Wx"] + inputs["h_prev"] @ inputs["Wh"] + inputs["b"])
+    h.name = "h"
+    return inputs, h
+
+
+def lstm_unrolled(steps=3, batch=2, input_size=3, hidden_size=4, seed=0, dtype=xp.float64):
+    """An LSTM cell run over `steps` time steps, one `scope("t=k")` per step, shared weights.
+
+    Returns (inputs, loss) with loss = sum of the last hidden state.
+    """
+    leaf = _rng_leaf(xp.random.default_rng(seed), dtype)
+    H = hidden_size
+    Wx = leaf("Wx", input_size, 4 * H, parameter=True)
+    Wh = leaf("Wh", H, 4 * H, parameter=True)
+    b = leaf("b", 4 * H, parameter=True)
+    xs = [leaf(f"x{t}", batch, input_size) for t in range(1, steps + 1)]
+    h = tensor(xp.zeros((batch, H), dtype=dtype), name="h0")
+    c = tensor(xp.zeros((batch, H), dtype=dtype), name="c0")
+    for t, x in enumerate(xs, start=1):
+        with scope(f"t={t}"):
+            h, c = lstm_cell(x, h, c, Wx, Wh, b)
+            h.name, c.name = f"h{t}", f"c{t}"
+    loss = h.sum()
+    loss.name = "L"
+    return {"Wx": Wx, "Wh": Wh, "b": b, **{x.name: x for x in xs}}, loss
+
+
+def _outputs_of(builder, description):
+    def example():
+        _, outputs = builder()
+        return outputs
+    example.__doc__ = description
+    return example
+
+
+# name -> function returning the example's output tensors (its __doc__ is a one-line summary)
+EXAMPLES = {
+    "lstm_cell": _outputs_of(lstm_cell_step, "one LSTM cell step (fused matmul, gates f, g, i, "
+                             "o); outputs h and c"),
+    "rnn_cell": _outputs_of(rnn_cell_step, "one tanh RNN step; output h"),
+    "lstm_unrolled": _outputs_of(lstm_unrolled, "an LSTM unrolled over 3 steps in scopes t=1..3, "
+                                 "shared weights; output L = sum(h3)"),
+}

@@ -10,8 +10,10 @@ class _State:
     # While a vjp runs with create_graph=True, the forward node it differentiates; nodes made
     # then are marked as backward nodes pointing at it.
     backward_of = None
-    # "vjp" for nodes a vjp makes, "accumulate" for the fan-in sums the engine adds, "seed".
+    # "vjp" for nodes a vjp makes, "accumulate" for the fan-in sums the engine adds.
     backward_role = None
+    # The user's scope names, outermost first (see `scope`).
+    scope = ()
 
 
 state = _State()
@@ -62,3 +64,21 @@ def recording_backward(forward_node, role):
     finally:
         state.backward_of, state.backward_role, state.grad_enabled = saved
 
+
+
+@contextlib.contextmanager
+def scope(name):
+    """Group the ops created inside under `name`, e.g. one time step of an unrolled RNN.
+
+    Scopes nest; a node records the path of names (`node.scope`). Diagrams draw each scope as
+    a cluster that can be collapsed to one box. Backward nodes inherit the scope of the
+    forward node they differentiate.
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"scope: the name must be a non-empty string, got {name!r}")
+    saved = state.scope
+    state.scope = saved + (name,)
+    try:
+        yield
+    finally:
+        state.scope = saved

@@ -21,13 +21,17 @@ class Node:
             i.e. it belongs to a generated backward graph.
         forward_node: for a backward node, the forward node whose vjp created it (None for
             the fan-in sums and seeds the engine adds itself).
-        role: None for forward nodes; "vjp", "accumulate" or "seed" for backward nodes.
+        role: None for forward nodes; "vjp" or "accumulate" for backward nodes.
+        grad_of: for a backward node whose output is a gradient (or one use's contribution
+            to it), the forward tensor it is the gradient of; None for intermediate values.
         grad_sources: for an "accumulate" node, the forward nodes whose use of the tensor each
             summand came from (None where a summand is an earlier partial sum).
+        scope: the names of the `tinygraph.scope` blocks the node was created in; backward
+            nodes take their forward node's scope.
     """
 
     __slots__ = ("prim", "inputs", "_output", "is_backward", "forward_node", "role",
-                 "grad_sources", "__weakref__")
+                 "grad_of", "grad_sources", "scope", "__weakref__")
 
     def __init__(self, prim, inputs, output):
         self.prim = prim
@@ -36,7 +40,9 @@ class Node:
         self.forward_node = state.backward_of
         self.role = state.backward_role
         self.is_backward = self.role is not None
+        self.grad_of = None
         self.grad_sources = None
+        self.scope = state.scope if self.forward_node is None else self.forward_node.scope
 
     @property
     def op(self):
@@ -57,7 +63,7 @@ class Node:
 
     def __repr__(self):
         kind = f" backward of {self.forward_node.op}" if self.forward_node is not None else ""
-        if self.role in ("accumulate", "seed"):
+        if self.role == "accumulate":
             kind = f" {self.role}"
         shapes = ", ".join(str(t.shape) for t in self.inputs)
         return f"<Node {self.op}({shapes}){kind}>"

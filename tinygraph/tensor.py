@@ -151,6 +151,16 @@ def tensor(data, name=None, requires_grad=False, dtype=None):
     return Tensor(array, name=name, requires_grad=requires_grad)
 
 
+class Parameter(Tensor):
+    """A trainable leaf: always requires grad, and diagrams draw it apart from activations."""
+
+    __slots__ = ()
+
+    def __init__(self, data, name=None, dtype=None):
+        array = xp.array(data.data if isinstance(data, Tensor) else data, dtype=dtype)
+        super().__init__(array, name=name, requires_grad=True)
+
+
 def describe(t):
     """How a tensor is named in error messages: its name (or origin) and shape."""
     if t.name:

@@ -1,0 +1,222 @@
+"""Rewrite passes over generated backward graphs, so they read like a hand derivation.
+
+`simplify(tensors)` rebuilds the backward nodes reachable from `tensors` (forward nodes are
+left as they are) in one topological sweep. Each node is first offered to the local rules
+below, in order; whatever survives is deduplicated (common-subexpression elimination) and
+re-applied with its metadata (forward node, role, scope, what it is the gradient of). Values
+are unchanged: every rule is an algebraic identity.
+
+Rules:
+- constant folding: a node whose inputs are all constants becomes a constant;
+- identities: x * 1, x / 1, x + 0, x - 0, x ** 1, -(-x) and shape ops that change nothing
+  become x; x * 0 becomes a zero constant;
+- slice tiling: a sum of slice gradients (each a zero buffer with one piece filled in) whose
+  pieces tile the buffer along one axis becomes one concat of the pieces, in order. For an
+  LSTM cell this is the textbook dA = concat(df, dg, di, do).
+"""
+from collections import Counter
+from dataclasses import dataclass, field
+
+from .autodiff import nodes
+from .backend import xp
+from .mode import recording_backward
+from .tensor import Tensor
+from . import ops
+
+
+@dataclass
+class Simplified:
+    """What `simplify` returns: the rewritten tensors and how much was removed."""
+
+    outputs: list
+    nodes_before: int
+    nodes_after: int
+    rewrites: Counter = field(default_factory=Counter)
+
+    def __str__(self):
+        done = ", ".join(f"{name} {n}" for name, n in sorted(self.rewrites.items())) or "none"
+        return (f"backward nodes: {self.nodes_before} -> {self.nodes_after} "
+                f"(rewrites: {done})")
+
+
+def simplify(tensors):
+    """Simplify the backward graph behind `tensors` (a Tensor or a list of them)."""
+    single = isinstance(tensors, Tensor)
+    outputs = [tensors] if single else list(tensors)
+    rewriter = _Rewriter()
+    new_outputs = rewriter.run(outputs)
+    return Simplified(
+        outputs=new_outputs,
+        nodes_before=_count_backward(outputs),
+        nodes_after=_count_backward(new_outputs),
+        rewrites=rewriter.counts)
+
+
+def _count_backward(tensors):
+    return sum(1 for node in nodes(tensors) if node.is_backward)
+
+
+class _Rewriter:
+    def __init__(self):
+        self.memo = {}        # id(old tensor) -> its replacement
+        self.seen = {}        # CSE key -> tensor
+        self.counts = Counter()
+
+    def run(self, outputs):
+        for node in nodes(outputs):
+            if node.is_backward:
+                inputs = [self.memo.get(id(t), t) for t in node.inputs]
+                self.memo[id(node.output)] = self.rebuild(node, inputs)
+        return [self.memo.get(id(t), t) for t in outputs]
+
+    def rebuild(self, node, inputs):
+        for rule in RULES:
+            result = rule(node, inputs)
+            if result is not None:
+                self.counts[rule.__name__.lstrip("_")] += 1
+                return result
+        key = (node.op, _hashable(node.attrs), tuple(_input_key(t) for t in inputs))
+        if key in self.seen:
+            self.counts["cse"] += 1
+            return self.seen[key]
+        with recording_backward(node.forward_node, node.role):
+            out = ops.apply(node.prim, *inputs)
+        _copy_metadata(node, out._node)
+        self.seen[key] = out
+        return out
+
+
+def _copy_metadata(source, target):
+    target.grad_of = source.grad_of
+    target.grad_sources = source.grad_sources
+    target.scope = source.scope
+
+
+# --- rules: each takes (node, new inputs) and returns a replacement tensor or None ---------
+
+def _constant_folding(node, inputs):
+    if all(t.constant for t in inputs):
+        data = node.prim.forward(*[t.data for t in inputs])
+        return Tensor(xp.asarray(data), constant=True)
+    return None
+
+
+def _is_constant(t, value):
+    return t.constant and t.size > 0 and bool(xp.all(t.data == value))
+
+
+def _identities(node, inputs):
+    out = node.output
+    op = node.op
+
+    def same(t):   # t can stand for the output only if nothing was broadcast or cast
+        return t if t.shape == out.shape and t.dtype == out.dtype else None
+
+    if op == "mul":
+        a, b = inputs
+        if _is_constant(b, 1):
+            return same(a)
+        if _is_constant(a, 1):
+            return same(b)
+        if _is_constant(a, 0) or _is_constant(b, 0):
+            return Tensor(xp.zeros(out.shape, out.dtype), constant=True)
+    if op == "div" and _is_constant(inputs[1], 1):
+        return same(inputs[0])
+    if op == "add":
+        a, b = inputs
+        if _is_constant(b, 0):
+            return same(a)
+        if _is_constant(a, 0):
+            return same(b)
+    if op == "sub" and _is_constant(inputs[1], 0):
+        return same(inputs[0])
+    if op == "pow" and node.prim.exponent == 1:
+        return inputs[0]
+    if op == "neg" and inputs[0]._node is not None and inputs[0]._node.op == "neg":
+        return inputs[0]._node.inputs[0]
+    if op in ("reshape", "broadcast_to", "sum_to") and inputs[0].shape == out.shape:
+        return inputs[0]
+    return None
+
+
+def _slice_tiling(node, inputs):
+    if node.op != "add":
+        return None
+    terms = _sum_terms(inputs)
+    if len(terms) < 2 or any(t._node is None or t._node.op != "slice_grad" for t in terms):
+        return None
+    shape = terms[0]._node.prim.shape
+    spans = []
+    for t in terms:
+        span = _span(t._node.prim.key, shape) if t._node.prim.shape == shape else None
+        if span is None:
+            return None
+        spans.append(span + (t,))
+    axis = spans[0][0]
+    spans.sort(key=lambda s: s[1])
+    end = 0
+    for span_axis, start, stop, _ in spans:
+        if span_axis != axis or start != end:
+            return None
+        end = stop
+    if end != shape[axis]:
+        return None
+    pieces = [t._node.inputs[0] for *_, t in spans]
+    with recording_backward(None, "accumulate"):
+        out = ops.concat(pieces, axis=axis)
+    out._node.grad_of = node.grad_of
+    out._node.scope = node.scope
+    out._node.grad_sources = tuple(t._node.forward_node for *_, t in spans)
+    return out
+
+
+def _sum_terms(inputs):
+    """The summands of a tree of same-shape backward add nodes (iteratively, no recursion)."""
+    terms, stack = [], list(reversed(inputs))
+    while stack:
+        t = stack.pop()
+        node = t._node
+        if (node is not None and node.is_backward and node.op == "add"
+                and all(x.shape == t.shape for x in node.inputs)):
+            stack.extend(reversed(node.inputs))
+        else:
+            terms.append(t)
+    return terms
+
+
+def _span(key, shape):
+    """(axis, start, stop) when `key` selects one contiguous run along a single axis."""
+    if len(key) > len(shape) or not all(isinstance(k, slice) for k in key):
+        return None
+    span = None
+    for axis, (k, n) in enumerate(zip(key, shape)):
+        start, stop, step = k.indices(n)
+        if (start, stop, step) == (0, n, 1):
+            continue
+        if step != 1 or span is not None or stop <= start:
+            return None
+        span = (axis, start, stop)
+    return span
+
+
+RULES = [_constant_folding, _identities, _slice_tiling]
+
+
+# --- keys for common-subexpression elimination -----------------------------------------------
+
+def _input_key(t):
+    if t.constant and t.size <= 64:
+        return ("constant", t.dtype.str, t.shape, t.data.tobytes())
+    return id(t)
+
+
+def _hashable(value):
+    if isinstance(value, dict):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    if isinstance(value, (tuple, list)):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, xp.ndarray):
+        return ("array", value.dtype.str, value.shape, value.tobytes())
+    if isinstance(value, slice):
+        return ("slice", value.start, value.stop, value.step)
+    return value
