@@ -1,6 +1,7 @@
 """The README contract and the demo: two set-up commands, CI runs the test one verbatim."""
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 
@@ -20,15 +21,22 @@ def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_test_one():
     assert commands[1] in [line.strip() for line in ci]
 
 
-def test_demo_prints_outputs_gradients_and_backward_nodes():
-    result = subprocess.run([sys.executable, "-m", "tinygraph", "demo"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+def test_demo_prints_outputs_gradients_and_backward_nodes_and_draws_them(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "tinygraph", "demo", "--out", str(tmp_path)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     for name in ("h =", "c =", "dL/dx", "dL/dh_prev", "dL/dc_prev", "dL/dWx", "dL/dWh", "dL/db"):
         assert name in out
     assert re.search(r"Generated backward graph: \d+ op nodes", out)
     assert "slice_grad" in out and "vjp of slice" in out and "matmul" in out
+    assert re.search(r"Simplified: backward nodes: \d+ -> \d+", out)
+    suffix = "svg" if shutil.which("dot") else "dot"
+    for stem in ("lstm_cell_forward", "lstm_cell_backward", "lstm_cell_backward_generated",
+                 "lstm_cell_both"):
+        drawing = tmp_path / f"{stem}.{suffix}"
+        assert str(drawing) in out and drawing.stat().st_size > 0
+    assert "concat axis=1" in (tmp_path / f"lstm_cell_backward.{suffix}").read_text()
 
 
 def test_demo_rejects_bad_flags_with_one_line():

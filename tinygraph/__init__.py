@@ -8,7 +8,7 @@ from .ops import (
     log_softmax, cross_entropy, Primitive, apply,
 )
 from .autodiff import grad, backward, nodes, leaves
-from .render import render, to_dot, save, GraphvizNotFoundError
+from .diagram import render, to_dot, save, GraphvizNotFoundError
 from .gradcheck import gradcheck, GradcheckError
 from .rewrite import simplify, Simplified
 

@@ -17,7 +17,7 @@ import sys
 import numpy as np
 
 from . import examples, grad, nodes, simplify
-from .render import VIEWS, GraphvizNotFoundError, save
+from .diagram import VIEWS, GraphvizNotFoundError, save
 from .tensor import Tensor
 
 

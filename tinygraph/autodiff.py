@@ -13,31 +13,21 @@ from . import ops
 
 
 def nodes(outputs):
-    """The op nodes reachable from `outputs`, inputs before users (topological order).
+    """The op nodes reachable from `outputs`, in the order they were created.
 
-    Iterative depth-first search, so graph depth is not limited by Python's recursion limit;
-    inputs are visited in argument order, so the order is deterministic.
+    Every node is created after the nodes of its inputs, so creation order is a topological
+    order (inputs before users), and it follows the program as written. The search is
+    iterative, so graph depth is not limited by Python's recursion limit.
     """
-    order, visited = [], set()
-    for out in _as_list(outputs, "nodes"):
-        root = out._node
-        if root is None or id(root) in visited:
+    found, stack = {}, [out._node for out in _as_list(outputs, "nodes") if out._node is not None]
+    while stack:
+        node = stack.pop()
+        if id(node) in found:
             continue
-        stack = [(root, False)]
-        while stack:
-            node, expanded = stack.pop()
-            if expanded:
-                order.append(node)
-                continue
-            if id(node) in visited:
-                continue
-            visited.add(id(node))
-            stack.append((node, True))
-            for inp in reversed(node.inputs):
-                child = inp._node
-                if child is not None and id(child) not in visited:
-                    stack.append((child, False))
-    return order
+        found[id(node)] = node
+        stack.extend(inp._node for inp in node.inputs
+                     if inp._node is not None and id(inp._node) not in found)
+    return sorted(found.values(), key=lambda node: node.serial)
 
 
 def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=False):

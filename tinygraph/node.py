@@ -5,6 +5,7 @@ the saved values its vjp reads) and its output (weakly: the output owns the node
 link back would make a reference cycle that only the cyclic collector could free). So a node
 does not keep its own output alive: hold on to the output tensors you want to inspect.
 """
+import itertools
 import weakref
 
 from .mode import state
@@ -31,9 +32,14 @@ class Node:
     """
 
     __slots__ = ("prim", "inputs", "_output", "is_backward", "forward_node", "role",
-                 "grad_of", "grad_sources", "scope", "__weakref__")
+                 "grad_of", "grad_sources", "scope", "serial", "__weakref__")
+
+    # Creation order: a node's inputs always come from earlier nodes, so sorting by it is a
+    # topological order that follows the program as written.
+    _serials = itertools.count()
 
     def __init__(self, prim, inputs, output):
+        self.serial = next(Node._serials)
         self.prim = prim
         self.inputs = tuple(inputs)
         self._output = weakref.ref(output)

@@ -129,6 +129,11 @@ class _Diagram:
         forward_nodes = [n for n in nodes(forward_roots) if not n.is_backward]
         backward_nodes = [n for n in nodes(backward_roots) if n.is_backward]
         self._name_forward(forward_nodes)
+        # Clusters are drawn in the order the program entered their scopes.
+        self.scope_rank = {}
+        for node in forward_nodes + backward_nodes:
+            for depth in range(1, len(node.scope) + 1):
+                self.scope_rank.setdefault(node.scope[:depth], len(self.scope_rank))
         self.norms = self._grad_norms(forward_nodes, grad_outputs) if color_by else None
 
         if view in ("forward", "both"):
@@ -377,10 +382,7 @@ class _Diagram:
             by_scope.setdefault(scope, []).append((dot_id, attrs))
         for dot_id, attrs in by_scope.pop((), []):
             g.node(dot_id, **attrs)
-        top_level = []
-        for scope in by_scope:
-            if scope[:1] not in top_level:
-                top_level.append(scope[:1])
+        top_level = sorted({scope[:1] for scope in by_scope}, key=self._scope_order)
         for top in top_level:
             if top in collapsed:
                 members = [s for s in by_scope if s[:1] == top]
@@ -398,12 +400,13 @@ class _Diagram:
             sub.attr(label=scope[-1], style="rounded,dashed", color="#999999")
             for dot_id, attrs in by_scope.get(scope, []):
                 sub.node(dot_id, **attrs)
-            children = []
-            for s in by_scope:
-                if len(s) == len(scope) + 1 and s[:len(scope)] == scope and s not in children:
-                    children.append(s)
-            for child in children:
+            children = {s[:len(scope) + 1] for s in by_scope
+                        if len(s) > len(scope) and s[:len(scope)] == scope}
+            for child in sorted(children, key=self._scope_order):
                 self._emit_cluster(sub, child, by_scope)
+
+    def _scope_order(self, scope):
+        return (self.scope_rank.get(scope, len(self.scope_rank)), scope)
 
     def _legend(self, g):
         low, high = self.norm_range

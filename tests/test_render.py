@@ -1,0 +1,318 @@
+"""Diagrams: DOT structure of the built-in examples (no `dot` needed), the rules of what is
+drawn, determinism, and real rendering through Graphviz."""
+import re
+import shutil
+import subprocess
+import sys
+
+import graphviz
+import numpy as np
+import pytest
+
+import tinygraph as tg
+from tinygraph import diagram as render_module
+from tinygraph.examples import EXAMPLES
+
+
+def dot_nodes(dot):
+    """{dot id: attribute text} for every node statement."""
+    return {dot_id: attrs for dot_id, attrs in re.findall(r'^\s*(\w+) \[(.*)\]$', dot, re.M)
+            if dot_id not in ("graph", "node", "edge")}
+
+
+def dot_edges(dot):
+    return re.findall(r'^\s*(\w+) -> (\w+)(?: \[(.*)\])?$', dot, re.M)
+
+
+def label(attrs):
+    match = re.search(r'label="((?:[^"\\]|\\.)*)"', attrs)
+    return match.group(1).replace("\\n", "\n") if match else None
+
+
+def count_kinds(dot):
+    counts = {}
+    for dot_id in dot_nodes(dot):
+        kind = re.match(r"[a-z_]+", dot_id).group(0)
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
+# --- golden structure of the built-in examples -----------------------------------------------
+
+GOLDEN = {
+    # (example, view): (node kinds, edge count, cluster names)
+    ("lstm_cell", "forward"): ({"f": 17, "t": 6}, 25, []),
+    ("lstm_cell", "backward"): ({"b": 32, "s": 2, "g": 5, "t": 5}, 56, []),
+    ("lstm_cell", "both"): ({"f": 17, "t": 6, "b": 32, "s": 2}, 81, []),
+    ("rnn_cell", "forward"): ({"f": 5, "t": 5}, 9, []),
+    ("rnn_cell", "backward"): ({"b": 12, "g": 1, "s": 1, "t": 4}, 18, []),
+    ("lstm_unrolled", "forward"): ({"t": 8, "f": 52}, 76, ["t=1", "t=2", "t=3"]),
+    ("lstm_unrolled", "backward"): ({"t": 7, "b": 93, "g": 19}, 166, ["t=1", "t=2", "t=3"]),
+    ("lstm_unrolled", "both"): ({"t": 8, "f": 52, "b": 93}, 242, ["t=1", "t=2", "t=3"]),
+}
+
+
+@pytest.mark.parametrize("example, view", sorted(GOLDEN))
+def test_golden_dot_structure(example, view):
+    kinds, n_edges, clusters = GOLDEN[(example, view)]
+    dot = tg.to_dot(EXAMPLES[example](), view=view)
+    assert count_kinds(dot) == kinds
+    assert len(dot_edges(dot)) == n_edges
+    assert re.findall(r'subgraph cluster_\w+ \{\n[^\n]*label="([^"]+)"', dot) == clusters
+
+
+def test_same_graph_gives_byte_identical_dot():
+    for name, build in EXAMPLES.items():
+        assert tg.to_dot(build(), view="both") == tg.to_dot(build(), view="both"), name
+
+
+# --- what the forward view shows ---------------------------------------------------------------
+
+def test_forward_nodes_show_op_and_tensors_show_name_shape_dtype():
+    dot = tg.to_dot(EXAMPLES["lstm_cell"](), view="forward")
+    labels = {label(a) for a in dot_nodes(dot).values()}
+    assert "x\n(2, 3) float64" in labels
+    assert "Wx\n(3, 16) float64" in labels
+    assert "slice [:, :4]\nA_f (2, 4) float64" in labels
+    assert "sigmoid\nf (2, 4) float64" in labels
+    assert "mul\nh (2, 4) float64" in labels
+
+
+def test_parameters_look_different_from_activations():
+    nodes = dot_nodes(tg.to_dot(EXAMPLES["lstm_cell"](), view="forward"))
+    by_label = {label(a).split("\n")[0]: a for a in nodes.values()}
+    for parameter in ("Wx", "Wh", "b"):
+        assert "peripheries=2" in by_label[parameter] and "shape=box" in by_label[parameter]
+    for activation in ("x", "h_prev", "c_prev"):
+        assert "peripheries=1" in by_label[activation] and "shape=ellipse" in by_label[activation]
+
+
+def test_constants_are_written_into_labels_and_none_never_shows():
+    x = tg.tensor(np.ones(3), name="x", requires_grad=True)
+    y = (1.0 - tg.tanh(x) * 0.5).sum()
+    dot = tg.to_dot(y, view="both")
+    labels = [label(a) for a in dot_nodes(dot).values()]
+    assert any(l.startswith("sub(1, ·)") for l in labels)
+    assert any(l.startswith("mul(·, 0.5)") for l in labels)
+    assert all(l and "None" not in l for l in labels)
+    assert count_kinds(dot)["t"] == 1          # only x: no node for any constant
+    assert 'label=""' not in dot
+
+
+# --- what the backward view shows -----------------------------------------------------------
+
+def test_backward_nodes_are_labelled_with_their_gradient_and_paired_by_hue():
+    dot = tg.to_dot(EXAMPLES["lstm_cell"](), view="both")
+    nodes = dot_nodes(dot)
+    labels = {dot_id: label(a) for dot_id, a in nodes.items()}
+    for name in ("x", "h_prev", "c_prev", "Wx", "Wh", "b", "A", "f", "g", "i", "o", "c"):
+        assert any(l.startswith(f"∂L/∂{name}\n") for l in labels.values()), name
+    backward = [a for d, a in nodes.items() if d.startswith("b")]
+    assert all("bold" in a for a in backward)
+    forward_fills = {re.search(r'fillcolor="([^"]+)"', a).group(1)
+                     for d, a in nodes.items() if d.startswith("f")}
+    backward_fills = {re.search(r'fillcolor="([^"]+)"', a).group(1) for a in backward}
+    assert forward_fills <= {tint for tint, _ in render_module.HUES}
+    assert backward_fills <= {tone for _, tone in render_module.HUES} | {render_module.SUM_FILL}
+    # The sigmoid producing f and the vjp nodes that differentiate it share a hue.
+    sigmoid_f = next(d for d, l in labels.items() if l == "sigmoid\nf (2, 4) float64")
+    hue = [tint for tint, _ in render_module.HUES].index(
+        re.search(r'fillcolor="([^"]+)"', nodes[sigmoid_f]).group(1))
+    d_af = next(d for d, l in labels.items() if l.startswith("∂L/∂A_f\n"))
+    assert f'fillcolor="{render_module.HUES[hue][1]}"' in nodes[d_af]
+
+
+def test_fan_in_sum_edges_name_their_uses():
+    dot = tg.to_dot(EXAMPLES["lstm_cell"](), view="backward")
+    labels = {dot_id: label(a) for dot_id, a in dot_nodes(dot).items()}
+    ds = next(d for d, l in labels.items() if l.startswith("∂L/∂c\nΣ"))
+    incoming = [attrs for tail, head, attrs in dot_edges(dot) if head == ds]
+    assert sorted(label(a) for a in incoming) == ["from the output", "via tanh → tanh_c"]
+    concat = next(d for d, l in labels.items() if l.startswith("∂L/∂A\nconcat"))
+    incoming = [label(a) for tail, head, a in dot_edges(dot) if head == concat]
+    assert sorted(incoming) == ["via A_f", "via A_g", "via A_i", "via A_o"]
+
+
+def test_fan_in_of_a_tensor_used_by_two_time_steps_is_one_labelled_sum():
+    dot = tg.to_dot(EXAMPLES["lstm_unrolled"](), view="backward")
+    labels = {dot_id: label(a) for dot_id, a in dot_nodes(dot).items()}
+    sums = [d for d, l in labels.items() if l.startswith("∂L/∂c1\nΣ")]
+    assert len(sums) == 1
+    incoming = sorted(label(a) for t, h, a in dot_edges(dot) if h == sums[0])
+    assert incoming == ["via mul [t=2]", "via tanh → tanh_c [t=1]"]
+
+
+def test_saved_forward_values_are_dashed_edges():
+    dot = tg.to_dot(EXAMPLES["lstm_cell"](), view="both")
+    labels = {dot_id: label(a) for dot_id, a in dot_nodes(dot).items()}
+    dc_prev = next(d for d, l in labels.items() if l.startswith("∂L/∂c_prev\n"))
+    incoming = {labels[t].split("\n")[0]: a for t, h, a in dot_edges(dot) if h == dc_prev}
+    assert "style=dashed" in incoming["sigmoid"]              # f, saved from the forward
+    assert "style=dashed" not in incoming["∂L/∂c"]            # ds, the gradient flow
+
+
+def test_backward_view_draws_saved_values_as_ghosts():
+    dot = tg.to_dot(EXAMPLES["lstm_cell"](), view="backward")
+    ghosts = {label(a).split("\n")[0] for d, a in dot_nodes(dot).items() if d.startswith("g")}
+    assert ghosts == {"f", "g", "i", "o", "tanh_c"}
+
+
+def test_simplify_option_and_node_count_caption():
+    outputs = EXAMPLES["lstm_cell"]()
+    simplified = tg.to_dot(outputs, view="backward")
+    generated = tg.to_dot(outputs, view="backward", simplify=False)
+    assert "backward graph simplified: 38 → 32 nodes" in simplified
+    assert "backward graph as generated: 38 nodes" in generated
+    assert "slice_grad" in generated and "slice_grad" not in simplified
+
+
+def test_rendering_gradients_made_with_create_graph_draws_them_as_they_are():
+    x = tg.tensor(np.ones(3), name="x", requires_grad=True)
+    (g,) = tg.grad((x ** 3).sum(), [x], create_graph=True)
+    dot = tg.to_dot(g, view="backward", simplify=False)
+    assert "pow ** 2" in dot and "∂L/∂x" in dot
+
+
+# --- clusters, collapsing and gradient norms --------------------------------------------------
+
+def test_scopes_become_clusters_and_collapse_to_boxes():
+    outputs = EXAMPLES["lstm_unrolled"]()
+    dot = tg.to_dot(outputs, view="both", collapse=["t=1", "t=2"])
+    assert 'label="t=3"' in dot
+    boxes = {d: label(a) for d, a in dot_nodes(dot).items() if d.startswith("cluster_box")}
+    assert sorted(l.split("\n")[0] for l in boxes.values()) == ["t=1", "t=2"]
+    assert all("forward ops" in l and "backward ops" in l for l in boxes.values())
+    assert any(h in boxes for _, h, _ in dot_edges(dot))
+    dot_all = tg.to_dot(outputs, view="forward", collapse=True)
+    assert "subgraph cluster_t" not in dot_all and len([d for d in dot_nodes(dot_all)
+                                                         if d.startswith("cluster_box")]) == 3
+    with pytest.raises(ValueError, match="unknown scope"):
+        tg.to_dot(outputs, collapse=["t=9"])
+
+
+def test_nested_scopes_nest_clusters():
+    x = tg.tensor(np.ones(2), name="x", requires_grad=True)
+    with tg.scope("layer1"):
+        with tg.scope("t=1"):
+            y = tg.tanh(x)
+    dot = tg.to_dot(y.sum(), view="forward")
+    assert re.search(r'subgraph cluster_layer1 \{.*subgraph cluster_layer1_tx3d1 \{', dot, re.S)
+
+
+def test_color_by_grad_norm_shows_vanishing_gradients_with_a_legend():
+    outputs = EXAMPLES["lstm_unrolled"]()
+    dot = tg.to_dot(outputs, view="forward", color_by="grad_norm")
+    assert "cluster_legend" in dot and "‖∂L/∂·‖ (log scale)" in dot
+    nodes = dot_nodes(dot)
+    by_label = {label(a).split("\n")[-1].split(" ")[0]: a for a in nodes.values()}
+    shade = {name: render_module.NORM_COLORS.index(
+        re.search(r'fillcolor="([^"]+)"', by_label[name]).group(1)) for name in ("h1", "h3")}
+    assert shade["h1"] < shade["h3"]        # further from the loss: smaller gradient, darker
+
+
+# --- errors, formats and Graphviz -----------------------------------------------------------
+
+@pytest.mark.parametrize("options, error, message", [
+    (dict(view="sideways"), ValueError, "unknown view 'sideways'"),
+    (dict(color_by="magnitude"), ValueError, "unknown color_by"),
+])
+def test_bad_options_are_clear_errors(options, error, message):
+    with pytest.raises(error, match=message):
+        tg.render(EXAMPLES["rnn_cell"](), **options)
+
+
+def test_render_rejects_non_tensors_and_graphs_without_gradients():
+    with pytest.raises(TypeError, match="outputs must be"):
+        tg.render([np.ones(2)])
+    y = tg.tensor(np.ones(2)) * 2.0
+    with pytest.raises(ValueError, match="nothing requires grad"):
+        tg.render(y, view="backward")
+    assert "mul" in tg.to_dot(y, view="forward")
+
+
+def test_render_returns_a_digraph_that_shows_inline_in_jupyter():
+    graph = tg.render(EXAMPLES["rnn_cell"]())
+    assert isinstance(graph, graphviz.Digraph)
+    assert hasattr(graph, "_repr_mimebundle_")
+
+
+def test_missing_dot_is_a_clear_error_but_dot_text_still_works(monkeypatch, tmp_path):
+    monkeypatch.setattr(render_module.shutil, "which", lambda name: None)
+    outputs = EXAMPLES["rnn_cell"]()
+    with pytest.raises(tg.GraphvizNotFoundError, match="apt-get install graphviz"):
+        tg.save(outputs, tmp_path / "graph.svg")
+    assert tg.save(outputs, tmp_path / "graph.dot").read_text().startswith("digraph")
+    assert tg.to_dot(outputs).startswith("digraph")
+
+
+def test_unknown_file_format_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match=r"\.svg, \.png, \.pdf, \.dot"):
+        tg.save(EXAMPLES["rnn_cell"](), tmp_path / "graph.jpg")
+
+
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None,
+                               reason="Graphviz 'dot' is not installed (CI installs it)")
+
+
+@needs_dot
+def test_really_renders_svg_with_the_expected_labels(tmp_path):
+    path = tg.save(EXAMPLES["lstm_cell"](), tmp_path / "cell.svg", view="both")
+    svg = path.read_text(encoding="utf-8")
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+    for text in ("∂L/∂A", "concat axis=1", "∂L/∂c_prev", "sigmoid", "Wx", "via A_f"):
+        assert text in svg, text
+
+
+@needs_dot
+@pytest.mark.parametrize("fmt, magic", [("png", b"\x89PNG"), ("pdf", b"%PDF")])
+def test_renders_png_and_pdf(tmp_path, fmt, magic):
+    path = tg.save(EXAMPLES["rnn_cell"](), tmp_path / f"cell.{fmt}")
+    assert path.read_bytes().startswith(magic)
+
+
+# --- command line ------------------------------------------------------------------------
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "tinygraph", *args], capture_output=True,
+                          text=True, timeout=120, cwd=cwd)
+
+
+def test_cli_lists_the_built_in_examples():
+    result = run_cli("render", "--list")
+    assert result.returncode == 0
+    assert [line.split()[0] for line in result.stdout.splitlines()] == [
+        "lstm_cell", "rnn_cell", "lstm_unrolled"]
+
+
+def test_cli_renders_a_module_function(tmp_path):
+    (tmp_path / "mygraph.py").write_text(
+        "import numpy as np\nimport tinygraph as tg\n\n"
+        "def build():\n"
+        "    x = tg.tensor(np.ones(3), name='x', requires_grad=True)\n"
+        "    return (tg.tanh(x) * x).sum()\n")
+    result = run_cli("render", "mygraph:build", "--view", "both", "-o", "out.dot", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    dot = (tmp_path / "out.dot").read_text()
+    assert "tanh" in dot and "∂L/∂x" in dot
+
+
+@needs_dot
+def test_cli_renders_an_example_to_svg(tmp_path):
+    result = run_cli("render", "lstm_unrolled", "--view", "backward", "--collapse", "t=1",
+                     "-o", str(tmp_path / "u.svg"))
+    assert result.returncode == 0, result.stderr
+    assert "<svg" in (tmp_path / "u.svg").read_text()
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (("render", "nosuchmodule:f", "-o", "x.svg"), 2, "cannot import module 'nosuchmodule'"),
+    (("render", "nosuch", "-o", "x.svg"), 2, "unknown example 'nosuch'"),
+    (("render", "lstm_cell"), 2, "needs a target"),
+    (("render", "lstm_cell", "-o", "x.jpg"), 1, "cannot tell the format"),
+    (("render", "lstm_unrolled", "--collapse", "t=7", "-o", "x.dot"), 1, "unknown scope"),
+])
+def test_cli_errors_are_one_line(args, code, message, tmp_path):
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == code
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

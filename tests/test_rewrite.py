@@ -1,0 +1,165 @@
+"""tinygraph.simplify: every rule, values unchanged, and the LSTM cell's backward graph in the
+textbook form."""
+import numpy as np
+import pytest
+
+import tinygraph as tg
+from tinygraph.examples import lstm_cell_step, lstm_unrolled, rnn_cell_step
+from tinygraph.mode import recording_backward
+
+from op_cases import CASES
+
+
+def cell_gradients(**kwargs):
+    """The LSTM cell's gradients w.r.t. all its inputs, seeded by symbolic ∂L/∂h, ∂L/∂c."""
+    inputs, (h, c) = lstm_cell_step(**kwargs)
+    rng = np.random.default_rng(7)
+    seeds = [tg.tensor(rng.standard_normal(h.shape), name="∂L/∂h"),
+             tg.tensor(rng.standard_normal(c.shape), name="∂L/∂c")]
+    names = list(inputs)
+    grads = tg.grad([h, c], [inputs[n] for n in names], grad_outputs=seeds, create_graph=True)
+    return inputs, (h, c), dict(zip(names, grads))
+
+
+def backward_nodes(tensors):
+    return [n for n in tg.nodes(list(tensors)) if n.is_backward]
+
+
+# --- values are unchanged --------------------------------------------------------------------
+
+def assert_same_values(grads):
+    result = tg.simplify(grads)
+    for before, after in zip(grads, result.outputs):
+        np.testing.assert_allclose(after.data, before.data, rtol=0, atol=1e-12)
+    return result
+
+
+def test_simplified_lstm_cell_gradients_equal_the_generated_ones():
+    _, _, grads = cell_gradients(batch=3, input_size=5, hidden_size=4)
+    result = assert_same_values(list(grads.values()))
+    assert result.nodes_after < result.nodes_before
+
+
+def test_simplified_unrolled_lstm_and_rnn_gradients_equal_the_generated_ones():
+    inputs, loss = lstm_unrolled(steps=4)
+    assert_same_values(tg.grad(loss, list(inputs.values()), create_graph=True))
+    inputs, h = rnn_cell_step()
+    assert_same_values(tg.grad(h.sum(), list(inputs.values()), create_graph=True))
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_simplify_keeps_every_primitives_gradient(case):
+    xs = [tg.tensor(a, requires_grad=True) for a in case.inputs(np.random.default_rng(0))]
+    out = case.fn(*xs)
+    seed = tg.tensor(np.random.default_rng(1).standard_normal(out.shape), name="∂L/∂y")
+    grads = [g for g in tg.grad(out, xs, grad_outputs=[seed], create_graph=True,
+                                allow_unused=True) if g is not None]
+    assert_same_values(grads)
+
+
+# --- each rule ------------------------------------------------------------------------------
+
+def test_common_subexpressions_are_merged():
+    x = tg.tensor(np.ones((2, 3)), name="x", requires_grad=True)
+    W = tg.Parameter(np.ones((3, 4)), name="W")
+    loss = (x @ W).sum() + (x @ W).sum()     # two matmuls: their vjps both transpose W and x
+    grads = tg.grad(loss, [x, W], create_graph=True)
+    before = [n.op for n in backward_nodes(grads)].count("transpose")
+    result = tg.simplify(grads)
+    assert before == 4
+    assert [n.op for n in backward_nodes(result.outputs)].count("transpose") == 2
+    assert result.rewrites["cse"] >= 2
+
+
+def test_constants_are_folded_and_multiplications_by_one_removed():
+    x = tg.tensor(np.arange(6.0).reshape(2, 3), name="x", requires_grad=True)
+    w = tg.tensor(np.ones(3), name="w", requires_grad=True)
+    (gw,) = tg.grad((x * w).sum(), [w], create_graph=True)   # seed 1 broadcast, times x
+    generated = [n.op for n in backward_nodes([gw])]
+    assert "broadcast_to" in generated and "mul" in generated
+    result = tg.simplify(gw)
+    assert [n.op for n in backward_nodes(result.outputs)] == ["sum_to"]
+    assert result.outputs[0].node.inputs[0] is x
+    assert result.rewrites["constant_folding"] >= 1 and result.rewrites["identities"] >= 1
+
+
+@pytest.mark.parametrize("build", [
+    lambda x: x + np.zeros(3), lambda x: np.zeros(3) + x, lambda x: x - 0.0,
+    lambda x: x * 1.0, lambda x: 1.0 * x, lambda x: x / 1.0, lambda x: x ** 1, lambda x: -(-x),
+    lambda x: tg.reshape(x, (3,)),
+])
+def test_identities_inside_a_backward_graph_are_removed(build):
+    x = tg.tensor(np.arange(3.0), name="x", requires_grad=True)
+    with recording_backward(None, "vjp"):
+        y = build(tg.exp(x))
+    result = tg.simplify(y)
+    assert result.outputs[0].node.op == "exp"
+
+
+def test_identity_that_broadcasts_is_kept():
+    x = tg.tensor(np.arange(3.0), name="x", requires_grad=True)
+    with recording_backward(None, "vjp"):
+        y = tg.exp(x) * np.ones((2, 3))        # not an identity: the shape changes
+    assert tg.simplify(y).outputs[0].shape == (2, 3)
+
+
+def test_multiplication_by_zero_becomes_a_constant():
+    x = tg.tensor(np.arange(3.0), requires_grad=True)
+    with recording_backward(None, "vjp"):
+        y = tg.exp(x) * 0.0
+    (out,) = tg.simplify([y]).outputs
+    assert out.constant and out.node is None and not np.any(out.data)
+
+
+def test_slice_gradients_that_tile_become_one_concat_in_order():
+    x = tg.tensor(np.arange(12.0).reshape(2, 6), name="x", requires_grad=True)
+    parts = [x[:, 4:], x[:, :2], x[:, 2:4]]           # used out of order on purpose
+    # Squares, so the slice gradients depend on x and are not folded away as constants.
+    loss = sum((p * p * (k + 1.0)).sum() for k, p in enumerate(parts))
+    (g,) = tg.grad(loss, [x], create_graph=True)
+    result = tg.simplify(g)
+    ops = [n.op for n in backward_nodes(result.outputs)]
+    assert ops.count("concat") == 1 and "slice_grad" not in ops
+    concat = result.outputs[0].node
+    assert [src.attrs["key"][1] for src in concat.grad_sources] == [
+        slice(None, 2), slice(2, 4), slice(4, None)]
+    np.testing.assert_array_equal(result.outputs[0].data, g.data)
+
+
+def test_slice_gradients_with_a_gap_are_left_alone():
+    x = tg.tensor(np.arange(12.0).reshape(2, 6), requires_grad=True)
+    (g,) = tg.grad((x[:, :2] ** 2).sum() + (x[:, 3:] ** 2).sum(), [x], create_graph=True)
+    ops = [n.op for n in backward_nodes(tg.simplify(g).outputs)]
+    assert "concat" not in ops and ops.count("slice_grad") == 2
+
+
+# --- the LSTM cell reads like the hand derivation ----------------------------------------
+
+def test_simplified_lstm_cell_backward_has_the_textbook_structure():
+    inputs, (h, c), grads = cell_gradients()
+    result = tg.simplify(list(grads.values()))
+    simplified = dict(zip(grads, result.outputs))
+    bwd = backward_nodes(result.outputs)
+    ops = [n.op for n in bwd]
+
+    # One concat joining df, dg, di, do in gate order; no zero-filled slice gradients.
+    assert ops.count("concat") == 1 and "slice_grad" not in ops
+    concat = next(n for n in bwd if n.op == "concat")
+    assert [src.output.name for src in concat.grad_sources] == ["A_f", "A_g", "A_i", "A_o"]
+    assert [t.node.grad_of.name for t in concat.inputs] == ["A_f", "A_g", "A_i", "A_o"]
+    assert concat.grad_of.name == "A"
+
+    # Four matmuls: dx, dh_prev, dWx, dWh, each reading the concat; one batch sum for db.
+    matmuls = [n for n in bwd if n.op == "matmul"]
+    assert sorted(n.grad_of.name for n in matmuls) == ["Wh", "Wx", "h_prev", "x"]
+    assert all(concat.output in n.inputs for n in matmuls)
+    assert simplified["b"].node.op == "sum_to" and simplified["b"].node.inputs == (concat.output,)
+
+    # The cell-state highway: dc_prev = ds * f, with ds the summed gradient of c.
+    dc_prev = simplified["c_prev"].node
+    assert dc_prev.op == "mul"
+    ds, f = dc_prev.inputs
+    assert ds.node.role == "accumulate" and ds.node.grad_of is c and f.name == "f"
+
+    assert result.nodes_before == 38 and result.nodes_after == 32
+    assert str(result).startswith("backward nodes: 38 -> 32")
