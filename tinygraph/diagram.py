@@ -224,7 +224,7 @@ class _Diagram:
             if t._node is not None and t._node.is_backward or _is_seed(t):
                 attrs = {"color": GRAD_EDGE, "penwidth": "1.6"}
                 if node.role == "accumulate" and node.grad_sources is not None:
-                    attrs["label"] = self._use_label(node.grad_sources[k], t)
+                    attrs["label"] = self._use_label(node.grad_sources[k], t, node.scope)
                     attrs["fontcolor"] = GRAD_EDGE
             else:   # a forward value saved for the backward pass
                 attrs = {"style": "dashed", "color": SAVED_EDGE, "arrowhead": "empty"}
@@ -232,8 +232,9 @@ class _Diagram:
                     attrs["constraint"] = "false"
             self.edges.append((self._tensor_source(t), dot_id, attrs))
 
-    def _use_label(self, use, summand):
-        """Which use of the tensor a summand of its gradient came from."""
+    def _use_label(self, use, summand, sum_scope):
+        """Which use of the tensor a summand of its gradient came from (and where, when that
+        is another scope than the sum's)."""
         if use is None:
             return "from the output" if _is_seed(summand) or summand.constant else "partial sum"
         out = use.output
@@ -241,7 +242,7 @@ class _Diagram:
             text = f"via {out.name}" if use.op in ("slice", "index") else f"via {use.op} → {out.name}"
         else:
             text = f"via {use.op}"
-        return text + (f" [{'/'.join(use.scope)}]" if use.scope else "")
+        return text + (f" [{'/'.join(use.scope)}]" if use.scope and use.scope != sum_scope else "")
 
     def _tensor_source(self, t):
         """The DOT id that stands for tensor t: its producing node, or a leaf node."""
@@ -361,7 +362,10 @@ class _Diagram:
         elif self.view != "forward":
             count = sum(1 for _, dot_id, _ in self.items if dot_id.startswith("b"))
             parts.append(f"backward graph as generated: {count} nodes")
-        return "\n".join(parts)
+        if self.view != "forward":
+            parts.append("dashed: forward values the backward pass reads · "
+                         "Σ: a gradient summed over the uses named on its edges")
+        return "\\n".join(parts)
 
     def _collapsed_scopes(self):
         scopes = sorted({s[:1] for s, _, _ in self.items if s})
@@ -388,8 +392,8 @@ class _Diagram:
                 members = [s for s in by_scope if s[:1] == top]
                 n_forward = sum(1 for s in members for d, _ in by_scope[s] if d.startswith("f"))
                 n_backward = sum(1 for s in members for d, _ in by_scope[s] if d.startswith("b"))
-                counts = f"{n_forward} forward ops" + (
-                    f", {n_backward} backward ops" if n_backward else "")
+                counts = ", ".join(f"{n} {kind} ops" for n, kind in (
+                    (n_forward, "forward"), (n_backward, "backward")) if n)
                 g.node("cluster_box_" + _scope_id(top), label=_lines(top[0], counts),
                        shape="box3d", style="filled", fillcolor="#eeeeee")
                 continue
