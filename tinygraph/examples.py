@@ -18,22 +18,13 @@ def _rng_leaf(rng, dtype):
 
 
 def lstm_cell(x, h_prev, c_prev, Wx, Wh, b):
-    """The LSTM cell equations on tensors: one fused affine sliced in gate order f, g, i, o.
+    """The LSTM cell on tensors: one fused affine sliced in gate order f, g, i, o.
 
     A = x@Wx + h_prev@Wh + b; c = f*c_prev + g*i; h = o*tanh(c). Returns (h, c).
     """
-    H = h_prev.shape[-1]
-    A = x @ Wx + h_prev @ Wh + b
-    A.name = "A"
-    A_f, A_g, A_i, A_o = A[:, :H], A[:, H:2 * H], A[:, 2 * H:3 * H], A[:, 3 * H:]
-    f, g, i, o = ops.sigmoid(A_f), ops.tanh(A_g), ops.sigmoid(A_i), ops.sigmoid(A_o)
-    c = f * c_prev + g * i
-    tanh_c = ops.tanh(c)
-    h = o * tanh_c
-    named = dict(A_f=A_f, A_g=A_g, A_i=A_i, A_o=A_o, f=f, g=g, i=i, o=o, c=c, tanh_c=tanh_c, h=h)
-    for name, t in named.items():
-        t.name = name
-    return h, c
+    from lstm.cells import lstm_gates   # the cell equations live with the models
+
+    return lstm_gates(x @ Wx + h_prev @ Wh + b, c_prev)
 
 
 def lstm_cell_step(batch=2, input_size=3, hidden_size=4, seed=0, dtype=xp.float64):

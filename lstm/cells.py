@@ -1,0 +1,123 @@
+"""Recurrent cells composed from tinygraph primitives; no backward pass is written here.
+
+Each cell has fused weights: Wx (D, kH) for the input, Wh (H, kH) for the hidden state, and
+biases, with the k gate blocks side by side. A cell splits its work in two, so that a layer can
+project the inputs of all time steps with one matmul and only run `step` per time step:
+
+    project(x)          -> the input's contribution x @ Wx (+ input bias), for any leading shape
+    step(xw, state)     -> the new state, given one step's projected input
+    cell(x, state=None) -> step(project(x), state); state None means a zero state
+
+The tensors a step makes carry names (A, f, g, i, o, c, h, ...) so diagrams read like the book.
+"""
+import math
+
+import numpy as np
+
+import tinygraph as tg
+from tinygraph.nn import Module
+
+
+def _init(rng, shape, fan_in, dtype):
+    """The book's initialisation: standard normal / sqrt(fan_in)."""
+    return (rng.standard_normal(shape) / math.sqrt(fan_in)).astype(dtype)
+
+
+def lstm_gates(A, c_prev):
+    """The LSTM equations from the fused pre-activation A = x@Wx + h@Wh + b (gates f, g, i, o).
+
+    c = f*c_prev + g*i; h = o*tanh(c). Returns (h, c).
+    """
+    H = c_prev.shape[-1]
+    A_f, A_g, A_i, A_o = A[:, :H], A[:, H:2 * H], A[:, 2 * H:3 * H], A[:, 3 * H:]
+    f, g, i, o = tg.sigmoid(A_f), tg.tanh(A_g), tg.sigmoid(A_i), tg.sigmoid(A_o)
+    c = f * c_prev + g * i
+    tanh_c = tg.tanh(c)
+    h = o * tanh_c
+    named = dict(A=A, A_f=A_f, A_g=A_g, A_i=A_i, A_o=A_o, f=f, g=g, i=i, o=o, c=c,
+                 tanh_c=tanh_c, h=h)
+    for name, t in named.items():
+        t.name = name
+    return h, c
+
+
+class _Cell(Module):
+    gates = 1            # gate blocks in the fused weights
+    has_cell_state = False
+
+    def __init__(self, input_size, hidden_size, rng=None, dtype=np.float32):
+        if input_size <= 0 or hidden_size <= 0:
+            raise ValueError(f"{type(self).__name__}: sizes must be positive, got "
+                             f"input_size={input_size}, hidden_size={hidden_size}")
+        rng = rng if rng is not None else np.random.default_rng()
+        k = self.gates
+        self.input_size, self.hidden_size, self.dtype = input_size, hidden_size, np.dtype(dtype)
+        self.Wx = tg.Parameter(_init(rng, (input_size, k * hidden_size), input_size, dtype),
+                               name="Wx")
+        self.Wh = tg.Parameter(_init(rng, (hidden_size, k * hidden_size), hidden_size, dtype),
+                               name="Wh")
+        self.b = tg.Parameter(np.zeros(k * hidden_size, dtype), name="b")
+
+    def zero_state(self, batch):
+        zeros = lambda name: tg.tensor(np.zeros((batch, self.hidden_size), self.dtype), name=name)
+        return (zeros("h0"), zeros("c0")) if self.has_cell_state else zeros("h0")
+
+    def project(self, x):
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"{type(self).__name__}: expected inputs with {self.input_size} "
+                             f"features, got shape {x.shape}")
+        return x @ self.Wx + self.b
+
+    def forward(self, x, state=None):
+        if state is None:
+            state = self.zero_state(x.shape[0])
+        return self.step(self.project(x), state)
+
+
+class RNNCell(_Cell):
+    """h = tanh(x@Wx + h_prev@Wh + b). State: h."""
+
+    def step(self, xw, h_prev):
+        h = tg.tanh(xw + h_prev @ self.Wh)
+        h.name = "h"
+        return h
+
+
+class LSTMCell(_Cell):
+    """The book's LSTM: one fused affine sliced into gates f, g, i, o. State: (h, c)."""
+
+    gates = 4
+    has_cell_state = True
+
+    def step(self, xw, state):
+        h_prev, c_prev = state
+        return lstm_gates(xw + h_prev @ self.Wh, c_prev)
+
+
+class GRUCell(_Cell):
+    """Gated recurrent unit with gates r, z, n (PyTorch's equations and gate order):
+
+    r = σ(x Wx_r + h Wh_r + b_r), z = σ(x Wx_z + h Wh_z + b_z),
+    n = tanh(x Wx_n + b_n + r * (h Wh_n + bh_n)), h' = (1 - z) * n + z * h.
+    `b` is the input bias; `bh` the hidden bias (it matters for n, which r gates).
+    """
+
+    gates = 3
+
+    def __init__(self, input_size, hidden_size, rng=None, dtype=np.float32):
+        super().__init__(input_size, hidden_size, rng, dtype)
+        self.bh = tg.Parameter(np.zeros(3 * hidden_size, dtype), name="bh")
+
+    def step(self, xw, h_prev):
+        H = self.hidden_size
+        hw = h_prev @ self.Wh + self.bh
+        r = tg.sigmoid(xw[:, :H] + hw[:, :H])
+        z = tg.sigmoid(xw[:, H:2 * H] + hw[:, H:2 * H])
+        n = tg.tanh(xw[:, 2 * H:] + r * hw[:, 2 * H:])
+        h = (1.0 - z) * n + z * h_prev
+        for t, name in ((r, "r"), (z, "z"), (n, "n"), (h, "h")):
+            t.name = name
+        return h
+
+
+CELLS = {"rnn": RNNCell, "lstm": LSTMCell, "gru": GRUCell}

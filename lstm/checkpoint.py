@@ -1,0 +1,59 @@
+"""Checkpoints without pickle: arrays in an .npz read with allow_pickle=False, metadata as JSON
+stored inside it. Written atomically (temporary file, fsync, rename), so a crash mid-write
+leaves the previous checkpoint intact."""
+import json
+import os
+import pathlib
+import tempfile
+import zipfile
+
+import numpy as np
+
+FORMAT = "tinygraph-checkpoint-1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: truncated, tampered with, or for another model."""
+
+
+def save_checkpoint(path, arrays, meta):
+    """Write {name: array} and a JSON-serialisable `meta` dict to `path` atomically."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {f"array/{k}": np.asarray(v) for k, v in arrays.items()}
+    payload["meta"] = np.frombuffer(json.dumps({"format": FORMAT, **meta}).encode(), np.uint8)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+def load_checkpoint(path):
+    """(arrays, meta) from a checkpoint; never unpickles anything."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(bytes(data["meta"]).decode())
+            arrays = {k[len("array/"):]: data[k] for k in data.files if k.startswith("array/")}
+    except (zipfile.BadZipFile, ValueError, KeyError, OSError, EOFError,
+            json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") \
+            from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a {FORMAT} file")
+    return arrays, meta

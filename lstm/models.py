@@ -1,0 +1,91 @@
+"""Models built from the recurrent layers: a word-level language model, a sequence regressor
+and a many-to-one classifier."""
+import numpy as np
+
+import tinygraph as tg
+from tinygraph.nn import Dropout, Embedding, Linear, Module, mse_loss
+
+from .recurrent import StackedRecurrent
+
+
+class LanguageModel(Module):
+    """Embedding -> dropout -> stacked LSTM (dropout between layers) -> dropout -> affine.
+
+    tie_weights=True uses the embedding matrix transposed as the output weights: the same
+    Parameter is used twice, and the engine sums its two gradients (no patching afterwards).
+    """
+
+    def __init__(self, vocab_size, embed_size=100, hidden_size=100, num_layers=1, dropout=0.0,
+                 tie_weights=False, cell="lstm", seed=0, dtype=np.float32):
+        if tie_weights and embed_size != hidden_size:
+            raise ValueError(f"tie_weights needs embed_size == hidden_size, got {embed_size} "
+                             f"and {hidden_size}")
+        rng = np.random.default_rng(seed)
+        self.config = dict(vocab_size=vocab_size, embed_size=embed_size, hidden_size=hidden_size,
+                           num_layers=num_layers, dropout=dropout, tie_weights=tie_weights,
+                           cell=cell)
+        self.embed = Embedding(vocab_size, embed_size, rng=rng, dtype=dtype)
+        self.rnn = StackedRecurrent(cell, embed_size, hidden_size, num_layers, dropout,
+                                    stateful=True, rng=rng, dtype=dtype)
+        self.drop_in = Dropout(dropout, rng=np.random.default_rng(rng.integers(2**63)))
+        self.drop_out = Dropout(dropout, rng=np.random.default_rng(rng.integers(2**63)))
+        if tie_weights:
+            self.out_b = tg.Parameter(np.zeros(vocab_size, dtype), name="out.b")
+        else:
+            self.out = Linear(hidden_size, vocab_size, rng=rng, dtype=dtype, name="out")
+
+    def reset_state(self):
+        self.rnn.reset_state()
+
+    def forward(self, ids):
+        """ids (N, T) -> logits (N, T, V)."""
+        xs = self.drop_in(self.embed(ids))
+        hs, _ = self.rnn(xs)
+        hs = self.drop_out(hs)
+        N, T, H = hs.shape
+        flat = tg.reshape(hs, (N * T, H))
+        if self.config["tie_weights"]:
+            logits = flat @ tg.transpose(self.embed.W) + self.out_b
+        else:
+            logits = self.out(flat)
+        return tg.reshape(logits, (N, T, -1))
+
+    def loss(self, ids, targets):
+        return tg.cross_entropy(self(ids), targets)
+
+
+class SequenceRegressor(Module):
+    """A recurrent layer and an affine read-out at every step, trained with mean squared
+    error: e.g. predicting the next value of a sine wave."""
+
+    def __init__(self, input_size=1, hidden_size=32, output_size=1, cell="lstm", seed=0,
+                 dtype=np.float32):
+        rng = np.random.default_rng(seed)
+        self.rnn = StackedRecurrent(cell, input_size, hidden_size, rng=rng, dtype=dtype)
+        self.out = Linear(hidden_size, output_size, rng=rng, dtype=dtype, name="out")
+
+    def forward(self, xs):
+        hs, _ = self.rnn(xs)
+        N, T, H = hs.shape
+        return tg.reshape(self.out(tg.reshape(hs, (N * T, H))), (N, T, -1))
+
+    def loss(self, xs, targets):
+        return mse_loss(self(xs), targets)
+
+
+class SequenceClassifier(Module):
+    """Many-to-one: embed the tokens, run the recurrent layer, classify its last hidden state."""
+
+    def __init__(self, vocab_size, num_classes, embed_size=16, hidden_size=32, cell="lstm",
+                 seed=0, dtype=np.float32):
+        rng = np.random.default_rng(seed)
+        self.embed = Embedding(vocab_size, embed_size, rng=rng, dtype=dtype, scale=0.1)
+        self.rnn = StackedRecurrent(cell, embed_size, hidden_size, rng=rng, dtype=dtype)
+        self.out = Linear(hidden_size, num_classes, rng=rng, dtype=dtype, name="out")
+
+    def forward(self, ids):
+        hs, _ = self.rnn(self.embed(ids))
+        return self.out(hs[:, -1, :])
+
+    def loss(self, ids, labels):
+        return tg.cross_entropy(self(ids), labels)

@@ -1,0 +1,91 @@
+"""Running a cell over time: one layer, stacks of layers, stateful truncated BPTT."""
+import numpy as np
+
+import tinygraph as tg
+from tinygraph.nn import Dropout, Module
+
+from .cells import CELLS
+
+
+class Recurrent(Module):
+    """A cell run over a batch-first sequence (N, T, D) -> all hidden states (N, T, H).
+
+    The inputs of all time steps are projected with one matmul (cell.project on the whole
+    sequence), so the weight gradient of that projection is one matmul per sequence too; each
+    step then only adds h @ Wh. Each step runs in `tinygraph.scope("t=k")`, so diagrams show one
+    cluster per step.
+
+    stateful=True carries the final state into the next call, detached from the graph
+    (truncated BPTT: the gradient stops at the batch boundary); `reset_state()` forgets it.
+    """
+
+    def __init__(self, cell, stateful=False):
+        self.cell = cell
+        self.stateful = stateful
+        self.state = None
+
+    def reset_state(self):
+        self.state = None
+
+    def forward(self, xs, state=None):
+        if xs.ndim != 3:
+            raise ValueError(f"{type(self).__name__}: expected a batch-first sequence (N, T, D), "
+                             f"got shape {xs.shape}")
+        N, T, _ = xs.shape
+        if state is None:
+            state = self.state if self.stateful and self.state is not None else self.cell.zero_state(N)
+        projected = self.cell.project(xs)              # (N, T, kH) in one matmul
+        hs = []
+        for t in range(T):
+            with tg.scope(f"t={t + 1}"):
+                state = self.cell.step(projected[:, t, :], state)
+            h = state[0] if isinstance(state, tuple) else state
+            hs.append(tg.reshape(h, (N, 1, h.shape[-1])))
+        if self.stateful:
+            self.state = _detach(state)
+        return tg.concat(hs, axis=1), state
+
+
+def _detach(state):
+    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+
+
+class StackedRecurrent(Module):
+    """num_layers Recurrent layers of one cell type, with dropout between layers."""
+
+    def __init__(self, cell, input_size, hidden_size, num_layers=1, dropout=0.0, stateful=False,
+                 rng=None, dtype=np.float32):
+        if cell not in CELLS:
+            raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS)}")
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be at least 1, got {num_layers}")
+        rng = rng if rng is not None else np.random.default_rng()
+        self.layers = [
+            Recurrent(CELLS[cell](input_size if k == 0 else hidden_size, hidden_size, rng=rng,
+                                  dtype=dtype), stateful=stateful)
+            for k in range(num_layers)]
+        self.dropouts = [Dropout(dropout, rng=np.random.default_rng(rng.integers(2**63)))
+                         for _ in range(num_layers - 1)]
+
+    def reset_state(self):
+        for layer in self.layers:
+            layer.reset_state()
+
+    def forward(self, xs):
+        """Returns (hidden states of the top layer (N, T, H), final state of every layer)."""
+        finals = []
+        for k, layer in enumerate(self.layers):
+            if k > 0:
+                xs = self.dropouts[k - 1](xs)
+            with tg.scope(f"layer{k + 1}") if len(self.layers) > 1 else _nothing():
+                xs, final = layer(xs)
+            finals.append(final)
+        return xs, finals
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

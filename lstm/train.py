@@ -1,0 +1,177 @@
+"""Training and evaluating language models: presets, the trainer loop, perplexity."""
+import dataclasses
+import json
+import math
+import pathlib
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+import tinygraph as tg
+from tinygraph.nn import Dropout
+from tinygraph.optim import SGD, DecayOnPlateau, clip_grad_norm
+
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .data import BPTTBatches, Corpus
+from .models import LanguageModel
+
+
+@dataclasses.dataclass
+class Preset:
+    embed_size: int
+    hidden_size: int
+    num_layers: int = 1
+    dropout: float = 0.0
+    tie_weights: bool = False
+    batch_size: int = 20
+    steps: int = 35
+    lr: float = 20.0
+    clip: float = 0.25
+    epochs: int = 4
+    seed: int = 1
+    eval_batch_size: int = 10     # the book evaluates with batches of 10 x 35
+
+
+PRESETS = {
+    "small": Preset(embed_size=100, hidden_size=100),
+    "medium": Preset(embed_size=650, hidden_size=650, num_layers=2, dropout=0.5,
+                     tie_weights=True, epochs=40),
+}
+
+
+def build_model(preset, vocab_size):
+    return LanguageModel(vocab_size, preset.embed_size, preset.hidden_size, preset.num_layers,
+                         preset.dropout, preset.tie_weights, seed=preset.seed)
+
+
+def perplexity(model, ids, batch_size=10, steps=35):
+    """exp(mean cross-entropy) over the whole corpus, state carried, no dropout, no graph."""
+    batches = BPTTBatches(ids, batch_size, steps)
+    model.eval()
+    model.reset_state()
+    total = 0.0
+    with tg.no_grad():
+        for inputs, targets in batches:
+            total += float(model.loss(inputs, targets).data)
+    model.train()
+    model.reset_state()
+    return math.exp(total / len(batches))
+
+
+class Trainer:
+    """SGD with global-norm clipping over truncated-BPTT batches; validation perplexity each
+    epoch divides the learning rate by 4 when it does not improve; the best model is kept."""
+
+    def __init__(self, corpus, preset, out_dir, log=print):
+        self.corpus, self.preset, self.log = corpus, preset, log
+        self.out_dir = pathlib.Path(out_dir)
+        self.model = build_model(preset, len(corpus.vocab))
+        self.optimizer = SGD(self.model.parameters(), preset.lr)
+        self.schedule = DecayOnPlateau(self.optimizer, factor=0.25)
+        self.batches = BPTTBatches(corpus.ids["train"], preset.batch_size, preset.steps)
+        self.epoch, self.position, self.history = 0, 0, []
+
+    # --- checkpoints -------------------------------------------------------------------------
+    def _meta(self):
+        return {"preset": dataclasses.asdict(self.preset), "epoch": self.epoch,
+                "position": self.position, "lr": self.optimizer.lr,
+                "best": self.schedule.best, "history": self.history,
+                "vocab": self.corpus.vocab.fingerprint(), "vocab_size": len(self.corpus.vocab),
+                "rng": [d.rng.bit_generator.state for d in self._dropouts()]}
+
+    def _dropouts(self):
+        return [m for m in self.model.modules() if isinstance(m, Dropout)]
+
+    def save(self, name):
+        arrays = {f"param/{k}": v for k, v in self.model.state_dict().items()}
+        for k, layer in enumerate(self.model.rnn.layers):
+            if layer.state is not None:
+                for j, s in enumerate(layer.state if isinstance(layer.state, tuple) else (layer.state,)):
+                    arrays[f"state/{k}/{j}"] = s.data
+        return save_checkpoint(self.out_dir / name, arrays, self._meta())
+
+    def resume(self, path):
+        arrays, meta = load_checkpoint(path)
+        if meta.get("vocab") != self.corpus.vocab.fingerprint():
+            raise CheckpointError(f"{path} was trained on another vocabulary")
+        if meta.get("preset") != dataclasses.asdict(self.preset):
+            raise CheckpointError(f"{path} was made with other settings: {meta.get('preset')}")
+        params = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
+        try:
+            self.model.load_state_dict(params)
+        except ValueError as e:
+            raise CheckpointError(f"{path} does not fit this model: {e}") from None
+        for k, layer in enumerate(self.model.rnn.layers):
+            parts = [arrays[f"state/{k}/{j}"] for j in range(2) if f"state/{k}/{j}" in arrays]
+            layer.state = (tuple(tg.tensor(p) for p in parts) if len(parts) == 2
+                           else tg.tensor(parts[0]) if parts else None)
+        self.epoch, self.position = meta["epoch"], meta["position"]
+        self.optimizer.lr, self.schedule.best = meta["lr"], meta["best"]
+        self.history = meta["history"]
+        for dropout, state in zip(self._dropouts(), meta.get("rng", [])):
+            dropout.rng.bit_generator.state = state
+        self.log(f"resumed from {path}: epoch {self.epoch + 1}, batch {self.position}")
+
+    # --- the loop ----------------------------------------------------------------------------
+    def train_step(self, inputs, targets):
+        loss = self.model.loss(inputs, targets)
+        if not math.isfinite(float(loss.data)):
+            raise FloatingPointError(f"the loss became {float(loss.data)}; training stopped "
+                                     "(the last good checkpoint is kept)")
+        self.optimizer.zero_grad()
+        loss.backward()
+        clip_grad_norm(self.optimizer.params, self.preset.clip)
+        self.optimizer.step()
+        return float(loss.data)
+
+    def run(self, epochs, progress=True, checkpoint_every=200):
+        tokens_per_batch = self.preset.batch_size * self.preset.steps
+        while self.epoch < epochs:
+            bar = tqdm(total=len(self.batches), initial=self.position, disable=not progress,
+                       desc=f"epoch {self.epoch + 1}/{epochs}", unit="batch", dynamic_ncols=True)
+            start, losses = time.perf_counter(), []
+            while self.position < len(self.batches):
+                loss = self.train_step(*self.batches.batch(self.position))
+                self.position += 1
+                losses.append(loss)
+                rate = len(losses) * tokens_per_batch / (time.perf_counter() - start)
+                recent = float(np.mean(losses[-50:]))
+                bar.set_postfix_str(f"loss {recent:.3f} ppl {math.exp(recent):.1f} "
+                                    f"{rate:,.0f} tok/s lr {self.optimizer.lr:g}")
+                bar.update(1)
+                if checkpoint_every and self.position % checkpoint_every == 0:
+                    self.save("last.npz")
+            bar.close()
+            valid = self.perplexity("valid")
+            improved = self.schedule.step(valid)
+            self.epoch, self.position = self.epoch + 1, 0
+            self.history.append({"epoch": self.epoch, "train_ppl": math.exp(np.mean(losses))
+                                 if losses else None, "valid_ppl": valid,
+                                 "lr": self.optimizer.lr, "seconds": time.perf_counter() - start})
+            self.log(f"epoch {self.epoch}: valid perplexity {valid:.2f}"
+                     + ("" if improved else f" (no improvement: lr -> {self.optimizer.lr:g})"))
+            self.model.reset_state()
+            if improved:
+                self.save("best.npz")
+            self.save("last.npz")
+        return self.history
+
+    def test(self):
+        """Test perplexity of the best checkpoint."""
+        best = self.out_dir / "best.npz"
+        if best.exists():
+            arrays, _ = load_checkpoint(best)
+            self.model.load_state_dict({k[6:]: v for k, v in arrays.items()
+                                        if k.startswith("param/")})
+        return self.perplexity("test")
+
+    def perplexity(self, split):
+        return perplexity(self.model, self.corpus.ids[split], self.preset.eval_batch_size,
+                          self.preset.steps)
+
+
+def write_summary(out_dir, summary):
+    path = pathlib.Path(out_dir) / "summary.json"
+    path.write_text(json.dumps(summary, indent=2))
+    return path

@@ -1,0 +1,294 @@
+"""The lstm package: cells against finite differences and PyTorch, layers, models, data,
+training, checkpoints. Corpora are tiny and made here."""
+import numpy as np
+import pytest
+
+import tinygraph as tg
+from tinygraph.optim import SGD, Adam, DecayOnPlateau, clip_grad_norm
+from lstm.cells import GRUCell, LSTMCell, RNNCell
+from lstm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from lstm.data import BPTTBatches, Corpus, Vocabulary
+from lstm.models import LanguageModel, SequenceClassifier, SequenceRegressor
+from lstm.recurrent import Recurrent, StackedRecurrent
+from lstm.train import Preset, Trainer, perplexity
+
+
+def cell_inputs(cell, batch=2, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, cell.input_size))
+    h = rng.standard_normal((batch, cell.hidden_size))
+    c = rng.standard_normal((batch, cell.hidden_size))
+    return x, h, c
+
+
+def params64(cell, seed=1):
+    rng = np.random.default_rng(seed)
+    for _, p in cell.named_parameters():
+        p.data = rng.standard_normal(p.shape) * 0.5
+    return cell
+
+
+# --- cells ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cell_class", [RNNCell, LSTMCell, GRUCell])
+def test_cell_gradients_match_finite_differences(cell_class):
+    cell = params64(cell_class(3, 4, dtype=np.float64))
+    x, h, c = cell_inputs(cell)
+    names = [n for n, _ in cell.named_parameters()]
+
+    def run(x, h, c, *weights):
+        for name, w in zip(names, weights):
+            setattr(cell, name, w)
+        state = (h, c) if cell.has_cell_state else h
+        out = cell(x, state)
+        return list(out) if isinstance(out, tuple) else out
+
+    weights = [p.data.copy() for _, p in cell.named_parameters()]
+    tg.gradcheck(run, [x, h, c] + weights)
+
+
+@pytest.mark.parametrize("cell_class", [RNNCell, LSTMCell, GRUCell])
+def test_cells_keep_float32(cell_class):
+    cell = cell_class(3, 4)
+    x = tg.tensor(np.ones((2, 3), np.float32), requires_grad=True)
+    out = cell(x)
+    h = out[0] if isinstance(out, tuple) else out
+    h.sum().backward()
+    assert h.dtype == np.float32 and x.grad.dtype == np.float32
+    assert all(p.grad.dtype == np.float32 for p in cell.parameters())
+
+
+def test_zero_state_is_not_a_special_case_in_the_graph():
+    cell = LSTMCell(3, 4)
+    h, c = cell(tg.tensor(np.ones((2, 3), np.float32)))
+    ops = [n.op for n in tg.nodes([h])]
+    assert ops.count("matmul") == 2     # h0 @ Wh is there even though h0 is zero
+
+
+def test_named_parameters_are_stable():
+    model = LanguageModel(50, 8, 8, num_layers=2)
+    assert [n for n, _ in model.named_parameters()] == [
+        "embed.W", "rnn.layers.0.cell.Wx", "rnn.layers.0.cell.Wh", "rnn.layers.0.cell.b",
+        "rnn.layers.1.cell.Wx", "rnn.layers.1.cell.Wh", "rnn.layers.1.cell.b", "out.W", "out.b"]
+
+
+# --- layers ----------------------------------------------------------------------------------
+
+def test_layer_matches_the_cell_stepped_by_hand():
+    cell = LSTMCell(3, 4, dtype=np.float64, rng=np.random.default_rng(0))
+    xs = np.random.default_rng(1).standard_normal((2, 5, 3))
+    hs, (h_last, c_last) = Recurrent(cell)(tg.tensor(xs))
+    state = None
+    for t in range(5):
+        state = cell(tg.tensor(xs[:, t]), state)
+        np.testing.assert_allclose(hs.data[:, t], state[0].data, atol=1e-12)
+    np.testing.assert_allclose(c_last.data, state[1].data, atol=1e-12)
+
+
+def test_layer_projects_all_time_steps_with_one_matmul():
+    cell = LSTMCell(3, 4)
+    hs, _ = Recurrent(cell)(tg.tensor(np.ones((2, 6, 3), np.float32)))
+    matmuls = [n for n in tg.nodes([hs]) if n.op == "matmul"]
+    assert sum(1 for n in matmuls if cell.Wx in n.inputs) == 1
+    assert sum(1 for n in matmuls if cell.Wh in n.inputs) == 6
+
+
+def test_stateful_layer_carries_state_and_cuts_the_graph():
+    layer = Recurrent(LSTMCell(3, 4, dtype=np.float64), stateful=True)
+    xs = tg.tensor(np.random.default_rng(0).standard_normal((2, 4, 3)))
+    first, (h1, _) = layer(xs)
+    assert layer.state[0].node is None and np.array_equal(layer.state[0].data, h1.data)
+    second, _ = layer(xs)
+    assert not np.allclose(first.data, second.data)        # started from the carried state
+    leaves = tg.leaves([second])
+    assert all(t.node is None for t in leaves)
+    assert not any(n.output is h1 for n in tg.nodes([second]))   # graph cut at the boundary
+    layer.reset_state()
+    again, _ = layer(xs)
+    np.testing.assert_allclose(again.data, first.data)
+
+
+def test_gradient_through_the_layer_matches_finite_differences():
+    layer = StackedRecurrent("lstm", 2, 3, num_layers=2, dtype=np.float64,
+                             rng=np.random.default_rng(0))
+    xs = np.random.default_rng(1).standard_normal((2, 3, 2))
+    tg.gradcheck(lambda x: layer(x)[0], [xs])
+
+
+# --- models ----------------------------------------------------------------------------------
+
+def test_weight_tying_shares_one_parameter_and_sums_both_gradients():
+    tied = LanguageModel(20, 6, 6, tie_weights=True, dtype=np.float64, seed=3)
+    assert sum(1 for _, p in tied.named_parameters() if p is tied.embed.W) == 1
+    assert "out.W" not in dict(tied.named_parameters())
+    ids = np.random.default_rng(0).integers(0, 20, (2, 3))
+    targets = np.random.default_rng(1).integers(0, 20, (2, 3))
+    loss = tied.loss(ids, targets)
+    uses = [n for n in tg.nodes([loss]) if tied.embed.W in n.inputs]
+    assert sorted(n.op for n in uses) == ["index", "transpose"]
+    loss.backward()
+
+    # The same model untied: separate copies of W for the input and the output.
+    untied = LanguageModel(20, 6, 6, dtype=np.float64, seed=3)
+    untied.load_state_dict({**{k: v for k, v in tied.state_dict().items() if k != "out_b"},
+                            "out.W": tied.embed.W.data.T.copy(), "out.b": tied.out_b.data})
+    untied.loss(ids, targets).backward()
+    np.testing.assert_allclose(tied.embed.W.grad.data,
+                               untied.embed.W.grad.data + untied.out.W.grad.data.T, atol=1e-12)
+
+
+def test_tiny_language_model_overfits_a_short_corpus():
+    corpus = np.array([0, 1, 2, 3, 4, 5, 6, 7] * 30)
+    model = LanguageModel(8, 16, 16, seed=0)
+    opt = SGD(model.parameters(), lr=2.0)
+    batches = BPTTBatches(corpus, batch_size=4, steps=5)
+    for epoch in range(30):
+        for inputs, targets in batches:
+            loss = model.loss(inputs, targets)
+            opt.zero_grad()
+            loss.backward()
+            clip_grad_norm(opt.params, 1.0)
+            opt.step()
+        model.reset_state()
+    assert perplexity(model, corpus, batch_size=2, steps=5) < 1.5
+
+
+def test_sequence_regressor_learns_a_sine_wave():
+    t = np.linspace(0, 8 * np.pi, 400)
+    wave = np.sin(t).astype(np.float32)
+    xs = np.stack([wave[k:k + 20] for k in range(0, 360, 10)])[..., None]
+    ys = np.stack([wave[k + 1:k + 21] for k in range(0, 360, 10)])[..., None]
+    model = SequenceRegressor(hidden_size=16, seed=0)
+    opt = Adam(model.parameters(), lr=0.02)
+    first = None
+    for step in range(60):
+        loss = model.loss(tg.tensor(xs), ys)
+        first = first if first is not None else float(loss.data)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss.data) < 0.1 * first
+
+
+def test_classifier_learns_a_many_to_one_task():
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 6, (64, 7))
+    labels = (ids == 5).any(axis=1).astype(np.int64)    # "does token 5 occur?"
+    model = SequenceClassifier(6, 2, seed=0)
+    opt = Adam(model.parameters(), lr=0.05)
+    for _ in range(80):
+        loss = model.loss(ids, labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with tg.no_grad():
+        accuracy = (model(ids).data.argmax(-1) == labels).mean()
+    assert accuracy > 0.95
+
+
+# --- data ------------------------------------------------------------------------------------
+
+def write_corpus(tmp_path, train="a b c\nb c d\n", valid="a b\n", test="c d\n"):
+    for split, text in (("train", train), ("valid", valid), ("test", test)):
+        (tmp_path / f"ptb.{split}.txt").write_text(text)
+    return tmp_path
+
+
+def test_corpus_vocabulary_in_first_appearance_order_with_eos(tmp_path):
+    corpus = Corpus(write_corpus(tmp_path))
+    assert corpus.vocab.id_to_word == ["a", "b", "c", "<eos>", "d"]
+    assert corpus.ids["train"].tolist() == [0, 1, 2, 3, 1, 2, 4, 3]
+    assert corpus.ids["valid"].tolist() == [0, 1, 3]
+
+
+@pytest.mark.parametrize("files, error, message", [
+    (dict(valid="a zebra\n"), ValueError, "token 'zebra' is not in the training vocabulary"),
+    (dict(train="\n\n"), ValueError, "has no words"),
+])
+def test_corpus_errors(tmp_path, files, error, message):
+    with pytest.raises(error, match=message):
+        Corpus(write_corpus(tmp_path, **files))
+
+
+def test_missing_corpus_file_is_named(tmp_path):
+    write_corpus(tmp_path)
+    (tmp_path / "ptb.test.txt").unlink()
+    with pytest.raises(FileNotFoundError, match="ptb.test.txt"):
+        Corpus(tmp_path)
+
+
+def test_bptt_batches_read_on_from_evenly_spaced_offsets():
+    batches = BPTTBatches(np.arange(41), batch_size=2, steps=3)
+    x0, t0 = batches.batch(0)
+    x1, _ = batches.batch(1)
+    assert x0.tolist() == [[0, 1, 2], [20, 21, 22]]
+    assert t0.tolist() == [[1, 2, 3], [21, 22, 23]]
+    assert x1.tolist() == [[3, 4, 5], [23, 24, 25]]
+    assert len(batches) == 40 // 6
+
+
+# --- optimisers --------------------------------------------------------------------------
+
+def test_clip_grad_norm_scales_to_the_bound_and_reports_the_norm():
+    a = tg.Parameter(np.zeros(2))
+    b = tg.Parameter(np.zeros(2))
+    a.grad, b.grad = tg.tensor([3.0, 0.0]), tg.tensor([0.0, 4.0])
+    assert clip_grad_norm([a, b], 1.0) == pytest.approx(5.0)
+    total = np.sqrt((a.grad.data ** 2).sum() + (b.grad.data ** 2).sum())
+    assert total == pytest.approx(1.0, rel=1e-5)
+
+
+def test_decay_on_plateau_divides_by_four():
+    opt = SGD([tg.Parameter(np.zeros(1))], lr=20.0)
+    schedule = DecayOnPlateau(opt)
+    assert schedule.step(100.0) and opt.lr == 20.0
+    assert not schedule.step(101.0) and opt.lr == 5.0
+
+
+# --- training and checkpoints -------------------------------------------------------------
+
+def tiny_trainer(tmp_path, out="run"):
+    words = " ".join(f"w{k % 7}" for k in range(400))
+    corpus = Corpus(write_corpus(tmp_path, train=words + "\n", valid="w1 w2 w3\n" * 30,
+                                 test="w4 w5 w6\n" * 30))
+    preset = Preset(embed_size=8, hidden_size=8, num_layers=2, dropout=0.3, batch_size=4,
+                    steps=5, lr=1.0, epochs=2, eval_batch_size=2)
+    return Trainer(corpus, preset, tmp_path / out, log=lambda *a: None)
+
+
+def test_resume_continues_exactly_the_same_run(tmp_path):
+    straight = tiny_trainer(tmp_path, "straight")
+    straight.run(2, progress=False, checkpoint_every=0)
+
+    first = tiny_trainer(tmp_path, "split")
+    first.run(1, progress=False, checkpoint_every=0)
+    second = tiny_trainer(tmp_path, "split")
+    second.resume(tmp_path / "split" / "last.npz")
+    second.run(2, progress=False, checkpoint_every=0)
+    for (name, a), (_, b) in zip(straight.model.named_parameters(), second.model.named_parameters()):
+        np.testing.assert_array_equal(a.data, b.data, err_msg=name)
+    assert [h["valid_ppl"] for h in straight.history] == [h["valid_ppl"] for h in second.history]
+
+
+def test_checkpoint_for_another_model_or_tampered_is_refused(tmp_path):
+    trainer = tiny_trainer(tmp_path)
+    path = trainer.save("x.npz")
+    other = tiny_trainer(tmp_path)
+    other.preset.hidden_size = 9
+    with pytest.raises(CheckpointError, match="other settings"):
+        other.resume(path)
+    (tmp_path / "broken.npz").write_bytes(path.read_bytes()[:200])
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "broken.npz")
+
+
+def test_checkpoints_never_unpickle(tmp_path):
+    import pickle
+    evil = tmp_path / "evil.npz"
+    np.savez(evil, meta=np.array([object()], dtype=object))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(evil)
+    saved = save_checkpoint(tmp_path / "ok.npz", {"w": np.ones(2)}, {"k": 1})
+    arrays, meta = load_checkpoint(saved)
+    assert meta["k"] == 1 and arrays["w"].tolist() == [1.0, 1.0]
+    assert pickle  # (imported only to make the intent plain: nothing here uses it)

@@ -1,0 +1,154 @@
+"""Modules: containers of Parameters with stable names, and the layers models are built from.
+
+A Module finds its parameters by walking its attributes (in the order they were assigned):
+Parameters, sub-Modules, and lists/tuples/dicts of them. Names are dotted paths such as
+"layers.0.cell.Wx"; a Parameter reachable twice (weight tying) is listed once, under its first
+name, so an optimizer updates it once and the engine sums its gradient from both uses.
+"""
+import math
+
+from .backend import xp
+from .tensor import Parameter, Tensor
+from . import ops
+
+
+class Module:
+    training = True
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError
+
+    # --- parameters --------------------------------------------------------------------------
+    def named_parameters(self):
+        """(dotted name, Parameter) pairs in a stable order, each Parameter once."""
+        seen, found = set(), []
+        for name, value in self._walk():
+            if isinstance(value, Parameter) and id(value) not in seen:
+                seen.add(id(value))
+                found.append((name, value))
+        return found
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    def modules(self):
+        return [m for _, m in self._walk() if isinstance(m, Module)]
+
+    def _walk(self):
+        """(name, value) for this module, every sub-module and every Parameter, depth first."""
+        out, stack = [], [("", self)]
+        while stack:
+            prefix, value = stack.pop()
+            out.append((prefix, value))
+            if isinstance(value, Module):
+                children = list(vars(value).items())
+            elif isinstance(value, (list, tuple)):
+                children = [(str(k), v) for k, v in enumerate(value)]
+            elif isinstance(value, dict):
+                children = [(str(k), v) for k, v in value.items()]
+            else:
+                continue
+            kept = [(f"{prefix}.{k}" if prefix else k, v) for k, v in children
+                    if isinstance(v, (Module, Parameter, list, tuple, dict))]
+            stack.extend(reversed(kept))
+        return out
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad = None
+
+    # --- modes -------------------------------------------------------------------------------
+    def train(self, mode=True):
+        for m in self.modules():
+            m.training = mode
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    # --- state -------------------------------------------------------------------------------
+    def state_dict(self):
+        """{name: array} of every parameter (copies)."""
+        return {name: p.data.copy() for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state):
+        """Load arrays by name; any missing, unexpected or mis-shaped entry is a ValueError."""
+        params = dict(self.named_parameters())
+        missing = sorted(set(params) - set(state))
+        unexpected = sorted(set(state) - set(params))
+        if missing or unexpected:
+            raise ValueError(f"load_state_dict: missing {missing}, unexpected {unexpected}")
+        for name, p in params.items():
+            array = xp.asarray(state[name])
+            if array.shape != p.shape or array.dtype != p.dtype:
+                raise ValueError(f"load_state_dict: {name} is {array.dtype}{array.shape} in the "
+                                 f"state but {p.dtype}{p.shape} in the model")
+            p.data[...] = array
+
+
+def uniform_or_normal(rng, shape, scale, dtype):
+    """Normal(0, 1) * scale: the book's initialisation (randn / sqrt(fan_in))."""
+    return (rng.standard_normal(shape) * scale).astype(dtype)
+
+
+class Linear(Module):
+    """y = x @ W + b, with W of shape (in_features, out_features)."""
+
+    def __init__(self, in_features, out_features, bias=True, rng=None, dtype=xp.float32,
+                 name="linear"):
+        rng = rng if rng is not None else xp.random.default_rng()
+        self.W = Parameter(uniform_or_normal(rng, (in_features, out_features),
+                                             1 / math.sqrt(in_features), dtype), name=f"{name}.W")
+        self.b = Parameter(xp.zeros(out_features, dtype), name=f"{name}.b") if bias else None
+
+    def forward(self, x):
+        y = x @ self.W
+        return y + self.b if self.b is not None else y
+
+
+class Embedding(Module):
+    """Rows of W picked by integer ids: an "index" node, whose gradient scatters back."""
+
+    def __init__(self, num_embeddings, embedding_dim, rng=None, dtype=xp.float32, scale=0.01,
+                 name="embed"):
+        rng = rng if rng is not None else xp.random.default_rng()
+        self.W = Parameter(uniform_or_normal(rng, (num_embeddings, embedding_dim), scale, dtype),
+                           name=f"{name}.W")
+
+    def forward(self, ids):
+        ids = ids.data if isinstance(ids, Tensor) else xp.asarray(ids)
+        if ids.dtype.kind not in "iu":
+            raise TypeError(f"Embedding: ids must be integers, got dtype {ids.dtype}")
+        if ids.size and (ids.min() < 0 or ids.max() >= self.W.shape[0]):
+            bad = ids[(ids < 0) | (ids >= self.W.shape[0])].flat[0]
+            raise ValueError(f"Embedding: id {bad} is outside the {self.W.shape[0]} rows")
+        return self.W[ids]
+
+
+class Dropout(Module):
+    """Inverted dropout: in training, x * mask / (1 - p) with a fresh Bernoulli mask.
+
+    A composition (a mul by a constant mask), so its gradient is derived like any other. The
+    mask comes from the module's own generator, so runs are reproducible and resumable.
+    """
+
+    def __init__(self, p=0.5, rng=None):
+        if not 0 <= p < 1:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        self.p = p
+        self.rng = rng if rng is not None else xp.random.default_rng()
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            return x
+        keep = self.rng.random(x.shape) >= self.p
+        return x * (keep.astype(x.dtype) / x.dtype.type(1 - self.p))
+
+
+def mse_loss(prediction, target):
+    """Mean squared error over all elements."""
+    diff = prediction - target
+    return ops.mean(diff * diff)

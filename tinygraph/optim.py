@@ -1,0 +1,110 @@
+"""Optimizers, gradient clipping and learning-rate decay. Updates work on the arrays in place,
+outside the graph, and keep the parameters' dtype."""
+import math
+
+from .backend import xp
+
+
+class Optimizer:
+    def __init__(self, params, lr):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError(f"{type(self).__name__}: no parameters to optimize")
+        if lr <= 0:
+            raise ValueError(f"{type(self).__name__}: lr must be positive, got {lr}")
+        self.lr = lr
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+    def state_dict(self):
+        """Arrays and numbers needed to resume exactly (see `load_state_dict`)."""
+        return {"lr": self.lr}
+
+    def load_state_dict(self, state):
+        self.lr = float(state["lr"])
+
+
+class SGD(Optimizer):
+    """p -= lr * grad."""
+
+    def step(self):
+        for p in self.params:
+            if p.grad is not None:
+                p.data -= p.data.dtype.type(self.lr) * p.grad.data
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba) with bias correction."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        super().__init__(params, lr)
+        self.beta1, self.beta2 = betas
+        self.eps = eps
+        self.t = 0
+        self.m = [xp.zeros_like(p.data) for p in self.params]
+        self.v = [xp.zeros_like(p.data) for p in self.params]
+
+    def step(self):
+        self.t += 1
+        correction1 = 1 - self.beta1 ** self.t
+        correction2 = 1 - self.beta2 ** self.t
+        for p, m, v in zip(self.params, self.m, self.v):
+            if p.grad is None:
+                continue
+            g = p.grad.data
+            m *= self.beta1
+            m += (1 - self.beta1) * g
+            v *= self.beta2
+            v += (1 - self.beta2) * g * g
+            step = self.lr / correction1
+            p.data -= (step * m / (xp.sqrt(v / correction2) + self.eps)).astype(p.dtype)
+
+    def state_dict(self):
+        state = {"lr": self.lr, "t": self.t}
+        state.update({f"m{k}": m for k, m in enumerate(self.m)})
+        state.update({f"v{k}": v for k, v in enumerate(self.v)})
+        return state
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.t = int(state["t"])
+        for k in range(len(self.params)):
+            self.m[k][...] = state[f"m{k}"]
+            self.v[k][...] = state[f"v{k}"]
+
+
+def clip_grad_norm(params, max_norm):
+    """Scale all gradients together so their global L2 norm is at most max_norm.
+
+    Returns the norm before clipping. Gradients are replaced, never modified in place.
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    total = math.sqrt(sum(float(xp.sum(xp.square(g.data, dtype=xp.float64))) for g in grads))
+    if not math.isfinite(total):
+        raise FloatingPointError(f"clip_grad_norm: the gradient norm is {total}")
+    if total > max_norm:
+        scale = max_norm / (total + 1e-6)
+        for p in params:
+            if p.grad is not None:
+                p.grad = type(p.grad)(p.grad.data * p.grad.dtype.type(scale))
+    return total
+
+
+class DecayOnPlateau:
+    """Divide the learning rate by `1/factor` whenever the metric (lower is better) does not
+    improve on the best so far: the book's rule is factor=0.25 on validation perplexity."""
+
+    def __init__(self, optimizer, factor=0.25):
+        self.optimizer = optimizer
+        self.factor = factor
+        self.best = math.inf
+
+    def step(self, metric):
+        """Returns True when the metric improved."""
+        if metric < self.best:
+            self.best = metric
+            return True
+        self.optimizer.lr *= self.factor
+        return False
