@@ -1,1 +1,9 @@
-"""Recurrent models (RNN, LSTM, GRU) composed from tinygraph primitives. Grows in later work."""
+"""Recurrent models (RNN, LSTM, GRU) composed from tinygraph primitives, and their training."""
+from .cells import GRUCell, LSTMCell, RNNCell, lstm_gates
+from .data import BPTTBatches, Corpus, Vocabulary
+from .models import LanguageModel, SequenceClassifier, SequenceRegressor
+from .recurrent import Recurrent, StackedRecurrent
+
+__all__ = ["RNNCell", "LSTMCell", "GRUCell", "lstm_gates", "Recurrent", "StackedRecurrent",
+           "LanguageModel", "SequenceRegressor", "SequenceClassifier", "Corpus", "BPTTBatches",
+           "Vocabulary"]

@@ -1,4 +1,4 @@
-"""Command line: `python -m lstm train ...` (and, as they grow, demo and vanishing)."""
+"""Command line: `python -m lstm train | demo | vanishing` (see --help of each)."""
 import argparse
 import dataclasses
 import sys
@@ -32,6 +32,28 @@ def train_command(args):
     return 0
 
 
+def demo_command(args):
+    from .demo import run
+    run(args.out, steps=args.steps, progress=not args.no_progress)
+    return 0
+
+
+def vanishing_command(args):
+    from . import plots, vanishing
+    norms = vanishing.compare(("rnn", "lstm"), hidden_size=args.hidden_size, steps=args.steps,
+                              forget_bias=args.forget_bias)
+    print(f"‖∂L/∂x_t‖ by distance from the loss ({args.steps} steps, {args.hidden_size} units; "
+          f"LSTM forget-gate bias {args.forget_bias:g}):")
+    print(f"{'distance':>9} {'RNN':>10} {'LSTM':>10} {'LSTM/RNN':>10}")
+    for d in sorted({0, 1, 5, 10, 25, 50, 75, args.steps - 1}):
+        if d < args.steps:
+            r, l = norms["rnn"][d], norms["lstm"][d]
+            print(f"{d:>9} {r:>10.2e} {l:>10.2e} {l / r if r else float('inf'):>10.2e}")
+    path = plots.vanishing_figure(norms, args.out)
+    print(f"figure: {path}")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m lstm",
                                      description="LSTM models built from tinygraph primitives")
@@ -45,6 +67,19 @@ def main(argv=None):
     p.add_argument("--resume", help="continue from this checkpoint (e.g. runs/lm/last.npz)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=train_command)
+    p = sub.add_parser("demo", help="the embedded default: a sine-wave LSTM and its diagrams")
+    p.add_argument("--out", default="lstm-demo", help="output folder (default %(default)s)")
+    p.add_argument("--steps", type=int, default=400, help="training steps (default %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=demo_command)
+
+    p = sub.add_parser("vanishing", help="gradient norm against distance: RNN vs LSTM")
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--hidden-size", type=int, default=32)
+    p.add_argument("--forget-bias", type=float, default=1.0)
+    p.add_argument("--out", default="vanishing_gradients.png")
+    p.set_defaults(run=vanishing_command)
+
     args = parser.parse_args(argv)
     try:
         return args.run(args)

@@ -84,10 +84,18 @@ class RNNCell(_Cell):
 
 
 class LSTMCell(_Cell):
-    """The book's LSTM: one fused affine sliced into gates f, g, i, o. State: (h, c)."""
+    """The book's LSTM: one fused affine sliced into gates f, g, i, o. State: (h, c).
+
+    forget_bias initialises the forget gate's bias (0 in the book; 1 is the common choice
+    that keeps f near 1 at first, so the cell-state highway carries gradients far back).
+    """
 
     gates = 4
     has_cell_state = True
+
+    def __init__(self, input_size, hidden_size, rng=None, dtype=np.float32, forget_bias=0.0):
+        super().__init__(input_size, hidden_size, rng, dtype)
+        self.b.data[:hidden_size] = forget_bias
 
     def step(self, xw, state):
         h_prev, c_prev = state

@@ -95,8 +95,13 @@ class Trainer:
         arrays, meta = load_checkpoint(path)
         if meta.get("vocab") != self.corpus.vocab.fingerprint():
             raise CheckpointError(f"{path} was trained on another vocabulary")
-        if meta.get("preset") != dataclasses.asdict(self.preset):
-            raise CheckpointError(f"{path} was made with other settings: {meta.get('preset')}")
+        # Everything but the number of epochs must match: a run may be extended on resume.
+        saved = {k: v for k, v in (meta.get("preset") or {}).items() if k != "epochs"}
+        wanted = {k: v for k, v in dataclasses.asdict(self.preset).items() if k != "epochs"}
+        if saved != wanted:
+            differ = sorted(k for k in wanted if saved.get(k) != wanted[k])
+            raise CheckpointError(f"{path} was made with other settings ({', '.join(differ)} "
+                                  "differ)")
         params = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
         try:
             self.model.load_state_dict(params)

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: one LSTM cell step built from primitives.
+# The main job on the embedded default (no download): train a small LSTM on a sine wave, then
+# draw its cell's forward and backward graphs, the loss curve and the vanishing-gradient figure.
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
-exec "$VENV/bin/python" -m tinygraph demo "$@"
+cd "$ROOT"
+exec "$VENV/bin/python" -m lstm demo "$@"

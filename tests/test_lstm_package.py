@@ -292,3 +292,57 @@ def test_checkpoints_never_unpickle(tmp_path):
     arrays, meta = load_checkpoint(saved)
     assert meta["k"] == 1 and arrays["w"].tolist() == [1.0, 1.0]
     assert pickle  # (imported only to make the intent plain: nothing here uses it)
+
+
+# --- the command line ------------------------------------------------------------------------
+
+def run_lstm(*args, cwd=None):
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "lstm", *args], capture_output=True, text=True,
+                          timeout=300, cwd=cwd)
+
+
+def test_vanishing_gradients_lstm_stays_orders_of_magnitude_above_rnn():
+    from lstm.vanishing import compare
+    norms = compare(("rnn", "lstm"), steps=100)
+    assert norms["lstm"][99] / norms["rnn"][99] > 1e6
+    assert norms["rnn"][99] < 1e-12 * norms["rnn"][0]
+
+
+def test_demo_writes_diagrams_and_figures(tmp_path):
+    import shutil
+    result = run_lstm("demo", "--out", str(tmp_path), "--steps", "20", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    suffix = "svg" if shutil.which("dot") else "dot"
+    for name in (f"lstm_cell_forward.{suffix}", f"lstm_cell_backward.{suffix}",
+                 "loss_curve.png", "vanishing_gradients.png"):
+        assert (tmp_path / name).stat().st_size > 0 and name in result.stdout
+    assert (tmp_path / "loss_curve.png").read_bytes().startswith(b"\x89PNG")
+    assert "concat axis=1" in (tmp_path / f"lstm_cell_backward.{suffix}").read_text()
+
+
+def test_train_cli_runs_resumes_and_reports_test_perplexity(tmp_path):
+    words = " ".join(f"w{k % 7}" for k in range(3000))
+    data = write_corpus(tmp_path, train=words + "\n", valid="w1 w2 w3 w4\n" * 200,
+                        test="w4 w5 w6 w0\n" * 200)
+    out = tmp_path / "run"
+    result = run_lstm("train", "--data-dir", str(data), "--preset", "small", "--epochs", "1",
+                      "--out", str(out), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "epoch 1: valid perplexity" in result.stdout and "test perplexity" in result.stdout
+    assert (out / "best.npz").exists() and (out / "summary.json").exists()
+    resumed = run_lstm("train", "--data-dir", str(data), "--preset", "small", "--epochs", "2",
+                       "--out", str(out), "--resume", str(out / "last.npz"), "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from" in resumed.stdout and "epoch 2: valid perplexity" in resumed.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (("train", "--data-dir", "/nonexistent/ptb"), "data directory not found"),
+    (("train", "--data-dir", ".", "--epochs", "0"), "--epochs must be at least 1"),
+])
+def test_train_cli_errors_are_one_line(args, message, tmp_path):
+    result = run_lstm(*args, cwd=tmp_path)
+    assert result.returncode == 1
+    assert message in result.stderr and "Traceback" not in result.stderr

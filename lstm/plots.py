@@ -1,0 +1,36 @@
+"""Figures drawn with matplotlib (headless: the Agg backend, files only)."""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def loss_curve(losses, path, title="training loss"):
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(range(1, len(losses) + 1), losses, color="#3d85c6")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def vanishing_figure(norms_by_cell, path, title="‖∂L/∂x_t‖ against distance from the loss"):
+    """norms_by_cell: {name: array of gradient norms indexed by distance}."""
+    colors = {"rnn": "#cc0000", "lstm": "#3d85c6", "gru": "#6aa84f"}
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, norms in norms_by_cell.items():
+        ax.semilogy(range(len(norms)), norms, label=name.upper(), color=colors.get(name))
+    ax.set_xlabel("distance from the loss (time steps)")
+    ax.set_ylabel("gradient norm (log scale)")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
