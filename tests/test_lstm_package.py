@@ -346,3 +346,18 @@ def test_train_cli_errors_are_one_line(args, message, tmp_path):
     result = run_lstm(*args, cwd=tmp_path)
     assert result.returncode == 1
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("script, expect", [
+    ("sine_regression.py", "held-out mse"),
+    ("classify_sequences.py", "held-out accuracy"),
+])
+def test_examples_run(script, expect):
+    import pathlib
+    import subprocess
+    import sys
+    root = pathlib.Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, str(root / "examples" / script), "--steps", "30"],
+                            capture_output=True, text=True, timeout=300, cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert expect in result.stdout
