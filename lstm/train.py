@@ -137,7 +137,10 @@ class Trainer:
                        desc=f"epoch {self.epoch + 1}/{epochs}", unit="batch", dynamic_ncols=True)
             start, losses = time.perf_counter(), []
             while self.position < len(self.batches):
-                loss = self.train_step(*self.batches.batch(self.position))
+                # As in the book, reading goes on across epochs (the time index is global) and
+                # the recurrent state is carried over the epoch boundary.
+                index = self.epoch * len(self.batches) + self.position
+                loss = self.train_step(*self.batches.batch(index))
                 self.position += 1
                 losses.append(loss)
                 rate = len(losses) * tokens_per_batch / (time.perf_counter() - start)
@@ -148,7 +151,10 @@ class Trainer:
                 if checkpoint_every and self.position % checkpoint_every == 0:
                     self.save("last.npz")
             bar.close()
+            training_state = [layer.state for layer in self.model.rnn.layers]
             valid = self.perplexity("valid")
+            for layer, state in zip(self.model.rnn.layers, training_state):
+                layer.state = state
             improved = self.schedule.step(valid)
             self.epoch, self.position = self.epoch + 1, 0
             self.history.append({"epoch": self.epoch, "train_ppl": math.exp(np.mean(losses))
@@ -156,7 +162,6 @@ class Trainer:
                                  "lr": self.optimizer.lr, "seconds": time.perf_counter() - start})
             self.log(f"epoch {self.epoch}: valid perplexity {valid:.2f}"
                      + ("" if improved else f" (no improvement: lr -> {self.optimizer.lr:g})"))
-            self.model.reset_state()
             if improved:
                 self.save("best.npz")
             self.save("last.npz")
