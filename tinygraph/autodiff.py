@@ -6,6 +6,8 @@ recorded, so the gradients are ordinary graph nodes, marked as backward nodes, t
 rendered or differentiated again. A tensor used several times gets the sum of its gradient
 contributions through explicit add nodes.
 """
+import contextlib
+
 from .backend import xp
 from .mode import no_grad, recording_backward, state
 from .tensor import Tensor, describe
@@ -95,6 +97,15 @@ def backward(output, grad_output=None, create_graph=False):
             leaf.grad = Tensor(leaf.grad.data + g.data)
 
 
+@contextlib.contextmanager
+def _deferring_scatter():
+    state.defer_scatter = True
+    try:
+        yield
+    finally:
+        state.defer_scatter = False
+
+
 def _owned_array(array, owned):
     """The array, or a copy where it may be shared: a (possibly read-only) view, a seed, or an
     array already handed out for another input.
@@ -143,7 +154,7 @@ def _run_backward(outputs, seeds, inputs, create_graph):
             with recording_backward(node, "vjp"):
                 input_grads = node.prim.vjp(node, g, needs)
         else:
-            with no_grad():
+            with no_grad(), _deferring_scatter():
                 input_grads = node.prim.vjp(node, g, needs)
         for inp, gi, need in zip(node.inputs, input_grads, needs):
             if need and gi is not None:
@@ -155,31 +166,57 @@ def _run_backward(outputs, seeds, inputs, create_graph):
                 if create_graph and made_here and gi._node.grad_of is None:
                     gi._node.grad_of = inp   # this vjp's contribution to d/d(inp)
                 _accumulate(pending, inp, gi, node, create_graph)
-    for key, (g, _) in pending.items():
+    for key, (g, _, _) in pending.items():
         if key in wanted:
             found[key] = g
     return found
 
 
 def _accumulate(pending, tensor, contribution, use, create_graph):
-    """Add one use's gradient contribution for `tensor`, through an explicit add node."""
+    """Add one use's gradient contribution for `tensor`.
+
+    Recording (create_graph), the sum is an explicit add node. On the fast path the sum is
+    the same arithmetic done in place in a buffer the engine owns: entries are
+    (gradient, use, owned), and only a buffer this function allocated is ever written to.
+    """
     entry = pending.get(id(tensor))
     if entry is None:
-        pending[id(tensor)] = (contribution, use)
+        pending[id(tensor)] = (contribution, use, False)
         return
-    previous, previous_use = entry
-    if create_graph:
-        with recording_backward(None, "accumulate"):
-            total = ops.add(previous, contribution)
-        if total._node is not None:
-            total._node.grad_sources = (previous_use, use)
-            total._node.grad_of = tensor
-            total._node.scope = tensor._node.scope if tensor._node is not None else ()
-    else:
-        with no_grad():
-            total = ops.add(previous, contribution)
+    previous, previous_use, owned = entry
+    if not create_graph:
+        pending[id(tensor)] = (Tensor(_add_in_place(previous, owned, contribution)), None, True)
+        return
+    with recording_backward(None, "accumulate"):
+        total = ops.add(previous, contribution)
+    if total._node is not None:
+        total._node.grad_sources = (previous_use, use)
+        total._node.grad_of = tensor
+        total._node.scope = tensor._node.scope if tensor._node is not None else ()
     # After the first sum the running total is a partial sum, not one use's gradient.
-    pending[id(tensor)] = (total, None)
+    pending[id(tensor)] = (total, None, False)
+
+
+def _add_in_place(previous, owned, contribution):
+    """previous + contribution as an array the engine owns, reusing previous's when it can.
+
+    A deferred scatter (the gradient of a slice or an index) is added into the buffer where
+    it lands, so the gradients of T slices of one tensor cost one buffer, not T.
+    """
+    deferred = isinstance(contribution, ops.DeferredScatter)
+    if owned:
+        buffer = previous.data
+    elif isinstance(previous, ops.DeferredScatter):
+        buffer = previous.data                  # materialised just now: a fresh array
+    elif deferred:
+        buffer = previous.data.copy()
+    else:
+        return previous.data + contribution.data
+    if deferred:
+        contribution.prim.add_into(buffer, contribution.source.data)
+    else:
+        buffer += contribution.data
+    return buffer
 
 
 def _seeds(outputs, grad_outputs, create_graph):

@@ -552,13 +552,16 @@ class Slice(Primitive):
         return a[self.key]
 
     def vjp(self, node, g, needs):
-        return [apply(SliceGrad(self.key, node.inputs[0].shape), g)]
+        return [scatter(SliceGrad(self.key, node.inputs[0].shape), g)]
 
 
-class SliceGrad(Primitive):
-    """Place g at `key` in zeros of `shape`: the gradient of a slice, itself differentiable."""
+class Scatter(Primitive):
+    """Base of the ops that put g into zeros of `shape` at `key` (the gradients of indexing).
 
-    name = "slice_grad"
+    `add_into(target, g)` does the same into an existing buffer, in place: the fast backward
+    pass uses it to sum the gradients of many slices of one tensor (one per time step, say)
+    into one buffer instead of building a zero-filled array for each.
+    """
 
     def __init__(self, key, shape):
         self.key = key
@@ -566,8 +569,53 @@ class SliceGrad(Primitive):
 
     def forward(self, g):
         out = xp.zeros(self.shape, dtype=g.dtype)
-        out[self.key] = g
+        self.add_into(out, g)
         return out
+
+
+class DeferredScatter(Tensor):
+    """A scatter's result, computed only if someone reads `.data`; until then the fast
+    backward pass can add it into a gradient buffer in place (see autodiff._accumulate)."""
+
+    __slots__ = ("prim", "source", "_value")
+
+    def __init__(self, prim, source):
+        super().__init__(None)
+        self.prim, self.source, self._value = prim, source, None
+
+    @property
+    def data(self):
+        if self._value is None:
+            self._value = self.prim.forward(self.source.data)
+        return self._value
+
+    @data.setter
+    def data(self, value):
+        self._value = value
+
+    @property
+    def shape(self):
+        return self.prim.shape
+
+    @property
+    def dtype(self):
+        return self.source.dtype
+
+
+def scatter(prim, g):
+    """Apply a Scatter op, deferred while the fast backward pass asks for it."""
+    if state.defer_scatter and not state.grad_enabled:
+        return DeferredScatter(prim, g)
+    return apply(prim, g)
+
+
+class SliceGrad(Scatter):
+    """Place g at `key` in zeros of `shape`: the gradient of a slice, itself differentiable."""
+
+    name = "slice_grad"
+
+    def add_into(self, target, g):
+        target[self.key] += g
 
     def vjp(self, node, g, needs):
         return [apply(Slice(self.key), g)]
@@ -585,22 +633,16 @@ class Index(Primitive):
         return a[self.key]
 
     def vjp(self, node, g, needs):
-        return [apply(IndexGrad(self.key, node.inputs[0].shape), g)]
+        return [scatter(IndexGrad(self.key, node.inputs[0].shape), g)]
 
 
-class IndexGrad(Primitive):
+class IndexGrad(Scatter):
     """Scatter-add g into zeros of `shape` at `key`: repeated indices accumulate."""
 
     name = "index_grad"
 
-    def __init__(self, key, shape):
-        self.key = key
-        self.shape = shape
-
-    def forward(self, g):
-        out = xp.zeros(self.shape, dtype=g.dtype)
-        xp.add.at(out, self.key, g)
-        return out
+    def add_into(self, target, g):
+        xp.add.at(target, self.key, g)
 
     def vjp(self, node, g, needs):
         return [apply(Index(self.key), g)]
