@@ -25,8 +25,10 @@ def dot_edges(dot):
 
 
 def label(attrs):
-    match = re.search(r'label="((?:[^"\\]|\\.)*)"', attrs)
-    return match.group(1).replace("\\n", "\n") if match else None
+    match = re.search(r'label=(?:"((?:[^"\\]|\\.)*)"|([^\s\]]+))', attrs)
+    if not match:
+        return None
+    return (match.group(1) if match.group(1) is not None else match.group(2)).replace("\\n", "\n")
 
 
 def count_kinds(dot):
@@ -47,8 +49,8 @@ GOLDEN = {
     ("rnn_cell", "forward"): ({"f": 5, "t": 5}, 9, []),
     ("rnn_cell", "backward"): ({"b": 12, "g": 1, "s": 1, "t": 4}, 18, []),
     ("lstm_unrolled", "forward"): ({"t": 8, "f": 52}, 76, ["t=1", "t=2", "t=3"]),
-    ("lstm_unrolled", "backward"): ({"t": 7, "b": 93, "g": 19}, 166, ["t=1", "t=2", "t=3"]),
-    ("lstm_unrolled", "both"): ({"t": 8, "f": 52, "b": 93}, 242, ["t=1", "t=2", "t=3"]),
+    ("lstm_unrolled", "backward"): ({"t": 7, "b": 90, "g": 19}, 163, ["t=1", "t=2", "t=3"]),
+    ("lstm_unrolled", "both"): ({"t": 8, "f": 52, "b": 90}, 239, ["t=1", "t=2", "t=3"]),
 }
 
 
@@ -179,13 +181,13 @@ def test_scopes_become_clusters_and_collapse_to_boxes():
     outputs = EXAMPLES["lstm_unrolled"]()
     dot = tg.to_dot(outputs, view="both", collapse=["t=1", "t=2"])
     assert 'label="t=3"' in dot
-    boxes = {d: label(a) for d, a in dot_nodes(dot).items() if d.startswith("cluster_box")}
+    boxes = {d: label(a) for d, a in dot_nodes(dot).items() if d.startswith("collapsed_")}
     assert sorted(l.split("\n")[0] for l in boxes.values()) == ["t=1", "t=2"]
     assert all("forward ops" in l and "backward ops" in l for l in boxes.values())
     assert any(h in boxes for _, h, _ in dot_edges(dot))
     dot_all = tg.to_dot(outputs, view="forward", collapse=True)
     assert "subgraph cluster_t" not in dot_all and len([d for d in dot_nodes(dot_all)
-                                                         if d.startswith("cluster_box")]) == 3
+                                                         if d.startswith("collapsed_")]) == 3
     with pytest.raises(ValueError, match="unknown scope"):
         tg.to_dot(outputs, collapse=["t=9"])
 
@@ -196,13 +198,15 @@ def test_nested_scopes_nest_clusters():
         with tg.scope("t=1"):
             y = tg.tanh(x)
     dot = tg.to_dot(y.sum(), view="forward")
-    assert re.search(r'subgraph cluster_layer1 \{.*subgraph cluster_layer1_tx3d1 \{', dot, re.S)
+    assert re.search(r'subgraph cluster_layer1 \{.*subgraph cluster_layer1_tx3dx1 \{', dot, re.S)
+    boxed = tg.to_dot(y.sum(), view="forward", collapse="t=1")   # a nested scope, by name
+    assert "subgraph cluster_layer1 {" in boxed and "collapsed_layer1_tx3dx1" in boxed
 
 
 def test_color_by_grad_norm_shows_vanishing_gradients_with_a_legend():
     outputs = EXAMPLES["lstm_unrolled"]()
     dot = tg.to_dot(outputs, view="forward", color_by="grad_norm")
-    assert "cluster_legend" in dot and "‖∂L/∂·‖ (log scale)" in dot
+    assert "cluster__legend" in dot and "‖∂L/∂·‖ (log scale)" in dot
     nodes = dot_nodes(dot)
     by_label = {label(a).split("\n")[-1].split(" ")[0]: a for a in nodes.values()}
     shade = {name: render_module.NORM_COLORS.index(
@@ -316,3 +320,85 @@ def test_cli_errors_are_one_line(args, code, message, tmp_path):
     assert result.returncode == code
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+# --- review regressions ------------------------------------------------------------------------
+
+def test_constant_gradient_terms_are_drawn_as_summands():
+    inputs, (h, c) = __import__("tinygraph.examples", fromlist=["x"]).lstm_cell_step()
+    dot = tg.to_dot(h.sum() + c.sum(), view="backward")
+    labels = {d: label(a) for d, a in dot_nodes(dot).items()}
+    ds = next(d for d, l in labels.items() if l.startswith("∂L/∂c\nΣ"))
+    incoming = sorted(label(a) for t, h_, a in dot_edges(dot) if h_ == ds)
+    assert incoming == ["via sum", "via tanh → tanh_c"]   # the 1s of sum(c) are drawn too
+
+
+def test_a_gradient_that_simplifies_away_still_gets_a_labelled_node():
+    x = tg.tensor(np.ones(3), name="x", requires_grad=True)
+    w = tg.tensor(np.full(3, 2.0), name="w", requires_grad=True)
+    dot = tg.to_dot((x * w).sum(), view="backward", wrt=[x])
+    assert "∂L/∂x\\n= w" in dot
+    dot = tg.to_dot((x * 1.0).sum(), view="backward")
+    assert "∂L/∂x\\n= 1[3]" in dot
+
+
+def test_fan_in_over_time_steps_is_one_sum_naming_every_use():
+    dot = tg.to_dot(EXAMPLES["lstm_unrolled"](), view="backward")
+    labels = {d: label(a) for d, a in dot_nodes(dot).items()}
+    sums = [d for d, l in labels.items() if l.startswith("∂L/∂Wh\nΣ")]
+    assert len(sums) == 1
+    incoming = sorted(label(a) for t, h, a in dot_edges(dot) if h == sums[0])
+    assert incoming == ["via matmul [t=1]", "via matmul [t=2]", "via matmul [t=3]"]
+
+
+def test_color_by_grad_norm_copes_with_infinite_and_seeded_gradients():
+    p = tg.tensor(np.array([0.0, 1.0]), name="p", requires_grad=True)
+    with np.errstate(all="ignore"):
+        dot = tg.to_dot(tg.log(p).sum(), color_by="grad_norm", view="forward")
+    assert render_module.NONFINITE_FILL in dot and "inf or NaN" in dot
+    v = tg.tensor(np.ones(3), name="v", requires_grad=True)
+    dot = tg.to_dot(v * 2.0, grad_outputs=np.ones(3), color_by="grad_norm", view="forward")
+    assert "cluster__legend" in dot
+
+
+def test_every_node_colour_is_in_the_legend():
+    dot = tg.to_dot(EXAMPLES["lstm_unrolled"](), view="forward", color_by="grad_norm")
+    nodes = dot_nodes(dot)
+    legend = {re.search(r'fillcolor="([^"]+)"', a).group(1)
+              for d, a in nodes.items() if d.startswith("legend")}
+    used = {re.search(r'fillcolor="([^"]+)"', a).group(1)
+            for d, a in nodes.items() if d[0] in "ft"} - {render_module.LEAF_FILL}
+    assert used <= legend
+
+
+def test_scope_ids_are_one_to_one():
+    x = tg.tensor(np.ones(2), name="x", requires_grad=True)
+    with tg.scope("t=3"):
+        a = tg.tanh(x)
+    with tg.scope("tx3d3"):
+        b = tg.exp(a)
+    with tg.scope("legend"):
+        c = b * 2.0
+    dot = tg.to_dot(c.sum(), view="forward", color_by="grad_norm")
+    clusters = re.findall(r"subgraph (cluster_\w+)", dot)
+    assert len(clusters) == len(set(clusters)) == 4
+
+
+@pytest.mark.parametrize("name", ["back\\slash\\", "<b>bold</b>", "quote\"d", "\\N and \\l"])
+def test_names_are_drawn_literally(name, tmp_path):
+    x = tg.tensor(np.ones(2), name=name, requires_grad=True)
+    with tg.scope(name):
+        y = tg.tanh(x)
+    graph = tg.render(y.sum(), view="both", title=name)
+    if shutil.which("dot"):
+        svg = tg.save(y.sum(), tmp_path / "g.svg", view="both", title=name).read_text()
+        assert svg.count("<svg") == 1
+    assert graph.source.count("digraph") == 1
+
+
+def test_leaf_outputs_and_unnamed_leaves_are_drawn_distinctly():
+    s = tg.tensor(np.ones(2), requires_grad=True)
+    assert count_kinds(tg.to_dot(s, view="forward")) == {"t": 1}
+    a, b = tg.tensor(np.ones(2), requires_grad=True), tg.tensor(np.ones(2), requires_grad=True)
+    labels = [label(x) for x in dot_nodes(tg.to_dot((a * b).sum(), view="both")).values()]
+    assert any(l.startswith("tensor₁") for l in labels) and any(l.startswith("tensor₂") for l in labels)

@@ -103,12 +103,22 @@ def test_identity_that_broadcasts_is_kept():
     assert tg.simplify(y).outputs[0].shape == (2, 3)
 
 
-def test_multiplication_by_zero_becomes_a_constant():
-    x = tg.tensor(np.arange(3.0), requires_grad=True)
-    with recording_backward(None, "vjp"):
-        y = tg.exp(x) * 0.0
-    (out,) = tg.simplify([y]).outputs
-    assert out.constant and out.node is None and not np.any(out.data)
+def test_multiplication_by_zero_is_kept_because_inf_times_zero_is_nan():
+    x = tg.tensor(np.array([0.0, 1.0]), requires_grad=True)
+    with np.errstate(all="ignore"):          # log(0) and 0 * inf on purpose
+        (g,) = tg.grad(tg.log(x * 0.0 + np.array([0.0, 1.0])).sum(), [x], create_graph=True)
+        (simplified,) = tg.simplify([g]).outputs
+    np.testing.assert_array_equal(np.isnan(simplified.data), np.isnan(g.data))
+
+
+def test_a_node_shared_by_time_steps_moves_to_their_common_scope():
+    from tinygraph.examples import lstm_unrolled
+    inputs, loss = lstm_unrolled(steps=3)
+    grads = tg.grad(loss, list(inputs.values()), create_graph=True)
+    result = tg.simplify(grads)
+    transposes = [n for n in backward_nodes(result.outputs)
+                  if n.op == "transpose" and n.inputs[0] is inputs["Wh"]]
+    assert len(transposes) == 1 and transposes[0].scope == ()
 
 
 def test_slice_gradients_that_tile_become_one_concat_in_order():

@@ -42,6 +42,8 @@ SAVED_EDGE = "#999999"
 # Sequential palette (dark = small gradient) for color_by="grad_norm".
 NORM_COLORS = ["#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89",
                "#35b779", "#6ece58", "#b5de2b", "#fde725"]
+ZERO_FILL = "#bbbbbb"
+NONFINITE_FILL = "#ff00ff"
 
 
 class GraphvizNotFoundError(RuntimeError):
@@ -124,11 +126,16 @@ class _Diagram:
         self.display = {}        # id(forward tensor) -> display name
         self.keep_alive = []     # tensors whose ids are used as keys
         self.report = None
+        self.results = []        # (tensor differentiated, its gradient) for the labels
 
         forward_roots, backward_roots = self._graphs(wrt, grad_outputs, simplify)
         forward_nodes = [n for n in nodes(forward_roots) if not n.is_backward]
         backward_nodes = [n for n in nodes(backward_roots) if n.is_backward]
-        self._name_forward(forward_nodes)
+        self._name_forward(forward_nodes, forward_roots)
+        self.result_of = {id(g._node): t for t, g in self.results
+                          if g._node is not None and g._node.is_backward}
+        self.merged = _merged_sums(backward_nodes)
+        self.backward_count = len(backward_nodes)
         # Clusters are drawn in the order the program entered their scopes.
         self.scope_rank = {}
         for node in forward_nodes + backward_nodes:
@@ -137,11 +144,18 @@ class _Diagram:
         self.norms = self._grad_norms(forward_nodes, grad_outputs) if color_by else None
 
         if view in ("forward", "both"):
+            for out in forward_roots:
+                if out._node is None:          # an output that is itself a leaf
+                    self._tensor_source(out)
             for node in forward_nodes:
                 self._forward_node(node)
         if view in ("backward", "both"):
             for node in backward_nodes:
-                self._backward_node(node)
+                if id(node) not in self.merged:
+                    self._backward_node(node)
+            for t, g in self.results:
+                if g._node is None or not g._node.is_backward:
+                    self._result_without_node(t, g)
         self.digraph = self._emit(title)
 
     # --- which graphs ------------------------------------------------------------------------
@@ -154,6 +168,7 @@ class _Diagram:
         if simplify and backward_roots:
             result = simplify_graph(backward_roots)
             self.report = result
+            self.results = [(t, new) for (t, _), new in zip(self.results, result.outputs)]
             backward_roots = result.outputs
         self.keep_alive.extend(backward_roots)
         return self.outputs, backward_roots
@@ -164,13 +179,15 @@ class _Diagram:
         wrt = [wrt] if isinstance(wrt, Tensor) else list(wrt)
         if not wrt:
             raise ValueError("render: nothing requires grad, so there is no backward graph; "
-                             "create inputs with requires_grad=True or use view='forward'")
+                             "create inputs with requires_grad=True, draw the forward view "
+                             "only, or (to draw gradients) compute them with create_graph=True")
         if grad_outputs is None:
             grad_outputs = [self._seed(out) for out in self.outputs]
         self.keep_alive.extend(grad_outputs)
         grads = grad(self.outputs, wrt, grad_outputs=grad_outputs, create_graph=True,
                      allow_unused=True)
-        return [g for g in grads if g is not None]
+        self.results = [(t, g) for t, g in zip(wrt, grads) if g is not None]
+        return [g for _, g in self.results]
 
     @staticmethod
     def _seed(out):
@@ -179,14 +196,21 @@ class _Diagram:
         name = out.name or (out._node.op if out._node is not None else "y")
         return Tensor(xp.ones_like(out.data), name=f"∂L/∂{name}")
 
-    def _name_forward(self, forward_nodes):
+    def _name_forward(self, forward_nodes, roots):
+        """Display names for unnamed tensors: the op and a counter (matmul₂), or tensor₁."""
         counters = {}
+
+        def name(t, base):
+            if t is not None and not t.name and id(t) not in self.display:
+                counters[base] = counters.get(base, 0) + 1
+                self.display[id(t)] = f"{base}{_subscript(counters[base])}"
+
         for node in forward_nodes:
             self.hue_of[id(node)] = len(self.hue_of) % len(HUES)
-            out = node.output
-            if out is not None and not out.name:
-                counters[node.op] = counters.get(node.op, 0) + 1
-                self.display[id(out)] = f"{node.op}{_subscript(counters[node.op])}"
+            name(node.output, node.op)
+        for t in list(roots) + [t for n in forward_nodes for t in n.inputs]:
+            if t._node is None and not t.constant:
+                name(t, "tensor")
 
     def _name(self, t):
         return t.name or self.display.get(id(t)) or "tensor"
@@ -206,31 +230,51 @@ class _Diagram:
     def _backward_node(self, node):
         out = node.output
         forward = node.forward_node
-        if node.role == "accumulate":
+        is_sum = node.role == "accumulate"
+        if is_sum:
             op = "Σ" if node.op == "add" else _op_label(node, self._inline)
-            fill, font, shape = SUM_FILL, "white", "box"
+            fill, font = SUM_FILL, "white"
         else:
             hue = self.hue_of.get(id(forward), 0) if forward is not None else 0
-            op, fill, font, shape = _op_label(node, self._inline), HUES[hue][1], "black", "box"
-        lines = [f"∂L/∂{self._name(node.grad_of)}"] if node.grad_of is not None else []
+            op, fill, font = _op_label(node, self._inline), HUES[hue][1], "black"
+        of = self.result_of.get(id(node), node.grad_of)
+        lines = [f"∂L/∂{self._name(of)}"] if of is not None else []
         lines += [op, _shape_text(out)]
-        dot_id = self._add(node, "b", node.scope, label=_lines(*lines), shape=shape,
+        dot_id = self._add(node, "b", node.scope, label=_lines(*lines), shape="box",
                            style="rounded,filled,bold", fillcolor=fill, fontcolor=font,
                            color="#5b0f00")
-        for k, t in enumerate(node.inputs):
-            if t.constant:
-                continue
-            attrs = {}
-            if t._node is not None and t._node.is_backward or _is_seed(t):
+        summands = _summands(node, self.merged) if is_sum and node.op == "add" else [
+            (t, node.grad_sources[k] if is_sum and node.grad_sources else None)
+            for k, t in enumerate(node.inputs)]
+        for t, use in summands:
+            if t.constant and not is_sum:
+                continue                 # written into the op's label instead
+            if t.constant:               # a constant gradient term: a small value node
+                source = self._add(object(), "k", node.scope, label=_text(self._inline(t)),
+                                   shape="plaintext", fontcolor=GRAD_EDGE)
+            else:
+                source = self._tensor_source(t)
+            if t.constant or t._node is not None and t._node.is_backward or _is_seed(t):
                 attrs = {"color": GRAD_EDGE, "penwidth": "1.6"}
-                if node.role == "accumulate" and node.grad_sources is not None:
-                    attrs["label"] = self._use_label(node.grad_sources[k], t, node.scope)
+                if is_sum:
+                    attrs["label"] = _text(self._use_label(use, t, node.scope))
                     attrs["fontcolor"] = GRAD_EDGE
             else:   # a forward value saved for the backward pass
                 attrs = {"style": "dashed", "color": SAVED_EDGE, "arrowhead": "empty"}
                 if self.view == "both":   # rank backward nodes by the gradient flow alone
                     attrs["constraint"] = "false"
-            self.edges.append((self._tensor_source(t), dot_id, attrs))
+            self.edges.append((source, dot_id, attrs))
+
+    def _result_without_node(self, wrt, g):
+        """A gradient that simplified to a constant or to a forward value still gets a node."""
+        value = self._inline(g) if g.constant else self._name(g)
+        dot_id = self._add(object(), "r", (), label=_lines(f"∂L/∂{self._name(wrt)}", f"= {value}",
+                                                           _shape_text(g)),
+                           shape="box", style="rounded,filled,bold", fillcolor=SUM_FILL,
+                           fontcolor="white", color="#5b0f00")
+        if not g.constant:
+            self.edges.append((self._tensor_source(g), dot_id,
+                               {"style": "dashed", "color": SAVED_EDGE, "arrowhead": "empty"}))
 
     def _use_label(self, use, summand, sum_scope):
         """Which use of the tensor a summand of its gradient came from (and where, when that
@@ -265,7 +309,6 @@ class _Diagram:
     def _ghost(self, t):
         key = id(t)
         if key not in self.ids:
-            self.keep_alive.append(t)
             self._add(t, "g", t._node.scope, label=_lines(self._name(t), _shape_text(t)), shape="box",
                       style="dashed,rounded", color=SAVED_EDGE, fontcolor="#555555")
         return self.ids[key]
@@ -273,6 +316,7 @@ class _Diagram:
     def _add(self, obj, prefix, scope, **attrs):
         dot_id = f"{prefix}{len(self.ids)}"
         self.ids[id(obj)] = dot_id
+        self.keep_alive.append(obj)   # its id is a key: it must outlive the drawing
         self.items.append((tuple(scope), dot_id, attrs))
         return dot_id
 
@@ -294,19 +338,30 @@ class _Diagram:
         targets = [n.output for n in forward_nodes if n.output is not None
                    and n.output.requires_grad]
         targets += leaves(self.outputs)
-        seeds = grad_outputs or [Tensor(xp.ones_like(o.data)) for o in self.outputs]
-        grads = grad(self.outputs, targets, grad_outputs=seeds, allow_unused=True)
-        norms = {}
-        for t, g in zip(targets, grads):
-            if g is not None:
-                norms[id(t)] = float(xp.sqrt(xp.sum(xp.square(g.data, dtype=xp.float64))))
+        if grad_outputs is None:
+            seeds = [Tensor(xp.ones_like(o.data)) for o in self.outputs]
+        else:
+            seeds = [grad_outputs] if isinstance(grad_outputs, (Tensor, xp.ndarray)) \
+                else list(grad_outputs)
+        with xp.errstate(all="ignore"):
+            grads = grad(self.outputs, targets, grad_outputs=seeds, allow_unused=True)
+            norms = {}
+            for t, g in zip(targets, grads):
+                if g is not None:
+                    norms[id(t)] = float(xp.sqrt(xp.sum(xp.square(g.data, dtype=xp.float64))))
         self.keep_alive.extend(targets)
-        positive = [v for v in norms.values() if v > 0]
-        self.norm_range = ((math.floor(math.log10(min(positive))),
-                            math.ceil(math.log10(max(positive))))
-                           if positive else (0, 0))
-        if self.norm_range[0] == self.norm_range[1]:
-            self.norm_range = (self.norm_range[0], self.norm_range[0] + 1)
+        # One colour per band of whole decades (at most len(NORM_COLORS) bands), so every
+        # colour a node can get is in the legend.
+        decades = [math.log10(v) for v in norms.values() if v > 0 and math.isfinite(v)]
+        if decades:
+            low, high = math.floor(min(decades)), math.floor(max(decades)) + 1
+            width = max(1, math.ceil((high - low) / len(NORM_COLORS)))
+            self.bands = [(low + k * width, low + (k + 1) * width)
+                          for k in range(math.ceil((high - low) / width))]
+        else:
+            self.bands = []
+        self.norm_kinds = {"zero" if v == 0 else "non-finite" if not math.isfinite(v) else "band"
+                           for v in norms.values()}
         return norms
 
     def _fill(self, t, default):
@@ -315,29 +370,32 @@ class _Diagram:
         return self._norm_color(self.norms[id(t)])
 
     def _norm_color(self, norm):
+        if not math.isfinite(norm):
+            return NONFINITE_FILL
         if norm <= 0:
-            return "#bbbbbb"
-        low, high = self.norm_range
-        position = (math.log10(norm) - low) / (high - low)
-        index = min(len(NORM_COLORS) - 1, max(0, int(position * len(NORM_COLORS))))
-        return NORM_COLORS[index]
+            return ZERO_FILL
+        decade = math.log10(norm)
+        for k, (low, high) in enumerate(self.bands):
+            if decade < high or k == len(self.bands) - 1:
+                return _band_color(k, len(self.bands))
+        return ZERO_FILL
 
     # --- emitting --------------------------------------------------------------------------
     def _emit(self, title):
         g = graphviz.Digraph("tinygraph", graph_attr={
-            "rankdir": "TB", "fontname": "Helvetica", "fontsize": "11", "newrank": "true",
+            "rankdir": "TB", "fontname": "Helvetica", "fontsize": "11",
             "nodesep": "0.25", "ranksep": "0.35"},
             node_attr={"fontname": "Helvetica", "fontsize": "10", "margin": "0.08,0.03"},
             edge_attr={"fontname": "Helvetica", "fontsize": "9", "arrowsize": "0.7"})
         caption = self._caption(title)
         if caption:
-            g.attr(label=caption, labelloc="t")
+            g.attr(label=_lines(*caption), labelloc="t")
         collapsed = self._collapsed_scopes()
         redirect = {}
         for scope, dot_id, _ in self.items:
             hidden = next((s for s in collapsed if scope[:len(s)] == s), None)
             if hidden is not None:
-                redirect[dot_id] = "cluster_box_" + _scope_id(hidden)
+                redirect[dot_id] = "collapsed_" + _scope_id(hidden)
         self._emit_scopes(g, collapsed)
         seen = set()
         for tail, head, attrs in self.edges:
@@ -355,29 +413,32 @@ class _Diagram:
         return g
 
     def _caption(self, title):
+        """The caption's lines."""
         parts = [title] if title else []
         if self.report is not None:
             parts.append(f"backward graph simplified: {self.report.nodes_before} → "
                          f"{self.report.nodes_after} nodes")
         elif self.view != "forward":
-            count = sum(1 for _, dot_id, _ in self.items if dot_id.startswith("b"))
-            parts.append(f"backward graph as generated: {count} nodes")
+            parts.append(f"backward graph as generated: {self.backward_count} nodes")
         if self.view != "forward":
             parts.append("dashed: forward values the backward pass reads · "
                          "Σ: a gradient summed over the uses named on its edges")
-        return "\\n".join(parts)
+        return parts
 
     def _collapsed_scopes(self):
-        scopes = sorted({s[:1] for s, _, _ in self.items if s})
+        """The scope paths drawn as one box: the outermost ones named in `collapse` (a name
+        matches at any depth), or every top-level scope for collapse=True."""
+        paths = {s[:depth] for s, _, _ in self.items for depth in range(1, len(s) + 1)}
         if self.collapse is True:
-            return scopes
+            return sorted(p for p in paths if len(p) == 1)
         wanted = [self.collapse] if isinstance(self.collapse, str) else list(self.collapse)
-        known = {s[0] for s in scopes}
+        known = {p[-1] for p in paths}
         unknown = [w for w in wanted if w not in known]
         if unknown:
             raise ValueError(f"render: cannot collapse unknown scope(s) {unknown}; the graph "
                              f"has {sorted(known)}")
-        return [(w,) for w in wanted]
+        chosen = [p for p in paths if p[-1] in wanted]
+        return sorted(p for p in chosen if not any(q != p and p[:len(q)] == q for q in chosen))
 
     def _emit_scopes(self, g, collapsed):
         """Emit items, nesting each scope path in clusters (one level per scope name)."""
@@ -388,39 +449,47 @@ class _Diagram:
             g.node(dot_id, **attrs)
         top_level = sorted({scope[:1] for scope in by_scope}, key=self._scope_order)
         for top in top_level:
-            if top in collapsed:
-                members = [s for s in by_scope if s[:1] == top]
-                n_forward = sum(1 for s in members for d, _ in by_scope[s] if d.startswith("f"))
-                n_backward = sum(1 for s in members for d, _ in by_scope[s] if d.startswith("b"))
-                counts = ", ".join(f"{n} {kind} ops" for n, kind in (
-                    (n_forward, "forward"), (n_backward, "backward")) if n)
-                g.node("cluster_box_" + _scope_id(top), label=_lines(top[0], counts),
-                       shape="box3d", style="filled", fillcolor="#eeeeee")
-                continue
-            self._emit_cluster(g, top, by_scope)
+            self._emit_cluster(g, top, by_scope, collapsed)
 
-    def _emit_cluster(self, parent, scope, by_scope):
+    def _collapsed_box(self, parent, scope, by_scope):
+        members = [s for s in by_scope if s[:len(scope)] == scope]
+        n_forward = sum(1 for s in members for d, _ in by_scope[s] if d.startswith("f"))
+        n_backward = sum(1 for s in members for d, _ in by_scope[s] if d.startswith("b"))
+        counts = ", ".join(f"{n} {kind} ops" for n, kind in (
+            (n_forward, "forward"), (n_backward, "backward")) if n)
+        parent.node("collapsed_" + _scope_id(scope), label=_lines(scope[-1], counts),
+                    shape="box3d", style="filled", fillcolor="#eeeeee")
+
+    def _emit_cluster(self, parent, scope, by_scope, collapsed):
+        if scope in collapsed:
+            self._collapsed_box(parent, scope, by_scope)
+            return
         with parent.subgraph(name="cluster_" + _scope_id(scope)) as sub:
-            sub.attr(label=scope[-1], style="rounded,dashed", color="#999999")
+            sub.attr(label=_text(scope[-1]), style="rounded,dashed", color="#999999")
             for dot_id, attrs in by_scope.get(scope, []):
                 sub.node(dot_id, **attrs)
             children = {s[:len(scope) + 1] for s in by_scope
                         if len(s) > len(scope) and s[:len(scope)] == scope}
             for child in sorted(children, key=self._scope_order):
-                self._emit_cluster(sub, child, by_scope)
+                self._emit_cluster(sub, child, by_scope, collapsed)
 
     def _scope_order(self, scope):
         return (self.scope_rank.get(scope, len(self.scope_rank)), scope)
 
     def _legend(self, g):
-        low, high = self.norm_range
-        with g.subgraph(name="cluster_legend") as legend:
+        entries = [(_band_color(k, len(self.bands)),
+                    f"1e{low}" if high == low + 1 else f"1e{low} – 1e{high}")
+                   for k, (low, high) in enumerate(self.bands)]
+        if "zero" in self.norm_kinds:
+            entries.insert(0, (ZERO_FILL, "0"))
+        if "non-finite" in self.norm_kinds:
+            entries.append((NONFINITE_FILL, "inf or NaN"))
+        with g.subgraph(name="cluster__legend") as legend:
             legend.attr(label="‖∂L/∂·‖ (log scale)", style="rounded", color="#999999")
             previous = None
-            for exponent in range(low, high + 1):
-                dot_id = f"legend{exponent - low}"
-                color = self._norm_color(10.0 ** exponent)
-                legend.node(dot_id, label=f"1e{exponent}", shape="box", style="filled",
+            for k, (color, text) in enumerate(entries):
+                dot_id = f"legend{k}"
+                legend.node(dot_id, label=text, shape="box", style="filled",
                             fillcolor=color, fontcolor=_font_on(color))
                 if previous is not None:
                     legend.edge(previous, dot_id, style="invis")
@@ -466,15 +535,59 @@ def _key_text(key):
     return "[" + ", ".join(parts) + "]"
 
 
+def _band_color(k, bands):
+    """Spread the bands over the palette, dark (small) to light (large)."""
+    if bands <= 1:
+        return NORM_COLORS[len(NORM_COLORS) // 2]
+    return NORM_COLORS[round(k * (len(NORM_COLORS) - 1) / (bands - 1))]
+
+
 def _font_on(fill):
     """Black text, or white on the dark half of the gradient-norm palette."""
     dark = NORM_COLORS[:len(NORM_COLORS) // 2] + [SUM_FILL]
     return "white" if fill in dark else "black"
 
 
+def _text(text):
+    """User text for a label: backslashes kept literal, never read as an HTML-like label."""
+    return graphviz.nohtml(str(text).replace("\\", "\\\\"))
+
+
 def _lines(*lines):
     """A multi-line label, with DOT's line-break escape rather than raw newlines."""
-    return "\\n".join(lines)
+    return graphviz.nohtml("\\n".join(str(line).replace("\\", "\\\\") for line in lines))
+
+
+def _merged_sums(backward_nodes):
+    """ids of fan-in add nodes drawn inside a later one: a chain of binary sums of one
+    tensor's gradient is drawn as one Σ whose edges name every use."""
+    consumers = {}
+    for node in backward_nodes:
+        for t in node.inputs:
+            if t._node is not None:
+                consumers.setdefault(id(t._node), []).append(node)
+    merged = set()
+    for node in backward_nodes:
+        users = consumers.get(id(node), [])
+        if (node.role == "accumulate" and node.op == "add" and len(users) == 1
+                and users[0].role == "accumulate" and users[0].op == "add"
+                and users[0].grad_of is node.grad_of):
+            merged.add(id(node))
+    return merged
+
+
+def _summands(node, merged):
+    """(summand, use) pairs of a Σ, looking through the sums merged into it."""
+    found, stack = [], [node]
+    while stack:
+        current = stack.pop()
+        uses = current.grad_sources or (None,) * len(current.inputs)
+        for t, use in reversed(list(zip(current.inputs, uses))):
+            if t._node is not None and id(t._node) in merged:
+                stack.append(t._node)
+            else:
+                found.append((t, use))
+    return found
 
 
 def _shape_dtype(t):
@@ -495,9 +608,10 @@ def _subscript(k):
 
 
 def _scope_id(scope):
-    """A DOT-safe id for a scope path; other characters are spelled out, so ids stay unique."""
-    return "_".join("".join(c if c.isalnum() else f"x{ord(c):x}" for c in name)
-                    for name in scope)
+    """A DOT-safe id for a scope path, one-to-one: letters and digits stay, any other
+    character (the escape letter x included) is spelled out as x<hex>x."""
+    return "_".join("".join(c if c.isascii() and c.isalnum() and c != "x" else f"x{ord(c):x}x"
+                            for c in name) for name in scope)
 
 
 def _is_seed(t):

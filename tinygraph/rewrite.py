@@ -9,7 +9,7 @@ are unchanged: every rule is an algebraic identity.
 Rules:
 - constant folding: a node whose inputs are all constants becomes a constant;
 - identities: x * 1, x / 1, x + 0, x - 0, x ** 1, -(-x) and shape ops that change nothing
-  become x; x * 0 becomes a zero constant;
+  become x;
 - slice tiling: a sum of slice gradients (each a zero buffer with one piece filled in) whose
   pieces tile the buffer along one axis becomes one concat of the pieces, in order. For an
   LSTM cell this is the textbook dA = concat(df, dg, di, do).
@@ -40,7 +40,11 @@ class Simplified:
 
 
 def simplify(tensors):
-    """Simplify the backward graph behind `tensors` (a Tensor or a list of them)."""
+    """Simplify the backward graph behind `tensors` (a Tensor or a list of them).
+
+    A gradient may simplify to a tensor of the forward graph itself (d(x*w)/dx is w): the
+    outputs can then be forward tensors or parameters, so treat them as read-only values.
+    """
     single = isinstance(tensors, Tensor)
     outputs = [tensors] if single else list(tensors)
     rewriter = _Rewriter()
@@ -78,7 +82,11 @@ class _Rewriter:
         key = (node.op, _hashable(node.attrs), tuple(_input_key(t) for t in inputs))
         if key in self.seen:
             self.counts["cse"] += 1
-            return self.seen[key]
+            kept = self.seen[key]
+            # Shared by two scopes (e.g. transpose(Wh), met in every time step): it belongs
+            # to their common enclosing scope, not to the first one met.
+            kept._node.scope = _common_prefix(kept._node.scope, node.scope)
+            return kept
         with recording_backward(node.forward_node, node.role):
             out = ops.apply(node.prim, *inputs)
         _copy_metadata(node, out._node)
@@ -118,8 +126,7 @@ def _identities(node, inputs):
             return same(a)
         if _is_constant(a, 1):
             return same(b)
-        if _is_constant(a, 0) or _is_constant(b, 0):
-            return Tensor(xp.zeros(out.shape, out.dtype), constant=True)
+        # (x * 0 is not rewritten to 0: it is NaN where x is infinite.)
     if op == "div" and _is_constant(inputs[1], 1):
         return same(inputs[0])
     if op == "add":
@@ -200,6 +207,13 @@ def _span(key, shape):
 
 
 RULES = [_constant_folding, _identities, _slice_tiling]
+
+
+def _common_prefix(a, b):
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n]
 
 
 # --- keys for common-subexpression elimination -----------------------------------------------
