@@ -1,4 +1,6 @@
 """Running a cell over time: one layer, stacks of layers, stateful truncated BPTT."""
+import contextlib
+
 import numpy as np
 
 import tinygraph as tg
@@ -77,15 +79,8 @@ class StackedRecurrent(Module):
         for k, layer in enumerate(self.layers):
             if k > 0:
                 xs = self.dropouts[k - 1](xs)
-            with tg.scope(f"layer{k + 1}") if len(self.layers) > 1 else _nothing():
+            with tg.scope(f"layer{k + 1}") if len(self.layers) > 1 else contextlib.nullcontext():
                 xs, final = layer(xs)
             finals.append(final)
         return xs, finals
 
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

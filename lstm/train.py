@@ -102,9 +102,8 @@ class Trainer:
             differ = sorted(k for k in wanted if saved.get(k) != wanted[k])
             raise CheckpointError(f"{path} was made with other settings ({', '.join(differ)} "
                                   "differ)")
-        params = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
         try:
-            self.model.load_state_dict(params)
+            self.model.load_state_dict(_parameters(arrays))
         except ValueError as e:
             raise CheckpointError(f"{path} does not fit this model: {e}") from None
         for k, layer in enumerate(self.model.rnn.layers):
@@ -172,13 +171,17 @@ class Trainer:
         best = self.out_dir / "best.npz"
         if best.exists():
             arrays, _ = load_checkpoint(best)
-            self.model.load_state_dict({k[6:]: v for k, v in arrays.items()
-                                        if k.startswith("param/")})
+            self.model.load_state_dict(_parameters(arrays))
         return self.perplexity("test")
 
     def perplexity(self, split):
         return perplexity(self.model, self.corpus.ids[split], self.preset.eval_batch_size,
                           self.preset.steps)
+
+
+def _parameters(arrays):
+    """The model's arrays in a checkpoint, by parameter name."""
+    return {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
 
 
 def write_summary(out_dir, summary):

@@ -89,8 +89,8 @@ class Module:
             p.data[...] = array
 
 
-def uniform_or_normal(rng, shape, scale, dtype):
-    """Normal(0, 1) * scale: the book's initialisation (randn / sqrt(fan_in))."""
+def scaled_normal(rng, shape, scale, dtype):
+    """Standard normal * scale (the book's initialisations: randn / sqrt(fan_in), randn / 100)."""
     return (rng.standard_normal(shape) * scale).astype(dtype)
 
 
@@ -100,7 +100,7 @@ class Linear(Module):
     def __init__(self, in_features, out_features, bias=True, rng=None, dtype=xp.float32,
                  name="linear"):
         rng = rng if rng is not None else xp.random.default_rng()
-        self.W = Parameter(uniform_or_normal(rng, (in_features, out_features),
+        self.W = Parameter(scaled_normal(rng, (in_features, out_features),
                                              1 / math.sqrt(in_features), dtype), name=f"{name}.W")
         self.b = Parameter(xp.zeros(out_features, dtype), name=f"{name}.b") if bias else None
 
@@ -115,7 +115,7 @@ class Embedding(Module):
     def __init__(self, num_embeddings, embedding_dim, rng=None, dtype=xp.float32, scale=0.01,
                  name="embed"):
         rng = rng if rng is not None else xp.random.default_rng()
-        self.W = Parameter(uniform_or_normal(rng, (num_embeddings, embedding_dim), scale, dtype),
+        self.W = Parameter(scaled_normal(rng, (num_embeddings, embedding_dim), scale, dtype),
                            name=f"{name}.W")
 
     def forward(self, ids):
