@@ -1,10 +1,12 @@
 """Command line: `python -m lstm train | demo | vanishing` (see --help of each)."""
 import argparse
 import dataclasses
+import pathlib
 import sys
 import time
 
 from .checkpoint import CheckpointError
+from .train import Interrupted
 from .data import Corpus
 from .train import PRESETS, Trainer, write_summary
 
@@ -15,6 +17,8 @@ def train_command(args):
         if args.epochs < 1:
             raise ValueError(f"--epochs must be at least 1, got {args.epochs}")
         preset = dataclasses.replace(preset, epochs=args.epochs)
+    if args.resume and not pathlib.Path(args.resume).is_file():
+        raise FileNotFoundError(f"checkpoint not found: {args.resume}")
     corpus = Corpus(args.data_dir)
     print(f"corpus: {len(corpus.vocab)} word types; train {len(corpus.ids['train']):,}, "
           f"valid {len(corpus.ids['valid']):,}, test {len(corpus.ids['test']):,} tokens")
@@ -88,8 +92,11 @@ def main(argv=None):
             raise
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except Interrupted as e:
+        print(f"interrupted: {e}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
-        print("interrupted; resume with --resume <out>/last.npz", file=sys.stderr)
+        print("interrupted before training started; nothing to resume", file=sys.stderr)
         return 130
 
 

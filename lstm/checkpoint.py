@@ -52,8 +52,9 @@ def load_checkpoint(path):
             arrays = {k[len("array/"):]: data[k] for k in data.files if k.startswith("array/")}
     except (zipfile.BadZipFile, ValueError, KeyError, OSError, EOFError,
             json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") \
-            from None
+        reason = ("it holds pickled Python objects, which are never loaded"
+                  if "pickle" in str(e) else f"{type(e).__name__}: {e}")
+        raise CheckpointError(f"{path} is not a readable checkpoint ({reason})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a {FORMAT} file")
     return arrays, meta

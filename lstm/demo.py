@@ -35,7 +35,9 @@ def train_sine(steps=400, hidden_size=32, seed=0, progress=True):
     model = SequenceRegressor(hidden_size=hidden_size, seed=seed)
     opt = Adam(model.parameters(), lr=0.01)
     losses = []
-    bar = tqdm(range(steps), desc="sine LSTM", disable=not progress, dynamic_ncols=True)
+    # disable=None: a bar on a terminal, none in a log file.
+    bar = tqdm(range(steps), desc="sine LSTM", disable=None if progress else True,
+               dynamic_ncols=True)
     for _ in bar:
         loss = model.loss(tg.tensor(xs), ys)
         opt.zero_grad()
@@ -50,8 +52,10 @@ def train_sine(steps=400, hidden_size=32, seed=0, progress=True):
 def draw_cell(model, out_dir, suffix):
     """Forward and backward graphs of one step of the trained model's LSTM cell."""
     cell = model.rnn.layers[0].cell
-    x = tg.tensor(np.array([[0.5]], np.float32), name="x")
-    h, c = cell(x, cell.zero_state(1))
+    x = tg.tensor(np.array([[0.5]], np.float32), name="x", requires_grad=True)
+    h_prev, c_prev = (tg.tensor(s.data, name=n, requires_grad=True)
+                      for s, n in zip(cell.zero_state(1), ("h_prev", "c_prev")))
+    h, c = cell(x, (h_prev, c_prev))
     paths = []
     for view in ("forward", "backward"):
         paths.append(tg.save([h, c], out_dir / f"lstm_cell_{view}.{suffix}", view=view,

@@ -1,8 +1,11 @@
 """Training and evaluating language models: presets, the trainer loop, perplexity."""
+import contextlib
 import dataclasses
 import json
 import math
 import pathlib
+import signal
+import threading
 import time
 
 import numpy as np
@@ -130,9 +133,16 @@ class Trainer:
         return float(loss.data)
 
     def run(self, epochs, progress=True, checkpoint_every=200):
+        """Train up to `epochs`. Ctrl-C (SIGINT) finishes the current step, saves last.npz and
+        raises Interrupted, so no work is lost."""
+        with _interrupt_flag() as interrupted:
+            return self._run(epochs, progress, checkpoint_every, interrupted)
+
+    def _run(self, epochs, progress, checkpoint_every, interrupted):
         tokens_per_batch = self.preset.batch_size * self.preset.steps
         while self.epoch < epochs:
-            bar = tqdm(total=len(self.batches), initial=self.position, disable=not progress,
+            bar = tqdm(total=len(self.batches), initial=self.position,
+                       disable=None if progress else True,
                        desc=f"epoch {self.epoch + 1}/{epochs}", unit="batch", dynamic_ncols=True)
             start, losses = time.perf_counter(), []
             while self.position < len(self.batches):
@@ -149,6 +159,11 @@ class Trainer:
                 bar.update(1)
                 if checkpoint_every and self.position % checkpoint_every == 0:
                     self.save("last.npz")
+                if interrupted():
+                    bar.close()
+                    path = self.save("last.npz")
+                    raise Interrupted(f"saved {path} at epoch {self.epoch + 1}, batch "
+                                      f"{self.position}; continue with --resume {path}")
             bar.close()
             training_state = [layer.state for layer in self.model.rnn.layers]
             valid = self.perplexity("valid")
@@ -177,6 +192,24 @@ class Trainer:
     def perplexity(self, split):
         return perplexity(self.model, self.corpus.ids[split], self.preset.eval_batch_size,
                           self.preset.steps)
+
+
+class Interrupted(Exception):
+    """Training was stopped by SIGINT after saving a checkpoint to resume from."""
+
+
+@contextlib.contextmanager
+def _interrupt_flag():
+    """Turn SIGINT into a flag the loop checks between steps (a step is never cut in half)."""
+    flag = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: flag.append(True))
+    try:
+        yield lambda: bool(flag)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _parameters(arrays):

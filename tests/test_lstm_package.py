@@ -361,3 +361,25 @@ def test_examples_run(script, expect):
                             capture_output=True, text=True, timeout=300, cwd=root)
     assert result.returncode == 0, result.stderr
     assert expect in result.stdout
+
+
+def test_sigint_saves_a_checkpoint_and_resume_continues(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    words = " ".join(f"w{k % 7}" for k in range(200_000))
+    data = write_corpus(tmp_path, train=words + "\n", valid="w1 w2 w3 w4\n" * 200,
+                        test="w4 w5 w6 w0\n" * 200)
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "lstm", "train", "--data-dir", str(data),
+                             "--out", str(out), "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(8)                     # the corpus is loaded and batches are running
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted: saved" in err and "--resume" in err
+    from lstm.checkpoint import load_checkpoint
+    _, meta = load_checkpoint(out / "last.npz")
+    assert meta["position"] > 0 or meta["epoch"] > 0

@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 
-from . import examples, grad, nodes, simplify
+from . import examples, grad, nodes, simplify, tensor
 from .diagram import VIEWS, GraphvizNotFoundError, save
 from .tensor import Tensor
 
@@ -30,16 +30,17 @@ def demo(args):
                                              hidden_size=args.hidden_size, seed=args.seed)
     np.set_printoptions(precision=4, suppress=True, linewidth=100)
     print("One LSTM cell step built from primitives: A = x@Wx + h_prev@Wh + b, sliced into "
-          "gates f, g, i, o;\nc = f*c_prev + g*i; h = o*tanh(c).  Loss L = sum(h) + sum(c).\n")
+          "gates f, g, i, o;\nc = f*c_prev + g*i; h = o*tanh(c).  Upstream gradients "
+          "dL/dh = dL/dc = 1 (inputs of the backward graph).\n")
     print(f"h =\n{h.data}\nc =\n{c.data}\n")
 
-    loss = h.sum() + c.sum()
     names = list(inputs)
-    grads = grad(loss, [inputs[n] for n in names], create_graph=True)
+    seeds = [tensor(np.ones(h.shape), name="∂L/∂h"), tensor(np.ones(c.shape), name="∂L/∂c")]
+    grads = grad([h, c], [inputs[n] for n in names], grad_outputs=seeds, create_graph=True)
     for name, g in zip(names, grads):
         print(f"dL/d{name} {g.shape} =\n{g.data}")
 
-    forward = nodes([loss])
+    forward = nodes([h, c])
     backward_nodes = [n for n in nodes(grads) if n.is_backward]
     print(f"\nForward graph: {len(forward)} op nodes. Generated backward graph: "
           f"{len(backward_nodes)} op nodes:")

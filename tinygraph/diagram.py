@@ -135,6 +135,7 @@ class _Diagram:
         self.result_of = {id(g._node): t for t, g in self.results
                           if g._node is not None and g._node.is_backward}
         self.merged = _merged_sums(backward_nodes)
+        self.summands = _summand_nodes(backward_nodes)
         self.backward_count = len(backward_nodes)
         # Clusters are drawn in the order the program entered their scopes.
         self.scope_rank = {}
@@ -231,15 +232,24 @@ class _Diagram:
         out = node.output
         forward = node.forward_node
         is_sum = node.role == "accumulate"
+        extra = []
         if is_sum:
             op = "Σ" if node.op == "add" else _op_label(node, self._inline)
+            if node.op == "concat" and node.grad_sources:
+                order = " | ".join(self._name(u.output) if u is not None and u.output is not None
+                                   else "·" for u in node.grad_sources)
+                extra = [f"[{order}]"]        # the gradients it joins, in order
             fill, font = SUM_FILL, "white"
         else:
             hue = self.hue_of.get(id(forward), 0) if forward is not None else 0
             op, fill, font = _op_label(node, self._inline), HUES[hue][1], "black"
         of = self.result_of.get(id(node), node.grad_of)
-        lines = [f"∂L/∂{self._name(of)}"] if of is not None else []
-        lines += [op, _shape_text(out)]
+        part = "part of " if id(node) in self.summands and id(node) not in self.result_of else ""
+        lines = [f"{part}∂L/∂{self._name(of)}"] if of is not None else []
+        lines += [op] + extra + [_shape_text(out)]
+        if self.norms is not None and of is not None:    # a gradient value: colour by its norm
+            fill = self._norm_color(_norm(out.data))
+            font = _font_on(fill)
         dot_id = self._add(node, "b", node.scope, label=_lines(*lines), shape="box",
                            style="rounded,filled,bold", fillcolor=fill, fontcolor=font,
                            color="#5b0f00")
@@ -297,7 +307,8 @@ class _Diagram:
         if id(t) in self.ids:
             return self.ids[id(t)]
         if _is_seed(t):
-            return self._add(t, "s", (), label=_lines(t.name, _shape_text(t)), shape="box",
+            return self._add(t, "s", (), label=_lines(f"upstream {t.name}", _shape_text(t)),
+                             shape="box",
                              style="filled,bold", fillcolor="#f4cccc", color=GRAD_EDGE)
         parameter = isinstance(t, Parameter)
         fill = self._fill(t, PARAMETER_FILL if parameter else LEAF_FILL)
@@ -348,7 +359,7 @@ class _Diagram:
             norms = {}
             for t, g in zip(targets, grads):
                 if g is not None:
-                    norms[id(t)] = float(xp.sqrt(xp.sum(xp.square(g.data, dtype=xp.float64))))
+                    norms[id(t)] = _norm(g.data)
         self.keep_alive.extend(targets)
         # One colour per band of whole decades (at most len(NORM_COLORS) bands), so every
         # colour a node can get is in the legend.
@@ -383,7 +394,7 @@ class _Diagram:
     # --- emitting --------------------------------------------------------------------------
     def _emit(self, title):
         g = graphviz.Digraph("tinygraph", graph_attr={
-            "rankdir": "TB", "fontname": "Helvetica", "fontsize": "11",
+            "rankdir": "TB", "fontname": "Helvetica", "fontsize": "11", "ordering": "out",
             "nodesep": "0.25", "ranksep": "0.35"},
             node_attr={"fontname": "Helvetica", "fontsize": "10", "margin": "0.08,0.03"},
             edge_attr={"fontname": "Helvetica", "fontsize": "9", "arrowsize": "0.7"})
@@ -535,6 +546,11 @@ def _key_text(key):
     return "[" + ", ".join(parts) + "]"
 
 
+def _norm(array):
+    with xp.errstate(all="ignore"):
+        return float(xp.sqrt(xp.sum(xp.square(array, dtype=xp.float64))))
+
+
 def _band_color(k, bands):
     """Spread the bands over the palette, dark (small) to light (large)."""
     if bands <= 1:
@@ -574,6 +590,18 @@ def _merged_sums(backward_nodes):
                 and users[0].grad_of is node.grad_of):
             merged.add(id(node))
     return merged
+
+
+def _summand_nodes(backward_nodes):
+    """ids of nodes whose output is one use's share of a gradient that a Σ then sums."""
+    shares = set()
+    for node in backward_nodes:
+        if node.role == "accumulate":
+            for t in node.inputs:
+                if t._node is not None and t._node.grad_of is node.grad_of \
+                        and t._node.role == "vjp":
+                    shares.add(id(t._node))
+    return shares
 
 
 def _summands(node, merged):
