@@ -142,14 +142,19 @@ def torch_sine(fused):
 
 # --- timing ---------------------------------------------------------------------------------
 
-def median_times(contestants, repeats, warmup=2):
-    """{name: median seconds per call}, calls alternating between contestants."""
+def median_times(contestants, repeats, warmup=2, pause=0.0):
+    """{name: median seconds per call}, calls alternating between contestants, with `pause`
+    seconds before each timed call."""
     for fn in contestants.values():
         for _ in range(warmup):
             fn()
     samples = {name: [] for name in contestants}
     for _ in range(repeats):
         for name, fn in contestants.items():
+            # Let the previous contestant's thread pool (OpenBLAS, OpenMP) fall idle: spinning
+            # workers of one library otherwise steal the cores from the next one. (Only for
+            # the big steps: after a pause, microsecond-sized steps measure a cold CPU.)
+            time.sleep(pause)
             start = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - start)
@@ -180,24 +185,25 @@ def profile_medium(ids, targets, steps=3):
     for _ in range(steps):
         step()
     profiler.disable()
-    stats = pstats.Stats(profiler).stats
-    total = sum(tt for (_, _, _, tt, _) in stats.values())
-    kinds = {"BLAS (matmul forwards)": 0.0, "elementwise and reductions (other op forwards)": 0.0,
-             "allocation (zeros)": 0.0, "Python overhead (graph, autodiff, optimizer)": 0.0}
+    stats = pstats.Stats(profiler).stats          # (file, line, name) -> (cc, nc, tt, ct, callers)
+    total = sum(v[2] for v in stats.values())
+    elementwise = "elementwise and reductions (other op forwards, numpy reductions)"
+    kinds = {"BLAS (matmul forwards)": 0.0, elementwise: 0.0,
+             "allocation (zeros, empty, copies)": 0.0,
+             "Python overhead (graph, autodiff, optimizer)": 0.0}
     for (filename, _, func), (_, _, tt, _, _) in stats.items():
-        if func == "forward" and filename.endswith("ops.py"):
-            kind = "elementwise and reductions (other op forwards)"
-        elif "matmul" in func:
-            kind = "BLAS (matmul forwards)"
-        elif "zeros" in func:
-            kind = "allocation (zeros)"
+        if func == "forward" and filename.endswith("ops.py") or "reduce" in func \
+                or "add.at" in func or "ufunc" in func:
+            kind = elementwise
+        elif any(word in func for word in ("zeros", "empty", "copy", "concatenate")):
+            kind = "allocation (zeros, empty, copies)"
         else:
             kind = "Python overhead (graph, autodiff, optimizer)"
         kinds[kind] += tt
     # MatMul.forward is an ops.py forward: move its own time to BLAS.
     for (filename, line, func), (_, _, tt, _, _) in stats.items():
         if func == "forward" and filename.endswith("ops.py") and _is_matmul(filename, line):
-            kinds["elementwise and reductions (other op forwards)"] -= tt
+            kinds[elementwise] -= tt
             kinds["BLAS (matmul forwards)"] += tt
     return {k: v / steps for k, v in kinds.items()}, total / steps
 
@@ -228,17 +234,17 @@ def main():
             if torch:
                 contestants["PyTorch"] = torch_lm(cfg, ids, targets)
             label = f"{config} LM step (ms)"
-            scale = 1e3
+            scale, pause = 1e3, 0.2
         elif config == "sine":
             contestants = {"tinygraph": tinygraph_sine()}
             if torch:
                 contestants["PyTorch (cell in a loop)"] = torch_sine(fused=False)
                 contestants["PyTorch (fused nn.LSTM)"] = torch_sine(fused=True)
             label = "sine LSTM, batch 1, per time step (µs)"
-            scale = 1e6 / 30
+            scale, pause = 1e6 / 30, 0.0
         else:
             parser.error(f"unknown config {config!r}")
-        times = median_times(contestants, args.repeats)
+        times = median_times(contestants, args.repeats, pause=pause)
         ours = times["tinygraph"]
         for name, t in times.items():
             ratio = "" if name == "tinygraph" else f"{ours / t:.2f}"
