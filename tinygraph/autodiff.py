@@ -9,6 +9,7 @@ contributions through explicit add nodes.
 import contextlib
 
 from .backend import xp
+from .deferred import Deferred
 from .mode import no_grad, recording_backward, state
 from .tensor import Tensor, describe
 from . import ops
@@ -98,12 +99,12 @@ def backward(output, grad_output=None, create_graph=False):
 
 
 @contextlib.contextmanager
-def _deferring_scatter():
-    state.defer_scatter = True
+def _deferring_gradients():
+    state.defer_gradients = True
     try:
         yield
     finally:
-        state.defer_scatter = False
+        state.defer_gradients = False
 
 
 def _owned_array(array, owned):
@@ -154,7 +155,7 @@ def _run_backward(outputs, seeds, inputs, create_graph):
             with recording_backward(node, "vjp"):
                 input_grads = node.prim.vjp(node, g, needs)
         else:
-            with no_grad(), _deferring_scatter():
+            with no_grad(), _deferring_gradients():
                 input_grads = node.prim.vjp(node, g, needs)
         for inp, gi, need in zip(node.inputs, input_grads, needs):
             if need and gi is not None:
@@ -185,7 +186,12 @@ def _accumulate(pending, tensor, contribution, use, create_graph):
         return
     previous, previous_use, owned = entry
     if not create_graph:
-        pending[id(tensor)] = (Tensor(_add_in_place(previous, owned, contribution)), None, True)
+        merged = previous.merge(contribution) if isinstance(previous, Deferred) else None
+        if merged is not None:
+            pending[id(tensor)] = (merged, None, False)
+        else:
+            pending[id(tensor)] = (Tensor(_add_in_place(previous, owned, contribution)), None,
+                                   True)
         return
     with recording_backward(None, "accumulate"):
         total = ops.add(previous, contribution)
@@ -200,20 +206,20 @@ def _accumulate(pending, tensor, contribution, use, create_graph):
 def _add_in_place(previous, owned, contribution):
     """previous + contribution as an array the engine owns, reusing previous's when it can.
 
-    A deferred scatter (the gradient of a slice or an index) is added into the buffer where
-    it lands, so the gradients of T slices of one tensor cost one buffer, not T.
+    A deferred contribution (see tinygraph.deferred) adds itself into the buffer: the
+    gradients of T slices of one tensor cost one buffer, not T.
     """
-    deferred = isinstance(contribution, ops.DeferredScatter)
+    deferred = isinstance(contribution, Deferred)
     if owned:
         buffer = previous.data
-    elif isinstance(previous, ops.DeferredScatter):
-        buffer = previous.data                  # materialised just now: a fresh array
+    elif isinstance(previous, Deferred) and previous._value is None:
+        buffer = previous.data                  # computed just now: a fresh array
     elif deferred:
         buffer = previous.data.copy()
     else:
         return previous.data + contribution.data
     if deferred:
-        contribution.prim.add_into(buffer, contribution.source.data)
+        contribution.add_into(buffer)
     else:
         buffer += contribution.data
     return buffer

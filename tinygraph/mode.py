@@ -14,8 +14,8 @@ class _State:
     backward_role = None
     # The user's scope names, outermost first (see `scope`).
     scope = ()
-    # True while the fast backward pass runs: scatter ops may then be deferred (ops.scatter).
-    defer_scatter = False
+    # True while the fast backward pass runs: some gradients may be deferred (see deferred.py).
+    defer_gradients = False
 
 
 state = _State()

@@ -12,6 +12,7 @@ import builtins
 import math
 
 from .backend import xp
+from .deferred import DeferredMatmul, DeferredScatter, deferring
 from .mode import state
 from .node import Node
 from .tensor import Tensor, as_operand, describe
@@ -326,7 +327,15 @@ class MatMul(Primitive):
     def vjp(self, node, g, needs):
         a, b = node.inputs
         return [_unbroadcast(matmul(g, _swap_last(b)), a.shape) if needs[0] else None,
-                _unbroadcast(matmul(_swap_last(a), g), b.shape) if needs[1] else None]
+                _right_gradient(a, g, b) if needs[1] else None]
+
+
+def _right_gradient(a, g, b):
+    """a^T @ g: for plain 2-D matmuls on the fast path, deferred so that a weight used by many
+    matmuls gets one matmul for all of its uses (see tinygraph.deferred)."""
+    if deferring() and a.ndim == 2 and g.ndim == 2 and b.ndim == 2:
+        return DeferredMatmul([a.data], [g.data])
+    return _unbroadcast(matmul(_swap_last(a), g), b.shape)
 
 
 def matmul(a, b):
@@ -573,38 +582,9 @@ class Scatter(Primitive):
         return out
 
 
-class DeferredScatter(Tensor):
-    """A scatter's result, computed only if someone reads `.data`; until then the fast
-    backward pass can add it into a gradient buffer in place (see autodiff._accumulate)."""
-
-    __slots__ = ("prim", "source", "_value")
-
-    def __init__(self, prim, source):
-        super().__init__(None)
-        self.prim, self.source, self._value = prim, source, None
-
-    @property
-    def data(self):
-        if self._value is None:
-            self._value = self.prim.forward(self.source.data)
-        return self._value
-
-    @data.setter
-    def data(self, value):
-        self._value = value
-
-    @property
-    def shape(self):
-        return self.prim.shape
-
-    @property
-    def dtype(self):
-        return self.source.dtype
-
-
 def scatter(prim, g):
-    """Apply a Scatter op, deferred while the fast backward pass asks for it."""
-    if state.defer_scatter and not state.grad_enabled:
+    """Apply a Scatter op; deferred on the fast backward path (see tinygraph.deferred)."""
+    if deferring():
         return DeferredScatter(prim, g)
     return apply(prim, g)
 
