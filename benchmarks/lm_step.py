@@ -142,22 +142,21 @@ def torch_sine(fused):
 
 # --- timing ---------------------------------------------------------------------------------
 
-def median_times(contestants, repeats, warmup=2, pause=0.0):
-    """{name: median seconds per call}, calls alternating between contestants, with `pause`
-    seconds before each timed call."""
+def median_times(contestants, repeats, warmup=2, per_round=3):
+    """{name: median seconds per call}. Rounds alternate between the contestants; in each
+    round a contestant first runs once untimed (so the switch from the previous library, whose
+    thread pool may still be spinning, is not charged to it), then `per_round` timed calls."""
     for fn in contestants.values():
         for _ in range(warmup):
             fn()
     samples = {name: [] for name in contestants}
     for _ in range(repeats):
         for name, fn in contestants.items():
-            # Let the previous contestant's thread pool (OpenBLAS, OpenMP) fall idle: spinning
-            # workers of one library otherwise steal the cores from the next one. (Only for
-            # the big steps: after a pause, microsecond-sized steps measure a cold CPU.)
-            time.sleep(pause)
-            start = time.perf_counter()
             fn()
-            samples[name].append(time.perf_counter() - start)
+            for _ in range(per_round):
+                start = time.perf_counter()
+                fn()
+                samples[name].append(time.perf_counter() - start)
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
@@ -188,11 +187,13 @@ def profile_medium(ids, targets, steps=3):
     stats = pstats.Stats(profiler).stats          # (file, line, name) -> (cc, nc, tt, ct, callers)
     total = sum(v[2] for v in stats.values())
     elementwise = "elementwise and reductions (other op forwards, numpy reductions)"
-    kinds = {"BLAS (matmul forwards)": 0.0, elementwise: 0.0,
+    kinds = {"BLAS (matmul forwards)": 0.0, elementwise: 0.0,  # BLAS: all matmuls
              "allocation (zeros, empty, copies)": 0.0,
              "Python overhead (graph, autodiff, optimizer)": 0.0}
     for (filename, _, func), (_, _, tt, _, _) in stats.items():
-        if func == "forward" and filename.endswith("ops.py") or "reduce" in func \
+        if func == "compute" and filename.endswith("deferred.py"):
+            kind = "BLAS (matmul forwards)"          # the joined weight-gradient matmuls
+        elif func == "forward" and filename.endswith("ops.py") or "reduce" in func \
                 or "add.at" in func or "ufunc" in func:
             kind = elementwise
         elif any(word in func for word in ("zeros", "empty", "copy", "concatenate")):
@@ -218,7 +219,7 @@ def _is_matmul(filename, line):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=5, help="rounds (3 timed calls each)")
     parser.add_argument("--configs", default="small,medium,sine")
     parser.add_argument("--no-write", action="store_true", help="do not write docs/benchmarks.md")
     args = parser.parse_args()
@@ -234,17 +235,17 @@ def main():
             if torch:
                 contestants["PyTorch"] = torch_lm(cfg, ids, targets)
             label = f"{config} LM step (ms)"
-            scale, pause = 1e3, 0.2
+            scale = 1e3
         elif config == "sine":
             contestants = {"tinygraph": tinygraph_sine()}
             if torch:
                 contestants["PyTorch (cell in a loop)"] = torch_sine(fused=False)
                 contestants["PyTorch (fused nn.LSTM)"] = torch_sine(fused=True)
             label = "sine LSTM, batch 1, per time step (µs)"
-            scale, pause = 1e6 / 30, 0.0
+            scale = 1e6 / 30
         else:
             parser.error(f"unknown config {config!r}")
-        times = median_times(contestants, args.repeats, pause=pause)
+        times = median_times(contestants, args.repeats)
         ours = times["tinygraph"]
         for name, t in times.items():
             ratio = "" if name == "tinygraph" else f"{ours / t:.2f}"
@@ -259,8 +260,9 @@ def main():
 def write_report(rows, profile, total, repeats):
     lines = ["# Benchmarks", "",
              "Produced by `python benchmarks/lm_step.py`; rerun it to refresh this page. Each",
-             f"number is the median of {repeats} calls, the frameworks alternating; ratio is",
-             "tinygraph's time divided by the peer's (below 1: tinygraph is faster).", "",
+             f"number is the median of {repeats} rounds x 3 calls, the frameworks alternating",
+             "round by round; ratio is tinygraph's time divided by the peer's (below 1:",
+             "tinygraph is faster). tinygraph runs eagerly (there is no compiled mode yet).", "",
              f"Machine: {machine()}", "",
              "| step | implementation | time | tinygraph / this |", "|---|---|---|---|"]
     for label, name, value, ratio in rows:
