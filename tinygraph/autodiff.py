@@ -212,8 +212,10 @@ def _add_in_place(previous, owned, contribution):
     deferred = isinstance(contribution, Deferred)
     if owned:
         buffer = previous.data
-    elif isinstance(previous, Deferred) and previous._value is None:
-        buffer = previous.data                  # computed just now: a fresh array
+    elif isinstance(previous, Deferred):
+        # A fresh array, not cached in the object: the same deferred value may be the
+        # pending gradient of another tensor too (add's vjp hands g to both inputs).
+        buffer = previous.compute()
     elif deferred:
         buffer = previous.data.copy()
     else:
