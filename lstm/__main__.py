@@ -96,7 +96,9 @@ def main(argv=None):
         print(f"interrupted: {e}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
-        print("interrupted before training started; nothing to resume", file=sys.stderr)
+        out = getattr(args, "out", None)
+        print("interrupted" + (f"; checkpoints written so far are in {out}" if out else ""),
+              file=sys.stderr)
         return 130
 
 

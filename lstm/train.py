@@ -72,14 +72,25 @@ class Trainer:
         self.model = build_model(preset, len(corpus.vocab))
         self.optimizer = SGD(self.model.parameters(), preset.lr)
         self.schedule = DecayOnPlateau(self.optimizer, factor=0.25)
-        self.batches = BPTTBatches(corpus.ids["train"], preset.batch_size, preset.steps)
+        # Every split is checked now, not after an epoch of training.
+        for split, batch_size, option in (("train", preset.batch_size, "batch_size"),
+                                          ("valid", preset.eval_batch_size, "eval_batch_size"),
+                                          ("test", preset.eval_batch_size, "eval_batch_size")):
+            try:
+                batches = BPTTBatches(corpus.ids[split], batch_size, preset.steps)
+            except ValueError as e:
+                raise ValueError(f"{split} split: {e} ({option}={batch_size})") from None
+            if split == "train":
+                self.batches = batches
         self.epoch, self.position, self.history = 0, 0, []
+        self.epoch_loss = [0.0, 0]          # sum and count of this epoch's training losses
 
     # --- checkpoints -------------------------------------------------------------------------
     def _meta(self):
         return {"preset": dataclasses.asdict(self.preset), "epoch": self.epoch,
                 "position": self.position, "lr": self.optimizer.lr,
                 "best": self.schedule.best, "history": self.history,
+                "epoch_loss": self.epoch_loss,
                 "vocab": self.corpus.vocab.fingerprint(), "vocab_size": len(self.corpus.vocab),
                 "rng": [d.rng.bit_generator.state for d in self._dropouts()]}
 
@@ -113,9 +124,12 @@ class Trainer:
             parts = [arrays[f"state/{k}/{j}"] for j in range(2) if f"state/{k}/{j}" in arrays]
             layer.state = (tuple(tg.tensor(p) for p in parts) if len(parts) == 2
                            else tg.tensor(parts[0]) if parts else None)
-        self.epoch, self.position = meta["epoch"], meta["position"]
-        self.optimizer.lr, self.schedule.best = meta["lr"], meta["best"]
-        self.history = meta["history"]
+        try:
+            self.epoch, self.position = int(meta["epoch"]), int(meta["position"])
+            self.optimizer.lr, self.schedule.best = float(meta["lr"]), float(meta["best"])
+            self.history, self.epoch_loss = list(meta["history"]), list(meta["epoch_loss"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{path} lacks or garbles training state ({e!r})") from None
         for dropout, state in zip(self._dropouts(), meta.get("rng", [])):
             dropout.rng.bit_generator.state = state
         self.log(f"resumed from {path}: epoch {self.epoch + 1}, batch {self.position}")
@@ -144,7 +158,7 @@ class Trainer:
             bar = tqdm(total=len(self.batches), initial=self.position,
                        disable=None if progress else True,
                        desc=f"epoch {self.epoch + 1}/{epochs}", unit="batch", dynamic_ncols=True)
-            start, losses = time.perf_counter(), []
+            start, losses = time.perf_counter(), []   # losses: this session's, for the bar
             while self.position < len(self.batches):
                 # As in the book, reading goes on across epochs (the time index is global) and
                 # the recurrent state is carried over the epoch boundary.
@@ -152,6 +166,7 @@ class Trainer:
                 loss = self.train_step(*self.batches.batch(index))
                 self.position += 1
                 losses.append(loss)
+                self.epoch_loss = [self.epoch_loss[0] + loss, self.epoch_loss[1] + 1]
                 rate = len(losses) * tokens_per_batch / (time.perf_counter() - start)
                 recent = float(np.mean(losses[-50:]))
                 bar.set_postfix_str(f"loss {recent:.3f} ppl {math.exp(recent):.1f} "
@@ -171,14 +186,19 @@ class Trainer:
                 layer.state = state
             improved = self.schedule.step(valid)
             self.epoch, self.position = self.epoch + 1, 0
-            self.history.append({"epoch": self.epoch, "train_ppl": math.exp(np.mean(losses))
-                                 if losses else None, "valid_ppl": valid,
+            total, count = self.epoch_loss
+            self.epoch_loss = [0.0, 0]
+            self.history.append({"epoch": self.epoch, "train_ppl": math.exp(total / count)
+                                 if count else None, "valid_ppl": valid,
                                  "lr": self.optimizer.lr, "seconds": time.perf_counter() - start})
             self.log(f"epoch {self.epoch}: valid perplexity {valid:.2f}"
                      + ("" if improved else f" (no improvement: lr -> {self.optimizer.lr:g})"))
             if improved:
                 self.save("best.npz")
-            self.save("last.npz")
+            path = self.save("last.npz")
+            if interrupted():        # pressed during validation or saving
+                raise Interrupted(f"saved {path} after epoch {self.epoch}; continue with "
+                                  f"--resume {path}")
         return self.history
 
     def test(self):
@@ -200,12 +220,19 @@ class Interrupted(Exception):
 
 @contextlib.contextmanager
 def _interrupt_flag():
-    """Turn SIGINT into a flag the loop checks between steps (a step is never cut in half)."""
+    """Turn SIGINT into a flag the loop checks between steps (a step is never cut in half).
+    A second Ctrl-C stops at once, as usual."""
     flag = []
     if threading.current_thread() is not threading.main_thread():
         yield lambda: False
         return
-    previous = signal.signal(signal.SIGINT, lambda *_: flag.append(True))
+
+    def handler(*_):
+        if flag:
+            raise KeyboardInterrupt
+        flag.append(True)
+
+    previous = signal.signal(signal.SIGINT, handler)
     try:
         yield lambda: bool(flag)
     finally:

@@ -383,3 +383,48 @@ def test_sigint_saves_a_checkpoint_and_resume_continues(tmp_path):
     from lstm.checkpoint import load_checkpoint
     _, meta = load_checkpoint(out / "last.npz")
     assert meta["position"] > 0 or meta["epoch"] > 0
+
+
+def test_too_short_evaluation_corpus_fails_before_training(tmp_path):
+    words = " ".join(f"w{k % 7}" for k in range(2000))
+    corpus = Corpus(write_corpus(tmp_path, train=words + "\n", valid="w1 w2\n", test="w3\n"))
+    with pytest.raises(ValueError, match="valid split: .* eval_batch_size=10"):
+        Trainer(corpus, Preset(embed_size=4, hidden_size=4), tmp_path / "run")
+
+
+def test_checkpoint_missing_training_state_is_a_checkpoint_error(tmp_path):
+    trainer = tiny_trainer(tmp_path)
+    path = trainer.save("x.npz")
+    arrays, meta = load_checkpoint(path)
+    del meta["position"]
+    meta.pop("format")
+    save_checkpoint(tmp_path / "y.npz", arrays, meta)
+    with pytest.raises(CheckpointError, match="lacks or garbles"):
+        tiny_trainer(tmp_path).resume(tmp_path / "y.npz")
+
+
+def test_mid_epoch_interrupt_and_resume_match_a_straight_run(tmp_path):
+    from lstm.train import Interrupted
+    straight = tiny_trainer(tmp_path, "straight")
+    straight.run(2, progress=False, checkpoint_every=0)
+    first = tiny_trainer(tmp_path, "split")
+    with pytest.raises(Interrupted, match="--resume"):
+        first._run(2, False, 0, interrupted=lambda: first.position == 5)   # Ctrl-C at batch 5
+    second = tiny_trainer(tmp_path, "split")
+    second.resume(tmp_path / "split" / "last.npz")
+    assert (second.epoch, second.position) == (0, 5)
+    second.run(2, progress=False, checkpoint_every=0)
+    for a, b in zip(second.history, straight.history, strict=True):
+        assert a["train_ppl"] == pytest.approx(b["train_ppl"], rel=1e-12)
+        assert a["valid_ppl"] == b["valid_ppl"]
+    for (name, a), (_, b) in zip(straight.model.named_parameters(), second.model.named_parameters()):
+        np.testing.assert_array_equal(a.data, b.data, err_msg=name)
+
+
+def test_adam_state_is_checked_on_load():
+    p = tg.Parameter(np.zeros(3))
+    opt = Adam([p])
+    state = opt.state_dict()
+    state["m0"] = np.zeros(1)
+    with pytest.raises(ValueError, match="m0 has shape"):
+        opt.load_state_dict(state)

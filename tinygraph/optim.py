@@ -68,6 +68,15 @@ class Adam(Optimizer):
         return state
 
     def load_state_dict(self, state):
+        expected = {"lr", "t"} | {f"{w}{k}" for w in "mv" for k in range(len(self.params))}
+        if set(state) != expected:
+            raise ValueError(f"Adam.load_state_dict: expected entries {sorted(expected)}, got "
+                             f"{sorted(state)}")
+        for k, p in enumerate(self.params):
+            for name in (f"m{k}", f"v{k}"):
+                if xp.shape(state[name]) != p.shape:
+                    raise ValueError(f"Adam.load_state_dict: {name} has shape "
+                                     f"{xp.shape(state[name])}, parameter {k} has {p.shape}")
         super().load_state_dict(state)
         self.t = int(state["t"])
         for k in range(len(self.params)):
