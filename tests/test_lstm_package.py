@@ -388,7 +388,7 @@ def test_sigint_saves_a_checkpoint_and_resume_continues(tmp_path):
 def test_too_short_evaluation_corpus_fails_before_training(tmp_path):
     words = " ".join(f"w{k % 7}" for k in range(2000))
     corpus = Corpus(write_corpus(tmp_path, train=words + "\n", valid="w1 w2\n", test="w3\n"))
-    with pytest.raises(ValueError, match="valid split: .* eval_batch_size=10"):
+    with pytest.raises(ValueError, match=r"valid split: .*\(eval_batch_size=10\)"):
         Trainer(corpus, Preset(embed_size=4, hidden_size=4), tmp_path / "run")
 
 
