@@ -22,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from numpy_lstm_lm import NumpyLSTMLM  # noqa: E402
+import peak_memory  # noqa: E402
 
 import tinygraph as tg  # noqa: E402
 from tinygraph.optim import SGD, clip_grad_norm  # noqa: E402
@@ -254,10 +255,11 @@ def main():
     if args.no_write:
         return
     profile, total = profile_medium(ids, targets) if "medium" in args.configs else ({}, 0)
-    write_report(rows, profile, total, args.repeats)
+    memory = peak_memory.measure("medium") if "medium" in args.configs else {}
+    write_report(rows, profile, total, args.repeats, memory)
 
 
-def write_report(rows, profile, total, repeats):
+def write_report(rows, profile, total, repeats, memory):
     lines = ["# Benchmarks", "",
              "Produced by `python benchmarks/lm_step.py`; rerun it to refresh this page. Each",
              f"number is the median of {repeats} rounds x 3 calls, the frameworks alternating",
@@ -274,6 +276,16 @@ def write_report(rows, profile, total, repeats):
                   "|---|---|---|"]
         for kind, seconds in profile.items():
             lines.append(f"| {kind} | {seconds * 1e3:,.0f} | {seconds / total:.0%} |")
+    if memory:
+        lines += ["", "## Peak memory of the medium step", "",
+                  "Each implementation in a fresh process (`benchmarks/peak_memory.py`): peak",
+                  "resident set size, and its rise over the size before the first step.", "",
+                  "| implementation | peak RSS (MB) | rise during the steps (MB) |", "|---|---|---|"]
+        for name, r in memory.items():
+            lines.append(f"| {name} | {r['peak_mb']:,.0f} | {r['peak_mb'] - r['before_mb']:,.0f} |")
+        if "PyTorch" in memory:
+            rise = {n: r["peak_mb"] - r["before_mb"] for n, r in memory.items()}
+            lines += ["", f"Step memory tinygraph / PyTorch: {rise['tinygraph'] / rise['PyTorch']:.2f}."]
     path = ROOT / "docs" / "benchmarks.md"
     path.write_text("\n".join(lines) + "\n")
     print(f"wrote {path}")

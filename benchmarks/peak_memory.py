@@ -1,0 +1,87 @@
+"""Peak memory of one training step, each framework in a fresh process.
+
+For each implementation, a child process builds the model (same settings as lm_step.py), reads
+its resident set size, runs 3 training steps, and reports the peak RSS (VmHWM) and the rise
+over the RSS before the first step: the memory a step needs beyond the model and the libraries.
+
+    python benchmarks/peak_memory.py [--config medium]
+"""
+import argparse
+import json
+import pathlib
+import resource
+import subprocess
+import sys
+
+import numpy as np
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def child(name, config):
+    sys.path.insert(0, str(HERE))
+    import lm_step
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, lm_step.VOCAB, (lm_step.BATCH, lm_step.STEPS))
+    targets = rng.integers(0, lm_step.VOCAB, (lm_step.BATCH, lm_step.STEPS))
+    builders = {"tinygraph": lm_step.tinygraph_lm, "numpy (hand-derived)": lm_step.numpy_lm,
+                "PyTorch": lm_step.torch_lm}
+    step = builders[name](lm_step.CONFIGS[config], ids, targets)
+    before = rss_mb()
+    for _ in range(3):
+        step()
+    print(json.dumps({"before_mb": before, "peak_mb": peak_rss_mb()}))
+
+
+def peak_rss_mb():
+    """VmHWM, this process's own high-water mark. (ru_maxrss would not do: on Linux it keeps
+    the peak of the parent image across fork and exec.)"""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def measure(config):
+    """{implementation: {"before_mb", "peak_mb"}}, each measured in a fresh process."""
+    names = ["tinygraph", "numpy (hand-derived)"]
+    try:
+        import torch  # noqa: F401
+        names.append("PyTorch")
+    except ImportError:
+        pass
+    results = {}
+    for name in names:
+        out = subprocess.run([sys.executable, __file__, "--child", name, "--config", config],
+                             capture_output=True, text=True, check=True).stdout
+        results[name] = json.loads(out.strip().splitlines()[-1])
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="medium", choices=["small", "medium"])
+    parser.add_argument("--child")
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.config)
+        return
+    results = measure(args.config)
+    print(f"{args.config} LM step, peak memory (MB): total peak RSS / rise over the model")
+    for name, r in results.items():
+        rise = r["peak_mb"] - r["before_mb"]
+        print(f"  {name:<22} {r['peak_mb']:8.0f} {rise:8.0f}")
+    if "PyTorch" in results:
+        ours = results["tinygraph"]["peak_mb"] - results["tinygraph"]["before_mb"]
+        theirs = results["PyTorch"]["peak_mb"] - results["PyTorch"]["before_mb"]
+        print(f"  step memory tinygraph / PyTorch: {ours / theirs:.2f}")
+
+
+if __name__ == "__main__":
+    main()
