@@ -10,7 +10,7 @@ import contextlib
 
 from .backend import xp
 from .deferred import Deferred
-from .mode import no_grad, recording_backward, state
+from .mode import recording_backward, state
 from .tensor import Tensor, describe
 from . import ops
 
@@ -99,12 +99,14 @@ def backward(output, grad_output=None, create_graph=False):
 
 
 @contextlib.contextmanager
-def _deferring_gradients():
-    state.defer_gradients = True
+def _fast_path():
+    """No recording, and gradients may be deferred (see tinygraph.deferred)."""
+    saved = state.grad_enabled, state.defer_gradients
+    state.grad_enabled, state.defer_gradients = False, True
     try:
         yield
     finally:
-        state.defer_gradients = False
+        state.grad_enabled, state.defer_gradients = saved
 
 
 def _owned_array(array, owned):
@@ -135,10 +137,17 @@ def _run_backward(outputs, seeds, inputs, create_graph):
         if any(leads_to_wanted(inp) for inp in node.inputs):
             on_path.add(id(node))
 
-    pending = {}   # id(tensor) -> (tensor's gradient so far, forward node it came from)
+    # id(tensor) -> (its gradient so far, the use it came from, whether the engine owns it)
+    pending = {}
     for out, seed in zip(outputs, seeds):
         _accumulate(pending, out, seed, None, create_graph)
+    # The fast path runs every vjp unrecorded, deferring what it can (entered once, not per
+    # node: the per-node context switches were a visible share of small steps).
+    with contextlib.nullcontext() if create_graph else _fast_path():
+        return _propagate(order, on_path, leads_to_wanted, wanted, pending, create_graph)
 
+
+def _propagate(order, on_path, leads_to_wanted, wanted, pending, create_graph):
     found = {}
     for node in reversed(order):
         if id(node) not in on_path:
@@ -155,8 +164,7 @@ def _run_backward(outputs, seeds, inputs, create_graph):
             with recording_backward(node, "vjp"):
                 input_grads = node.prim.vjp(node, g, needs)
         else:
-            with no_grad(), _deferring_gradients():
-                input_grads = node.prim.vjp(node, g, needs)
+            input_grads = node.prim.vjp(node, g, needs)
         for inp, gi, need in zip(node.inputs, input_grads, needs):
             if need and gi is not None:
                 if gi.shape != inp.shape or gi.dtype != inp.dtype:
