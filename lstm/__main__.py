@@ -25,6 +25,8 @@ def train_command(args):
     trainer = Trainer(corpus, preset, args.out)
     if args.resume:
         trainer.resume(args.resume)
+    print(f"training: {len(trainer.batches)} batches of {preset.batch_size} x {preset.steps} "
+          f"per epoch, {preset.epochs} epochs; Ctrl-C saves a checkpoint", flush=True)
     start = time.perf_counter()
     history = trainer.run(preset.epochs, progress=not args.no_progress)
     test = trainer.test()

@@ -372,10 +372,13 @@ def test_sigint_saves_a_checkpoint_and_resume_continues(tmp_path):
     data = write_corpus(tmp_path, train=words + "\n", valid="w1 w2 w3 w4\n" * 200,
                         test="w4 w5 w6 w0\n" * 200)
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "lstm", "train", "--data-dir", str(data),
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "lstm", "train", "--data-dir", str(data),
                              "--out", str(out), "--no-progress"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(8)                     # the corpus is loaded and batches are running
+    for line in proc.stdout:          # wait until training has started, however slow the machine
+        if line.startswith("training:"):
+            break
+    time.sleep(1)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
