@@ -80,9 +80,10 @@ def backward(output, grad_output=None, create_graph=False):
         raise ValueError(f"backward: {describe(output)} does not require grad: no input of "
                          "its graph was created with requires_grad=True (or it was computed "
                          "under no_grad)")
-    targets = leaves([output])
+    order = nodes([output])             # once per call: the training step's hot path
+    targets = leaves([output], order)
     seeds = _seeds([output], None if grad_output is None else [grad_output], create_graph)
-    grads = _run_backward([output], seeds, targets, create_graph)
+    grads = _run_backward([output], seeds, targets, create_graph, order)
     owned = {id(seed.data) for seed in seeds}
     for leaf in targets:
         g = grads.get(id(leaf))
@@ -122,9 +123,10 @@ def _owned_array(array, owned):
     return array
 
 
-def _run_backward(outputs, seeds, inputs, create_graph):
-    """Propagate seeds back to `inputs`; returns {id(input): gradient Tensor}."""
-    order = nodes(outputs)
+def _run_backward(outputs, seeds, inputs, create_graph, order=None):
+    """Propagate seeds back to `inputs`; returns {id(input): gradient Tensor}. `order` is
+    nodes(outputs) when the caller has it already."""
+    order = nodes(outputs) if order is None else order
     wanted = {id(t) for t in inputs}
     # Only nodes on a path to a wanted input run their vjp, and only for such inputs.
     on_path = set()
@@ -273,10 +275,12 @@ def _check_differentiable(t):
                          "requires_grad=True")
 
 
-def leaves(outputs):
-    """The leaves that require grad reachable from `outputs`, in first-use order."""
+def leaves(outputs, order=None):
+    """The leaves that require grad reachable from `outputs`, in first-use order (`order`:
+    nodes(outputs), when the caller has it already)."""
     seen, found = set(), []
-    candidates = list(outputs) + [inp for node in nodes(outputs) for inp in node.inputs]
+    order = nodes(outputs) if order is None else order
+    candidates = list(outputs) + [inp for node in order for inp in node.inputs]
     for t in candidates:
         if t._node is None and t.requires_grad and id(t) not in seen:
             seen.add(id(t))
