@@ -12,6 +12,7 @@ from .train import PRESETS, Trainer, write_summary
 
 
 def train_command(args):
+    """`train`: train a language model on a corpus folder, then report test perplexity."""
     preset = PRESETS[args.preset]
     if args.epochs is not None:
         if args.epochs < 1:
@@ -39,12 +40,14 @@ def train_command(args):
 
 
 def demo_command(args):
+    """`demo`: the embedded default (a sine-wave LSTM and its diagrams)."""
     from .demo import run
     run(args.out, steps=args.steps, progress=not args.no_progress)
     return 0
 
 
 def vanishing_command(args):
+    """`vanishing`: print ‖∂L/∂x_t‖ by distance for an RNN and an LSTM and plot it."""
     from . import plots, vanishing
     norms = vanishing.compare(("rnn", "lstm"), hidden_size=args.hidden_size, steps=args.steps,
                               forget_bias=args.forget_bias)
@@ -61,6 +64,7 @@ def vanishing_command(args):
 
 
 def main(argv=None):
+    """Run the command line with `argv` (default: sys.argv); returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m lstm",
                                      description="LSTM models built from tinygraph primitives")
     parser.add_argument("--traceback", action="store_true", help="show tracebacks on errors")

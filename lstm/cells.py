@@ -42,6 +42,9 @@ def lstm_gates(A, c_prev):
 
 
 class _Cell(Module):
+    """What the cells share: fused weights Wx (D, kH), Wh (H, kH), b (kH,), the split
+    into `project` and `step`, and the zero state."""
+
     gates = 1            # gate blocks in the fused weights
     has_cell_state = False
 
@@ -59,16 +62,20 @@ class _Cell(Module):
         self.b = tg.Parameter(np.zeros(k * hidden_size, dtype), name="b")
 
     def zero_state(self, batch):
+        """The all-zero state for `batch` rows: h0 (batch, H), or (h0, c0) for an LSTM."""
         zeros = lambda name: tg.tensor(np.zeros((batch, self.hidden_size), self.dtype), name=name)
         return (zeros("h0"), zeros("c0")) if self.has_cell_state else zeros("h0")
 
     def project(self, x):
+        """The input's contribution x @ Wx + b, for x of any leading shape (..., D); a
+        layer calls it once for all time steps."""
         if x.shape[-1] != self.input_size:
             raise ValueError(f"{type(self).__name__}: expected inputs with {self.input_size} "
                              f"features, got shape {x.shape}")
         return x @ self.Wx + self.b
 
     def forward(self, x, state=None):
+        """One step on x (N, D) from `state` (None: the zero state); returns the new state."""
         if state is None:
             state = self.zero_state(x.shape[0])
         return self.step(self.project(x), state)
@@ -78,6 +85,7 @@ class RNNCell(_Cell):
     """h = tanh(x@Wx + h_prev@Wh + b). State: h."""
 
     def step(self, xw, h_prev):
+        """The new h from one step's projected input xw (N, H) and h_prev (N, H)."""
         h = tg.tanh(xw + h_prev @ self.Wh)
         h.name = "h"
         return h
@@ -98,6 +106,7 @@ class LSTMCell(_Cell):
         self.b.data[:hidden_size] = forget_bias
 
     def step(self, xw, state):
+        """The new (h, c) from one step's projected input xw (N, 4H) and (h_prev, c_prev)."""
         h_prev, c_prev = state
         return lstm_gates(xw + h_prev @ self.Wh, c_prev)
 
@@ -117,6 +126,7 @@ class GRUCell(_Cell):
         self.bh = tg.Parameter(np.zeros(3 * hidden_size, dtype), name="bh")
 
     def step(self, xw, h_prev):
+        """The new h from one step's projected input xw (N, 3H) and h_prev (N, H)."""
         H = self.hidden_size
         hw = h_prev @ self.Wh + self.bh
         r = tg.sigmoid(xw[:, :H] + hw[:, :H])
@@ -128,4 +138,5 @@ class GRUCell(_Cell):
         return h
 
 
+#: The cell classes by the names layers and models accept: "rnn", "lstm", "gru".
 CELLS = {"rnn": RNNCell, "lstm": LSTMCell, "gru": GRUCell}

@@ -17,6 +17,7 @@ class Vocabulary:
             self.add(word)
 
     def add(self, word):
+        """Give `word` the next id unless it has one."""
         if word not in self.word_to_id:
             self.word_to_id[word] = len(self.id_to_word)
             self.id_to_word.append(word)

@@ -64,6 +64,8 @@ def draw_cell(model, out_dir, suffix):
 
 
 def run(out_dir, steps=400, progress=True):
+    """Train the sine-wave LSTM for `steps` steps, then write its cell's diagrams, the loss
+    curve and the vanishing-gradient figure into `out_dir`; returns the paths written."""
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

@@ -35,6 +35,7 @@ class LanguageModel(Module):
             self.out = Linear(hidden_size, vocab_size, rng=rng, dtype=dtype, name="out")
 
     def reset_state(self):
+        """Forget the recurrent state carried between batches (start of a new text)."""
         self.rnn.reset_state()
 
     def forward(self, ids):
@@ -51,6 +52,7 @@ class LanguageModel(Module):
         return tg.reshape(logits, (N, T, -1))
 
     def loss(self, ids, targets):
+        """Mean cross-entropy of the next-token `targets` (N, T) given `ids` (N, T)."""
         return tg.cross_entropy(self(ids), targets)
 
 
@@ -65,11 +67,13 @@ class SequenceRegressor(Module):
         self.out = Linear(hidden_size, output_size, rng=rng, dtype=dtype, name="out")
 
     def forward(self, xs):
+        """xs (N, T, input_size) -> predictions (N, T, output_size)."""
         hs, _ = self.rnn(xs)
         N, T, H = hs.shape
         return tg.reshape(self.out(tg.reshape(hs, (N * T, H))), (N, T, -1))
 
     def loss(self, xs, targets):
+        """Mean squared error of the predictions for `xs` against `targets`."""
         return mse_loss(self(xs), targets)
 
 
@@ -84,8 +88,10 @@ class SequenceClassifier(Module):
         self.out = Linear(hidden_size, num_classes, rng=rng, dtype=dtype, name="out")
 
     def forward(self, ids):
+        """ids (N, T) -> class scores (logits) (N, num_classes)."""
         hs, _ = self.rnn(self.embed(ids))
         return self.out(hs[:, -1, :])
 
     def loss(self, ids, labels):
+        """Mean cross-entropy of the integer `labels` (N,)."""
         return tg.cross_entropy(self(ids), labels)

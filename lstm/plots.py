@@ -6,6 +6,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def loss_curve(losses, path, title="training loss"):
+    """Plot `losses` against the step number (log scale) into `path`; returns the path."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(range(1, len(losses) + 1), losses, color="#3d85c6")
     ax.set_xlabel("step")
@@ -22,7 +23,11 @@ def loss_curve(losses, path, title="training loss"):
 def vanishing_figure(norms_by_cell, path,
                      title="‖∂L/∂x_t‖ against distance from the loss\n"
                            "(untrained cells, random inputs; LSTM forget-gate bias 1)"):
-    """norms_by_cell: {name: array of gradient norms indexed by distance}."""
+    """Plot gradient norms against distance (log scale) into `path`; returns the path.
+
+    norms_by_cell: {name: array of gradient norms indexed by distance}, e.g. the result of
+        `lstm.vanishing.compare`.
+    """
     colors = {"rnn": "#cc0000", "lstm": "#3d85c6", "gru": "#6aa84f"}
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for name, norms in norms_by_cell.items():

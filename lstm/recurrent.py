@@ -27,15 +27,20 @@ class Recurrent(Module):
         self.state = None
 
     def reset_state(self):
+        """Forget the carried state: the next call starts from zeros."""
         self.state = None
 
     def forward(self, xs, state=None):
+        """Run the cell over xs (N, T, D) from `state` (None: the carried state when
+        stateful, else zeros). Returns (hidden states (N, T, H), final state)."""
         if xs.ndim != 3:
             raise ValueError(f"{type(self).__name__}: expected a batch-first sequence (N, T, D), "
                              f"got shape {xs.shape}")
         N, T, _ = xs.shape
+        start = None      # the state this layer chose itself (carried or zeros)
         if state is None:
             state = self.state if self.stateful and self.state is not None else self.cell.zero_state(N)
+            start = state
         projected = self.cell.project(xs)              # (N, T, kH) in one matmul
         hs = []
         for t in range(T):
@@ -45,6 +50,8 @@ class Recurrent(Module):
             hs.append(tg.reshape(h, (N, 1, h.shape[-1])))
         if self.stateful:
             self.state = _detach(state)
+            if start is not None:    # for a compiled step: the next call starts from `state`
+                tg.carry(self, "state", start, state)
         return tg.concat(hs, axis=1), state
 
 
@@ -70,6 +77,7 @@ class StackedRecurrent(Module):
                          for _ in range(num_layers - 1)]
 
     def reset_state(self):
+        """Forget the carried state of every layer."""
         for layer in self.layers:
             layer.reset_state()
 

@@ -22,6 +22,13 @@ from .models import LanguageModel
 
 @dataclasses.dataclass
 class Preset:
+    """The settings of a training run: model sizes, batching, optimisation and epochs.
+
+    The two presets in `PRESETS` follow the book: *small* (embedding and one LSTM layer of
+    100, batch 20 x 35 steps, SGD lr 20, clipping 0.25, 4 epochs) and *medium* (650 units, 2
+    layers, dropout 0.5, tied weights, 40 epochs).
+    """
+
     embed_size: int
     hidden_size: int
     num_layers: int = 1
@@ -36,6 +43,8 @@ class Preset:
     eval_batch_size: int = 10     # the book evaluates with batches of 10 x 35
 
 
+#: The presets by name, "small" and "medium" (see `Preset`), as `python -m lstm train
+#: --preset` uses them.
 PRESETS = {
     "small": Preset(embed_size=100, hidden_size=100),
     "medium": Preset(embed_size=650, hidden_size=650, num_layers=2, dropout=0.5,
@@ -44,6 +53,7 @@ PRESETS = {
 
 
 def build_model(preset, vocab_size):
+    """The `LanguageModel` a preset describes, for a vocabulary of `vocab_size` words."""
     return LanguageModel(vocab_size, preset.embed_size, preset.hidden_size, preset.num_layers,
                          preset.dropout, preset.tie_weights, seed=preset.seed)
 
@@ -98,6 +108,8 @@ class Trainer:
         return [m for m in self.model.modules() if isinstance(m, Dropout)]
 
     def save(self, name):
+        """Write a checkpoint `name` (e.g. "last.npz") into the output folder: parameters,
+        carried state, optimizer and schedule state, position and dropout generators."""
         arrays = {f"param/{k}": v for k, v in self.model.state_dict().items()}
         for k, layer in enumerate(self.model.rnn.layers):
             if layer.state is not None:
@@ -106,6 +118,8 @@ class Trainer:
         return save_checkpoint(self.out_dir / name, arrays, self._meta())
 
     def resume(self, path):
+        """Continue from the checkpoint at `path`; CheckpointError if it was made for
+        another vocabulary or other settings (only the number of epochs may differ)."""
         arrays, meta = load_checkpoint(path)
         if meta.get("vocab") != self.corpus.vocab.fingerprint():
             raise CheckpointError(f"{path} was trained on another vocabulary")
@@ -136,6 +150,8 @@ class Trainer:
 
     # --- the loop ----------------------------------------------------------------------------
     def train_step(self, inputs, targets):
+        """One SGD step with clipping on a batch; returns the loss. A non-finite loss is a
+        FloatingPointError."""
         loss = self.model.loss(inputs, targets)
         if not math.isfinite(float(loss.data)):
             raise FloatingPointError(f"the loss became {float(loss.data)}; training stopped "
@@ -210,6 +226,7 @@ class Trainer:
         return self.perplexity("test")
 
     def perplexity(self, split):
+        """Perplexity of the current model on "train", "valid" or "test"."""
         return perplexity(self.model, self.corpus.ids[split], self.preset.eval_batch_size,
                           self.preset.steps)
 
@@ -245,6 +262,7 @@ def _parameters(arrays):
 
 
 def write_summary(out_dir, summary):
+    """Write `summary` as `summary.json` into `out_dir`; returns its path."""
     path = pathlib.Path(out_dir) / "summary.json"
     path.write_text(json.dumps(summary, indent=2))
     return path

@@ -143,6 +143,38 @@ def test_slice_gradients_with_a_gap_are_left_alone():
     assert "concat" not in ops and ops.count("slice_grad") == 2
 
 
+def test_integer_indexed_slices_that_tile_become_one_concat():
+    """x[:, t] for every t (one slice per time step) joins like ranges do, axis restored."""
+    x = tg.tensor(np.arange(24.0).reshape(2, 3, 4), requires_grad=True)
+    steps = {t: x[:, t] for t in (2, 0, 1)}          # one slice per step, out of order
+    loss = sum((p * p * (t + 1.0)).sum() for t, p in steps.items())
+    (g,) = tg.grad(loss, [x], create_graph=True)
+    result = tg.simplify(g)
+    ops = [n.op for n in backward_nodes(result.outputs)]
+    assert ops.count("concat") == 1 and "slice_grad" not in ops
+    np.testing.assert_array_equal(result.outputs[0].data, g.data)
+
+
+def test_weight_gradient_over_time_steps_joins_into_one_matmul_with_speed_rules():
+    """sum_t x_t^T g_t becomes [x_1..x_T]^T [g_1..g_T]; only among SPEED_RULES."""
+    from tinygraph.rewrite import SPEED_RULES
+    rng = np.random.default_rng(0)
+    w = tg.tensor(rng.standard_normal((4, 5)), requires_grad=True)
+    xs = [tg.tensor(rng.standard_normal((2, 4))) for _ in range(5)]
+    loss = sum(tg.tanh(x @ w).sum() for x in xs)
+    (g,) = tg.grad(loss, [w], create_graph=True)
+    readable = tg.simplify(g)
+    fast = tg.simplify(g, SPEED_RULES)
+
+    def weight_matmuls(result):
+        return sum(1 for n in backward_nodes(result.outputs)
+                   if n.op == "matmul" and n.output.shape == (4, 5))
+
+    assert weight_matmuls(readable) == 5 and weight_matmuls(fast) == 1
+    assert fast.rewrites["join_weight_gradients"] >= 1
+    np.testing.assert_allclose(fast.outputs[0].data, g.data, rtol=1e-12)
+
+
 # --- the LSTM cell reads like the hand derivation ----------------------------------------
 
 def test_simplified_lstm_cell_backward_has_the_textbook_structure():

@@ -26,6 +26,7 @@ class CommandError(Exception):
 
 
 def demo(args):
+    """`demo`: one LSTM cell step, its gradients, its backward nodes, and the diagrams."""
     inputs, (h, c) = examples.lstm_cell_step(batch=args.batch, input_size=args.input_size,
                                              hidden_size=args.hidden_size, seed=args.seed)
     np.set_printoptions(precision=4, suppress=True, linewidth=100)
@@ -74,6 +75,7 @@ def _draw_demo(out_dir, outputs):
 
 
 def render_command(args):
+    """`render`: draw an example or a function's output tensors to a file."""
     if args.list:
         width = max(map(len, examples.EXAMPLES))
         for name, fn in examples.EXAMPLES.items():
@@ -116,6 +118,7 @@ def _call_target(target):
 
 
 def main(argv=None):
+    """Run the command line with `argv` (default: sys.argv); returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m tinygraph",
                                      description="tinygraph: autodiff whose backward pass is a graph")
     parser.add_argument("--traceback", action="store_true", help="show tracebacks on errors")

@@ -53,20 +53,20 @@ class Deferred(Tensor):
 class DeferredScatter(Deferred):
     """zeros(shape) with g put in at the scatter op's key."""
 
-    __slots__ = ("prim", "source")
+    __slots__ = ("prim", "source", "indices")
 
-    def __init__(self, prim, source):
+    def __init__(self, prim, source, indices=()):
         super().__init__()
-        self.prim, self.source = prim, source
+        self.prim, self.source, self.indices = prim, source, indices
 
     shape = property(lambda self: self.prim.shape)
     dtype = property(lambda self: self.source.dtype)
 
     def compute(self):
-        return self.prim.forward(self.source.data)
+        return self.prim.forward(self.source.data, *[t.data for t in self.indices])
 
     def add_into(self, buffer):
-        self.prim.add_into(buffer, self.source.data)
+        self.prim.add_into(buffer, self.source.data, *[t.data for t in self.indices])
 
 
 class DeferredMatmul(Deferred):

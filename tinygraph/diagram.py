@@ -23,6 +23,7 @@ import graphviz
 
 from .autodiff import grad, leaves, nodes
 from .backend import xp
+from .ops import _fill
 from .rewrite import simplify as simplify_graph
 from .tensor import Parameter, Tensor
 
@@ -409,15 +410,20 @@ class _Diagram:
                 redirect[dot_id] = "collapsed_" + _scope_id(hidden)
         self._emit_scopes(g, collapsed)
         seen = set()
+        boxes = set(redirect.values())
         for tail, head, attrs in self.edges:
             tail, head = redirect.get(tail, tail), redirect.get(head, head)
             if tail == head:
                 continue
-            if tail in redirect.values() or head in redirect.values():
-                attrs = {k: v for k, v in attrs.items() if k != "label"}
-                if (tail, head) in seen:
+            if tail in boxes or head in boxes:
+                # Edges of a collapsed box are drawn once each, unlabelled; but an edge from
+                # a box into a Σ outside it keeps the name of the use it brings.
+                if head in boxes:
+                    attrs = {k: v for k, v in attrs.items() if k != "label"}
+                key = (tail, head, attrs.get("label"))
+                if key in seen:
                     continue
-            seen.add((tail, head))
+                seen.add(key)
             g.edge(tail, head, **attrs)
         if self.norms is not None:
             self._legend(g)
@@ -512,11 +518,17 @@ class _Diagram:
 def _op_label(node, inline):
     """The op name, constants written in, and the attribute that matters for reading it."""
     op = node.op
-    if any(t.constant for t in node.inputs):
-        op = f"{op}({', '.join(inline(t) for t in node.inputs)})"
     attrs = node.attrs
+    if node.op in ("index", "index_grad"):
+        # The integer ids are inputs of the node; the key shows where they go.
+        inputs = node.inputs[:1]
+        key = _fill(attrs["key"], [t.data for t in node.inputs[1:]])
+    else:
+        inputs, key = node.inputs, attrs.get("key")
+    if any(t.constant for t in inputs):
+        op = f"{op}({', '.join(inline(t) for t in inputs)})"
     if node.op in ("slice", "slice_grad", "index", "index_grad"):
-        return f"{op} {_key_text(attrs['key'])}"
+        return f"{op} {_key_text(key)}"
     if node.op == "pow":
         return f"pow ** {_number(attrs['exponent'])}"
     if node.op in ("sum", "concat", "log_softmax"):

@@ -88,7 +88,8 @@ def _outputs_of(builder, description):
     return example
 
 
-# name -> function returning the example's output tensors (its __doc__ is a one-line summary)
+#: The built-in examples by name (`python -m tinygraph render NAME`): each function returns
+#: the example's output tensors, and its docstring is a one-line summary.
 EXAMPLES = {
     "lstm_cell": _outputs_of(lstm_cell_step, "one LSTM cell step (fused matmul, gates f, g, i, "
                              "o); outputs h and c"),

@@ -13,12 +13,20 @@ from . import ops
 
 
 class Module:
+    """Base of layers and models: calling a module runs its `forward`.
+
+    Subclasses assign Parameters, sub-Modules and lists/tuples/dicts of them as attributes;
+    `named_parameters` finds them. `training` (True by default) is switched by `train` and
+    `eval` for every sub-module, e.g. to turn dropout off.
+    """
+
     training = True
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
     def forward(self, *args, **kwargs):
+        """The computation of the module; subclasses implement it."""
         raise NotImplementedError
 
     # --- parameters --------------------------------------------------------------------------
@@ -32,9 +40,11 @@ class Module:
         return found
 
     def parameters(self):
+        """The Parameters of `named_parameters`, without the names."""
         return [p for _, p in self.named_parameters()]
 
     def modules(self):
+        """This module and every sub-module, depth first."""
         return [m for _, m in self._walk() if isinstance(m, Module)]
 
     def _walk(self):
@@ -57,16 +67,19 @@ class Module:
         return out
 
     def zero_grad(self):
+        """Forget the accumulated gradient of every parameter."""
         for p in self.parameters():
             p.grad = None
 
     # --- modes -------------------------------------------------------------------------------
     def train(self, mode=True):
+        """Set `training` on this module and every sub-module; returns the module."""
         for m in self.modules():
             m.training = mode
         return self
 
     def eval(self):
+        """Evaluation mode (`train(False)`): dropout passes its input through."""
         return self.train(False)
 
     # --- state -------------------------------------------------------------------------------
@@ -105,6 +118,7 @@ class Linear(Module):
         self.b = Parameter(xp.zeros(out_features, dtype), name=f"{name}.b") if bias else None
 
     def forward(self, x):
+        """x (..., in_features) -> (..., out_features)."""
         y = x @ self.W
         return y + self.b if self.b is not None else y
 
@@ -119,20 +133,25 @@ class Embedding(Module):
                            name=f"{name}.W")
 
     def forward(self, ids):
-        ids = ids.data if isinstance(ids, Tensor) else xp.asarray(ids)
+        """Integer ids of any shape (an array, or an integer Tensor) -> their rows,
+        shape ids.shape + (embedding_dim,)."""
+        # An integer Tensor stays a graph input (a compiled program feeds new ids into it).
+        key = ids if isinstance(ids, Tensor) else xp.asarray(ids)
+        ids = key.data if isinstance(key, Tensor) else key
         if ids.dtype.kind not in "iu":
             raise TypeError(f"Embedding: ids must be integers, got dtype {ids.dtype}")
         if ids.size and (ids.min() < 0 or ids.max() >= self.W.shape[0]):
             bad = ids[(ids < 0) | (ids >= self.W.shape[0])].flat[0]
             raise ValueError(f"Embedding: id {bad} is outside the {self.W.shape[0]} rows")
-        return self.W[ids]
+        return self.W[key]
 
 
 class Dropout(Module):
     """Inverted dropout: in training, x * mask / (1 - p) with a fresh Bernoulli mask.
 
-    A composition (a mul by a constant mask), so its gradient is derived like any other. The
-    mask comes from the module's own generator, so runs are reproducible and resumable.
+    A composition (a mul by a mask drawn by a dropout_mask node), so its gradient is derived
+    like any other. The mask comes from the module's own generator, so runs are reproducible
+    and resumable.
     """
 
     def __init__(self, p=0.5, rng=None):
@@ -142,10 +161,10 @@ class Dropout(Module):
         self.rng = rng if rng is not None else xp.random.default_rng()
 
     def forward(self, x):
+        """x with dropout applied in training mode; x itself in evaluation mode."""
         if not self.training or self.p == 0:
             return x
-        keep = self.rng.random(x.shape) >= self.p
-        return x * (keep.astype(x.dtype) / x.dtype.type(1 - self.p))
+        return x * ops.dropout_mask(self.p, x.shape, x.dtype, self.rng)
 
 
 def mse_loss(prediction, target):

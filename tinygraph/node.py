@@ -52,6 +52,7 @@ class Node:
 
     @property
     def op(self):
+        """The primitive's short, stable name ("matmul", "slice", "concat", ...)."""
         return self.prim.name
 
     @property
@@ -61,10 +62,12 @@ class Node:
 
     @property
     def output(self):
+        """The tensor this node produced, or None once nothing else holds on to it."""
         return self._output()
 
     @property
     def outputs(self):
+        """The output as a one-element tuple (every primitive has one output)."""
         return (self._output(),)
 
     def __repr__(self):

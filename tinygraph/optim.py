@@ -6,6 +6,11 @@ from .backend import xp
 
 
 class Optimizer:
+    """Base of the optimizers: holds the parameters (a list, in a fixed order) and the
+    learning rate `lr`, which a schedule such as `DecayOnPlateau` may change between steps.
+    Subclasses implement `step`, which updates the parameters from their `.grad`.
+    """
+
     def __init__(self, params, lr):
         self.params = list(params)
         if not self.params:
@@ -15,6 +20,7 @@ class Optimizer:
         self.lr = lr
 
     def zero_grad(self):
+        """Forget the accumulated gradient of every parameter."""
         for p in self.params:
             p.grad = None
 
@@ -23,6 +29,7 @@ class Optimizer:
         return {"lr": self.lr}
 
     def load_state_dict(self, state):
+        """Restore what `state_dict` returned."""
         self.lr = float(state["lr"])
 
 
@@ -30,6 +37,7 @@ class SGD(Optimizer):
     """p -= lr * grad."""
 
     def step(self):
+        """Update every parameter that has a gradient, in place."""
         for p in self.params:
             if p.grad is not None:
                 p.data -= p.data.dtype.type(self.lr) * p.grad.data
@@ -47,6 +55,7 @@ class Adam(Optimizer):
         self.v = [xp.zeros_like(p.data) for p in self.params]
 
     def step(self):
+        """One Adam update of every parameter that has a gradient, in place."""
         self.t += 1
         correction1 = 1 - self.beta1 ** self.t
         correction2 = 1 - self.beta2 ** self.t
@@ -68,6 +77,8 @@ class Adam(Optimizer):
         return state
 
     def load_state_dict(self, state):
+        """Restore the step count and both moment estimates from `state_dict`; a state for
+        other parameters (count or shapes) is a ValueError."""
         expected = {"lr", "t"} | {f"{w}{k}" for w in "mv" for k in range(len(self.params))}
         if set(state) != expected:
             raise ValueError(f"Adam.load_state_dict: expected entries {sorted(expected)}, got "

@@ -39,15 +39,18 @@ class Simplified:
                 f"(rewrites: {done})")
 
 
-def simplify(tensors):
+def simplify(tensors, rules=None):
     """Simplify the backward graph behind `tensors` (a Tensor or a list of them).
+
+    rules: the rewrite rules to try, in order (default RULES, those that make the graph read
+    like a hand derivation; SPEED_RULES adds those that only make it faster to run).
 
     A gradient may simplify to a tensor of the forward graph itself (d(x*w)/dx is w): the
     outputs can then be forward tensors or parameters, so treat them as read-only values.
     """
     single = isinstance(tensors, Tensor)
     outputs = [tensors] if single else list(tensors)
-    rewriter = _Rewriter()
+    rewriter = _Rewriter(RULES if rules is None else rules)
     new_outputs = rewriter.run(outputs)
     return Simplified(
         outputs=new_outputs,
@@ -61,7 +64,8 @@ def _count_backward(tensors):
 
 
 class _Rewriter:
-    def __init__(self):
+    def __init__(self, rules):
+        self.rules = rules
         self.memo = {}        # id(old tensor) -> its replacement
         self.seen = {}        # CSE key -> tensor
         self.counts = Counter()
@@ -74,7 +78,7 @@ class _Rewriter:
         return [self.memo.get(id(t), t) for t in outputs]
 
     def rebuild(self, node, inputs):
-        for rule in RULES:
+        for rule in self.rules:
             result = rule(node, inputs)
             if result is not None:
                 self.counts[rule.__name__.lstrip("_")] += 1
@@ -162,14 +166,16 @@ def _slice_tiling(node, inputs):
     axis = spans[0][0]
     spans.sort(key=lambda s: s[1])
     end = 0
-    for span_axis, start, stop, _ in spans:
+    for span_axis, start, stop, _, _ in spans:
         if span_axis != axis or start != end:
             return None
         end = stop
     if end != shape[axis]:
         return None
-    pieces = [t._node.inputs[0] for *_, t in spans]
     with recording_backward(None, "accumulate"):
+        # A piece cut out by an integer (x[:, t]) gets its axis back before the concat.
+        pieces = [ops.reshape(t._node.inputs[0], shape[:axis] + (1,) + shape[axis + 1:])
+                  if dropped else t._node.inputs[0] for _, _, _, dropped, t in spans]
         out = ops.concat(pieces, axis=axis)
     out._node.grad_of = node.grad_of
     out._node.scope = node.scope
@@ -192,21 +198,72 @@ def _sum_terms(inputs):
 
 
 def _span(key, shape):
-    """(axis, start, stop) when `key` selects one contiguous run along a single axis."""
-    if len(key) > len(shape) or not all(isinstance(k, slice) for k in key):
+    """(axis, start, stop, dropped) when `key` selects one contiguous run along a single axis;
+    dropped: the key is an integer there (x[:, t]), so the slice has no such axis."""
+    if len(key) > len(shape) or not all(isinstance(k, (slice, int, xp.integer)) for k in key):
         return None
     span = None
     for axis, (k, n) in enumerate(zip(key, shape)):
+        if not isinstance(k, slice):
+            if span is not None or not -n <= k < n:
+                return None
+            span = (axis, k % n, k % n + 1, True)
+            continue
         start, stop, step = k.indices(n)
         if (start, stop, step) == (0, n, 1):
             continue
         if step != 1 or span is not None or stop <= start:
             return None
-        span = (axis, start, stop)
+        span = (axis, start, stop, False)
     return span
 
 
+def _join_weight_gradients(node, inputs):
+    """sum_t a_t^T @ g_t (a weight's gradient over its T uses) -> [a_1..a_T]^T @ [g_1..g_T].
+
+    One well-shaped matmul per sequence instead of T small ones and T - 1 weight-sized adds.
+    Not among the default rules: for reading, the sum over time steps is the clearer graph;
+    compiled programs use it for speed (the fast eager path does the same, see deferred.py).
+    """
+    if node.op != "add":
+        return None
+    terms = _sum_terms(inputs)
+    joinable, rest = [], []
+    for t in terms:
+        n = t._node
+        left = n.inputs[0]._node if n is not None and n.op == "matmul" else None
+        if (left is not None and left.op == "transpose" and left.output.ndim == 2
+                and n.inputs[1].ndim == 2 and t.shape == node.output.shape):
+            joinable.extend(_row_blocks(left.inputs[0], n.inputs[1]))
+        else:
+            rest.append(t)
+    if len(joinable) < 2:
+        return None
+    with recording_backward(None, "accumulate"):
+        out = ops.matmul(ops.transpose(ops.concat([a for a, _ in joinable], axis=0)),
+                         ops.concat([g for _, g in joinable], axis=0))
+        for t in rest:
+            out = ops.add(out, t)
+    out._node.grad_of = node.grad_of
+    out._node.scope = node.scope
+    return out
+
+
+def _row_blocks(a, g):
+    """[(a, g)], or the pairs of row blocks when both are concats along axis 0 with the same
+    splits (an earlier join in the same sum): a^T g is then the sum of the blocks' products,
+    so a chain of adds is joined into one flat concat, not nested ones."""
+    an, gn = a._node, g._node
+    if (an is not None and gn is not None and an.op == gn.op == "concat"
+            and an.prim.axis == gn.prim.axis == 0 and len(an.inputs) == len(gn.inputs)
+            and all(x.shape[0] == y.shape[0] for x, y in zip(an.inputs, gn.inputs))):
+        return list(zip(an.inputs, gn.inputs))
+    return [(a, g)]
+
+
 RULES = [_constant_folding, _identities, _slice_tiling]
+# For compiled programs: the readable rules plus those that only make it faster.
+SPEED_RULES = RULES + [_join_weight_gradients]
 
 
 def _common_prefix(a, b):

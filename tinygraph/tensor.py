@@ -35,18 +35,22 @@ class Tensor:
     # --- plain properties -------------------------------------------------------------------
     @property
     def shape(self):
+        """The shape of the value, a tuple of ints."""
         return self.data.shape
 
     @property
     def dtype(self):
+        """The numpy dtype of the value."""
         return self.data.dtype
 
     @property
     def ndim(self):
+        """The number of axes of the value."""
         return self.data.ndim
 
     @property
     def size(self):
+        """The number of elements of the value."""
         return self.data.size
 
     @property
@@ -56,6 +60,7 @@ class Tensor:
 
     @property
     def is_leaf(self):
+        """True for a tensor no recorded op produced (made by the user, or under no_grad)."""
         return self._node is None
 
     def __len__(self):
@@ -78,6 +83,7 @@ class Tensor:
         return self.data
 
     def item(self):
+        """The value of a one-element tensor as a Python number."""
         return self.data.item()
 
     def detach(self):
@@ -85,6 +91,7 @@ class Tensor:
         return Tensor(self.data, name=self.name)
 
     def zero_grad(self):
+        """Forget the accumulated gradient (`.grad` becomes None)."""
         self.grad = None
 
     def backward(self, grad=None, create_graph=False):
@@ -116,21 +123,47 @@ class Tensor:
         raise TypeError("pow: only a constant exponent is supported (x ** 2.0); for a tensor "
                         "exponent write exp(y * log(base))")
 
-    def sum(self, axis=None, keepdims=False): return ops.sum(self, axis, keepdims)
-    def mean(self, axis=None, keepdims=False): return ops.mean(self, axis, keepdims)
-    def reshape(self, *shape): return ops.reshape(self, shape[0] if len(shape) == 1 else shape)
+    def sum(self, axis=None, keepdims=False):
+        """`tinygraph.sum` of this tensor: the sum over `axis` (None: all axes)."""
+        return ops.sum(self, axis, keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        """`tinygraph.mean` of this tensor: the mean over `axis` (None: all axes)."""
+        return ops.mean(self, axis, keepdims)
+
+    def reshape(self, *shape):
+        """`tinygraph.reshape`; the shape as one tuple or as separate ints."""
+        return ops.reshape(self, shape[0] if len(shape) == 1 else shape)
+
     def transpose(self, *axes):
+        """`tinygraph.transpose`; axes as one tuple or as separate ints (none: reverse)."""
         if len(axes) == 1 and not isinstance(axes[0], (int, xp.integer)):
             axes = axes[0]   # x.transpose((1, 0)) as well as x.transpose(1, 0)
         return ops.transpose(self, axes or None)
-    def exp(self): return ops.exp(self)
-    def log(self): return ops.log(self)
-    def sigmoid(self): return ops.sigmoid(self)
-    def tanh(self): return ops.tanh(self)
-    def relu(self): return ops.relu(self)
+
+    def exp(self):
+        """`tinygraph.exp` of this tensor."""
+        return ops.exp(self)
+
+    def log(self):
+        """`tinygraph.log` of this tensor."""
+        return ops.log(self)
+
+    def sigmoid(self):
+        """`tinygraph.sigmoid` of this tensor."""
+        return ops.sigmoid(self)
+
+    def tanh(self):
+        """`tinygraph.tanh` of this tensor."""
+        return ops.tanh(self)
+
+    def relu(self):
+        """`tinygraph.relu` of this tensor."""
+        return ops.relu(self)
 
     @property
     def T(self):
+        """The transpose (all axes reversed), a recorded `transpose` op."""
         return ops.transpose(self)
 
 
