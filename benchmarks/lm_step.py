@@ -2,9 +2,11 @@
 
 Times a full step (forward, backward, gradient clipping, SGD update, recurrent state carried)
 of the small and medium PTB language-model presets (vocabulary 10,000, batch 20, 35 steps) and
-of a batch-1 sine-wave LSTM (100 units, 30-step windows), alternating the frameworks so that
-drifts of a shared machine hit them alike. Prints medians and the ratio tinygraph / peer, and
-writes docs/benchmarks.md with the machine's description and a profile of the medium step.
+of a batch-1 sine-wave LSTM (100 units, 30-step windows), for tinygraph in eager mode and in
+compiled mode (tinygraph.compile), alternating the contestants so that drifts of a shared
+machine hit them alike. Prints medians and the ratios tinygraph / peer, and writes
+docs/benchmarks.md with the machine's description, a profile of the medium step and its peak
+memory.
 
     python benchmarks/lm_step.py [--repeats 7] [--configs small,medium,sine] [--no-write]
 """
@@ -43,18 +45,25 @@ VOCAB, BATCH, STEPS = 10_000, 20, 35
 
 # --- the contestants: each returns a function that runs one step ----------------------------
 
-def tinygraph_lm(cfg, ids, targets):
+def tinygraph_lm(cfg, ids, targets, compiled=False):
     model = LanguageModel(VOCAB, cfg["embed"], cfg["hidden"], cfg["layers"], cfg["dropout"],
                           cfg["tied"], seed=0)
     opt = SGD(model.parameters(), lr=20.0)
+    compiled_loss = tg.compile(model.loss, model.parameters()) if compiled else None
 
     def step():
-        loss = model.loss(ids, targets)
         opt.zero_grad()
-        loss.backward()
+        if compiled:
+            compiled_loss(ids, targets)       # forward and backward, replayed
+        else:
+            model.loss(ids, targets).backward()
         clip_grad_norm(opt.params, 0.25)
         opt.step()
     return step
+
+
+def tinygraph_compiled_lm(cfg, ids, targets):
+    return tinygraph_lm(cfg, ids, targets, compiled=True)
 
 
 def numpy_lm(cfg, ids, targets):
@@ -101,16 +110,19 @@ def sine_data(steps=30):
     return wave[:-1].reshape(1, steps, 1), wave[1:].reshape(1, steps, 1)
 
 
-def tinygraph_sine():
+def tinygraph_sine(compiled=False):
     xs, ys = sine_data()
     model = SequenceRegressor(hidden_size=100, seed=0)
     opt = SGD(model.parameters(), lr=0.01)
+    compiled_loss = tg.compile(model.loss, model.parameters()) if compiled else None
     x = tg.tensor(xs)
 
     def step():
-        loss = model.loss(x, ys)
         opt.zero_grad()
-        loss.backward()
+        if compiled:
+            compiled_loss(xs, ys)
+        else:
+            model.loss(x, ys).backward()
         opt.step()
     return step
 
@@ -176,9 +188,16 @@ def machine():
             f"{platform.python_version()}, {versions}; OPENBLAS_NUM_THREADS={threads}")
 
 
-def profile_medium(ids, targets, steps=3):
-    """Where the time of a tinygraph medium step goes, by kind of work."""
-    step = tinygraph_lm(CONFIGS["medium"], ids, targets)
+BLAS = "BLAS (matmuls)"
+ELEMENTWISE = "elementwise and reductions (other op forwards, numpy reductions)"
+ALLOCATION = "allocation (zeros, empty, copies)"
+OVERHEAD = "Python overhead (graph, autodiff, replay loop, optimizer)"
+
+
+def profile_medium(ids, targets, compiled, steps=3):
+    """Where the time of a tinygraph medium step goes, by kind of work: ({kind: seconds},
+    total seconds), per step."""
+    step = tinygraph_lm(CONFIGS["medium"], ids, targets, compiled)
     step()
     profiler = cProfile.Profile()
     profiler.enable()
@@ -187,26 +206,20 @@ def profile_medium(ids, targets, steps=3):
     profiler.disable()
     stats = pstats.Stats(profiler).stats          # (file, line, name) -> (cc, nc, tt, ct, callers)
     total = sum(v[2] for v in stats.values())
-    elementwise = "elementwise and reductions (other op forwards, numpy reductions)"
-    kinds = {"BLAS (matmul forwards)": 0.0, elementwise: 0.0,  # BLAS: all matmuls
-             "allocation (zeros, empty, copies)": 0.0,
-             "Python overhead (graph, autodiff, optimizer)": 0.0}
-    for (filename, _, func), (_, _, tt, _, _) in stats.items():
+    kinds = dict.fromkeys([BLAS, ELEMENTWISE, ALLOCATION, OVERHEAD], 0.0)
+    for (filename, line, func), (_, _, tt, _, _) in stats.items():
         if func == "compute" and filename.endswith("deferred.py"):
-            kind = "BLAS (matmul forwards)"          # the joined weight-gradient matmuls
+            kind = BLAS                              # the joined weight-gradient matmuls
+        elif func == "forward" and filename.endswith("ops.py") and _is_matmul(filename, line):
+            kind = BLAS
         elif func == "forward" and filename.endswith("ops.py") or "reduce" in func \
                 or "add.at" in func or "ufunc" in func:
-            kind = elementwise
+            kind = ELEMENTWISE
         elif any(word in func for word in ("zeros", "empty", "copy", "concatenate")):
-            kind = "allocation (zeros, empty, copies)"
+            kind = ALLOCATION
         else:
-            kind = "Python overhead (graph, autodiff, optimizer)"
+            kind = OVERHEAD
         kinds[kind] += tt
-    # MatMul.forward is an ops.py forward: move its own time to BLAS.
-    for (filename, line, func), (_, _, tt, _, _) in stats.items():
-        if func == "forward" and filename.endswith("ops.py") and _is_matmul(filename, line):
-            kinds[elementwise] -= tt
-            kinds["BLAS (matmul forwards)"] += tt
     return {k: v / steps for k, v in kinds.items()}, total / steps
 
 
@@ -216,6 +229,28 @@ def _is_matmul(filename, line):
         if "class MatMul" in linecache.getline(filename, line - back):
             return True
     return False
+
+
+EAGER, COMPILED = "tinygraph eager", "tinygraph compiled"
+
+
+def contestants_for(config, ids, targets):
+    """({name: step function}, row label, scale from seconds to the unit of the label)."""
+    if config in CONFIGS:
+        cfg = CONFIGS[config]
+        contestants = {EAGER: tinygraph_lm(cfg, ids, targets),
+                       COMPILED: tinygraph_compiled_lm(cfg, ids, targets),
+                       "numpy (hand-derived)": numpy_lm(cfg, ids, targets)}
+        if torch:
+            contestants["PyTorch"] = torch_lm(cfg, ids, targets)
+        return contestants, f"{config} LM step (ms)", 1e3
+    if config == "sine":
+        contestants = {EAGER: tinygraph_sine(), COMPILED: tinygraph_sine(compiled=True)}
+        if torch:
+            contestants["PyTorch (cell in a loop)"] = torch_sine(fused=False)
+            contestants["PyTorch (fused nn.LSTM)"] = torch_sine(fused=True)
+        return contestants, "sine LSTM, batch 1, per time step (µs)", 1e6 / 30
+    raise ValueError(f"unknown config {config!r}")
 
 
 def main():
@@ -229,63 +264,64 @@ def main():
     targets = rng.integers(0, VOCAB, (BATCH, STEPS))
     rows = []
     for config in args.configs.split(","):
-        if config in CONFIGS:
-            cfg = CONFIGS[config]
-            contestants = {"tinygraph": tinygraph_lm(cfg, ids, targets),
-                           "numpy (hand-derived)": numpy_lm(cfg, ids, targets)}
-            if torch:
-                contestants["PyTorch"] = torch_lm(cfg, ids, targets)
-            label = f"{config} LM step (ms)"
-            scale = 1e3
-        elif config == "sine":
-            contestants = {"tinygraph": tinygraph_sine()}
-            if torch:
-                contestants["PyTorch (cell in a loop)"] = torch_sine(fused=False)
-                contestants["PyTorch (fused nn.LSTM)"] = torch_sine(fused=True)
-            label = "sine LSTM, batch 1, per time step (µs)"
-            scale = 1e6 / 30
-        else:
-            parser.error(f"unknown config {config!r}")
+        try:
+            contestants, label, scale = contestants_for(config, ids, targets)
+        except ValueError as e:
+            parser.error(str(e))
         times = median_times(contestants, args.repeats)
-        ours = times["tinygraph"]
         for name, t in times.items():
-            ratio = "" if name == "tinygraph" else f"{ours / t:.2f}"
-            rows.append((label, name, t * scale, ratio))
-            print(f"{label:<40} {name:<26} {t * scale:10.1f}  {ratio}", flush=True)
+            ratios = [f"{times[mode] / t:.2f}" if name not in (EAGER, COMPILED) else ""
+                      for mode in (EAGER, COMPILED)]
+            rows.append((label, name, t * scale, *ratios))
+            print(f"{label:<40} {name:<26} {t * scale:10.1f}  {'  '.join(ratios)}", flush=True)
     if args.no_write:
         return
-    profile, total = profile_medium(ids, targets) if "medium" in args.configs else ({}, 0)
+    profiles = {}
+    if "medium" in args.configs:
+        profiles = {mode: profile_medium(ids, targets, compiled=mode == COMPILED)
+                    for mode in (EAGER, COMPILED)}
     memory = peak_memory.measure("medium") if "medium" in args.configs else {}
-    write_report(rows, profile, total, args.repeats, memory)
+    write_report(rows, profiles, args.repeats, memory)
 
 
-def write_report(rows, profile, total, repeats, memory):
+def write_report(rows, profiles, repeats, memory):
     lines = ["# Benchmarks", "",
              "Produced by `python benchmarks/lm_step.py`; rerun it to refresh this page. Each",
-             f"number is the median of {repeats} rounds x 3 calls, the frameworks alternating",
-             "round by round; ratio is tinygraph's time divided by the peer's (below 1:",
-             "tinygraph is faster). tinygraph runs eagerly (there is no compiled mode yet).", "",
+             f"number is the median of {repeats} rounds x 3 calls, the contestants alternating",
+             "round by round. The ratios are tinygraph's time (eager, or compiled with",
+             "`tinygraph.compile`) divided by the peer's: below 1, tinygraph is faster.", "",
              f"Machine: {machine()}", "",
-             "| step | implementation | time | tinygraph / this |", "|---|---|---|---|"]
-    for label, name, value, ratio in rows:
-        lines.append(f"| {label} | {name} | {value:,.1f} | {ratio} |")
-    if profile:
+             "| step | implementation | time | eager / this | compiled / this |",
+             "|---|---|---|---|---|"]
+    for label, name, value, eager_ratio, compiled_ratio in rows:
+        lines.append(f"| {label} | {name} | {value:,.1f} | {eager_ratio} | {compiled_ratio} |")
+    if profiles:
+        modes = list(profiles)
         lines += ["", "## Where the time of a tinygraph medium step goes", "",
-                  f"cProfile, mean over 3 steps (profiling itself adds overhead): "
-                  f"{total * 1e3:,.0f} ms per step.", "", "| kind of work | ms | share |",
-                  "|---|---|---|"]
-        for kind, seconds in profile.items():
-            lines.append(f"| {kind} | {seconds * 1e3:,.0f} | {seconds / total:.0%} |")
+                  "cProfile, mean over 3 steps (profiling itself adds overhead): " + ", ".join(
+                      f"{mode} {total * 1e3:,.0f} ms" for mode, (_, total) in profiles.items())
+                  + " per step.", "",
+                  "| kind of work | " + " | ".join(f"{m} (ms) | share" for m in modes) + " |",
+                  "|---|" + "---|---|" * len(modes)]
+        for kind in profiles[modes[0]][0]:
+            cells = []
+            for mode in modes:
+                kinds, total = profiles[mode]
+                cells.append(f"{kinds[kind] * 1e3:,.0f} | {kinds[kind] / total:.0%}")
+            lines.append(f"| {kind} | " + " | ".join(cells) + " |")
     if memory:
         lines += ["", "## Peak memory of the medium step", "",
-                  "Each implementation in a fresh process (`benchmarks/peak_memory.py`): peak",
-                  "resident set size, and its rise over the size before the first step.", "",
+                  "Each implementation in a fresh process (`benchmarks/peak_memory.py`): after",
+                  "one warm-up step (which, compiled, is the trace), the peak resident set size",
+                  "of the next 3 steps and its rise over the size before them: the memory a",
+                  "step needs beyond the model, its state and the libraries.", "",
                   "| implementation | peak RSS (MB) | rise during the steps (MB) |", "|---|---|---|"]
         for name, r in memory.items():
             lines.append(f"| {name} | {r['peak_mb']:,.0f} | {r['peak_mb'] - r['before_mb']:,.0f} |")
         if "PyTorch" in memory:
             rise = {n: r["peak_mb"] - r["before_mb"] for n, r in memory.items()}
-            lines += ["", f"Step memory tinygraph / PyTorch: {rise['tinygraph'] / rise['PyTorch']:.2f}."]
+            lines += ["", "Step memory / PyTorch's: " + ", ".join(
+                f"{n} {rise[n] / rise['PyTorch']:.2f}" for n in (EAGER, COMPILED)) + "."]
     path = ROOT / "docs" / "benchmarks.md"
     path.write_text("\n".join(lines) + "\n")
     print(f"wrote {path}")

@@ -23,7 +23,7 @@ def train_command(args):
     corpus = Corpus(args.data_dir)
     print(f"corpus: {len(corpus.vocab)} word types; train {len(corpus.ids['train']):,}, "
           f"valid {len(corpus.ids['valid']):,}, test {len(corpus.ids['test']):,} tokens")
-    trainer = Trainer(corpus, preset, args.out)
+    trainer = Trainer(corpus, preset, args.out, compiled=args.compile)
     if args.resume:
         trainer.resume(args.resume)
     print(f"training: {len(trainer.batches)} batches of {preset.batch_size} x {preset.steps} "
@@ -76,6 +76,8 @@ def main(argv=None):
     p.add_argument("--out", default="runs/lm", help="checkpoints and summary (default %(default)s)")
     p.add_argument("--resume", help="continue from this checkpoint (e.g. runs/lm/last.npz)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--compile", action="store_true",
+                   help="trace the training step once and replay it (faster; same results)")
     p.set_defaults(run=train_command)
     p = sub.add_parser("demo", help="the embedded default: a sine-wave LSTM and its diagrams")
     p.add_argument("--out", default="lstm-demo", help="output folder (default %(default)s)")

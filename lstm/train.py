@@ -76,11 +76,14 @@ class Trainer:
     """SGD with global-norm clipping over truncated-BPTT batches; validation perplexity each
     epoch divides the learning rate by 4 when it does not improve; the best model is kept."""
 
-    def __init__(self, corpus, preset, out_dir, log=print):
+    def __init__(self, corpus, preset, out_dir, log=print, compiled=False):
         self.corpus, self.preset, self.log = corpus, preset, log
         self.out_dir = pathlib.Path(out_dir)
         self.model = build_model(preset, len(corpus.vocab))
         self.optimizer = SGD(self.model.parameters(), preset.lr)
+        # compiled: each step replays one traced forward + backward (see tinygraph.compiled).
+        self.compiled_loss = (tg.compile(self.model.loss, self.model.parameters())
+                              if compiled else None)
         self.schedule = DecayOnPlateau(self.optimizer, factor=0.25)
         # Every split is checked now, not after an epoch of training.
         for split, batch_size, option in (("train", preset.batch_size, "batch_size"),
@@ -152,12 +155,16 @@ class Trainer:
     def train_step(self, inputs, targets):
         """One SGD step with clipping on a batch; returns the loss. A non-finite loss is a
         FloatingPointError."""
-        loss = self.model.loss(inputs, targets)
+        self.optimizer.zero_grad()
+        if self.compiled_loss is not None:
+            loss = self.compiled_loss(inputs, targets)      # gradients are in .grad already
+        else:
+            loss = self.model.loss(inputs, targets)
         if not math.isfinite(float(loss.data)):
             raise FloatingPointError(f"the loss became {float(loss.data)}; training stopped "
                                      "(the last good checkpoint is kept)")
-        self.optimizer.zero_grad()
-        loss.backward()
+        if self.compiled_loss is None:
+            loss.backward()
         clip_grad_norm(self.optimizer.params, self.preset.clip)
         self.optimizer.step()
         return float(loss.data)

@@ -45,10 +45,16 @@ def _as_tuple(state):
 
 
 class CompiledStep:
-    """`fn(*inputs)` -> scalar loss, traced per input signature and replayed (see module)."""
+    """`fn(*inputs)` -> scalar loss, traced per input signature and replayed (see module).
 
-    def __init__(self, fn, params):
+    static: a function returning the Python state `fn` branches on, part of the signature a
+    program is kept for (default: when fn is a method of a Module, the `training` flags of
+    its modules, so a model switched to eval() gets a program without dropout).
+    """
+
+    def __init__(self, fn, params, static=None):
         self.fn = fn
+        self.static = static if static is not None else _training_flags(fn)
         self.params = list(params)
         for p in self.params:
             if not isinstance(p, Tensor) or not p.requires_grad:
@@ -58,7 +64,7 @@ class CompiledStep:
 
     def __call__(self, *inputs):
         arrays = [_input_array(x, k) for k, x in enumerate(inputs)]
-        signature = tuple((a.shape, a.dtype.str) for a in arrays)
+        signature = (tuple((a.shape, a.dtype.str) for a in arrays), self.static())
         program = self.programs.get(signature)
         if program is not None and program.carries_current():
             loss, grads = program.replay(arrays)
@@ -74,9 +80,17 @@ class CompiledStep:
         self.programs.clear()
 
 
-def compile(fn, params):
-    """A CompiledStep for the loss function `fn` and the parameters it trains."""
-    return CompiledStep(fn, params)
+def compile(fn, params, static=None):
+    """A CompiledStep for the loss function `fn` and the parameters it trains (see
+    CompiledStep for `static`)."""
+    return CompiledStep(fn, params, static)
+
+
+def _training_flags(fn):
+    owner = getattr(fn, "__self__", None)
+    if callable(getattr(owner, "modules", None)):
+        return lambda: tuple(m.training for m in owner.modules())
+    return lambda: None
 
 
 def _input_array(x, position):
