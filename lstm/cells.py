@@ -129,14 +129,21 @@ class GRUCell(_Cell):
         """The new h from one step's projected input xw (N, 3H) and h_prev (N, H)."""
         H = self.hidden_size
         hw = h_prev @ self.Wh + self.bh
-        r = tg.sigmoid(xw[:, :H] + hw[:, :H])
-        z = tg.sigmoid(xw[:, H:2 * H] + hw[:, H:2 * H])
-        n = tg.tanh(xw[:, 2 * H:] + r * hw[:, 2 * H:])
+        hw_r, hw_z, hw_n = hw[:, :H], hw[:, H:2 * H], hw[:, 2 * H:]
+        a_r = xw[:, :H] + hw_r
+        a_z = xw[:, H:2 * H] + hw_z
+        r, z = tg.sigmoid(a_r), tg.sigmoid(a_z)
+        a_n = xw[:, 2 * H:] + r * hw_n
+        n = tg.tanh(a_n)
         h = (1.0 - z) * n + z * h_prev
-        for t, name in ((r, "r"), (z, "z"), (n, "n"), (h, "h")):
+        for t, name in ((hw, "hw"), (hw_r, "hw_r"), (hw_z, "hw_z"), (hw_n, "hw_n"),
+                        (a_r, "a_r"), (a_z, "a_z"), (r, "r"), (z, "z"),
+                        (a_n, "a_n"), (n, "n"), (h, "h")):
             t.name = name
         return h
 
 
 #: The cell classes by the names layers and models accept: "rnn", "lstm", "gru".
+#:
+#: :meta hide-value:
 CELLS = {"rnn": RNNCell, "lstm": LSTMCell, "gru": GRUCell}

@@ -45,6 +45,8 @@ class Preset:
 
 #: The presets by name, "small" and "medium" (see `Preset`), as `python -m lstm train
 #: --preset` uses them.
+#:
+#: :meta hide-value:
 PRESETS = {
     "small": Preset(embed_size=100, hidden_size=100),
     "medium": Preset(embed_size=650, hidden_size=650, num_layers=2, dropout=0.5,

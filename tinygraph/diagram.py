@@ -438,8 +438,9 @@ class _Diagram:
         elif self.view != "forward":
             parts.append(f"backward graph as generated: {self.backward_count} nodes")
         if self.view != "forward":
-            parts.append("dashed: forward values the backward pass reads · "
-                         "Σ: a gradient summed over the uses named on its edges")
+            # Two short lines, not one long one: the caption must not widen a small graph.
+            parts.append("dashed: forward values the backward pass reads")
+            parts.append("Σ: a gradient summed over the uses named on its edges")
         return parts
 
     def _collapsed_scopes(self):

@@ -53,7 +53,9 @@ def rnn_cell_step(batch=2, input_size=3, hidden_size=4, seed=0, dtype=xp.float64
         "Wh": leaf("Wh", hidden_size, hidden_size, parameter=True),
         "b": leaf("b", hidden_size, parameter=True),
     }
-    h = ops.tanh(inputs["x"] @ inputs["Wx"] + inputs["h_prev"] @ inputs["Wh"] + inputs["b"])
+    a = inputs["x"] @ inputs["Wx"] + inputs["h_prev"] @ inputs["Wh"] + inputs["b"]
+    a.name = "a"
+    h = ops.tanh(a)
     h.name = "h"
     return inputs, h
 
@@ -90,6 +92,8 @@ def _outputs_of(builder, description):
 
 #: The built-in examples by name (`python -m tinygraph render NAME`): each function returns
 #: the example's output tensors, and its docstring is a one-line summary.
+#:
+#: :meta hide-value:
 EXAMPLES = {
     "lstm_cell": _outputs_of(lstm_cell_step, "one LSTM cell step (fused matmul, gates f, g, i, "
                              "o); outputs h and c"),

@@ -13,6 +13,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-5, seed=0):
 
     fn: takes the inputs as Tensors and returns a Tensor or a list/tuple of Tensors.
     inputs: Tensors or arrays; they are copied to float64 leaves that require grad.
+
     Non-scalar outputs are reduced to sum(v * output) with a fixed random v, which checks
     the vjp along v (any wrong entry of the Jacobian shows up with probability one).
 

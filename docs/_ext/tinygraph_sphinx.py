@@ -1,0 +1,409 @@
+"""Sphinx extension: every diagram and figure in the docs is drawn at build time by tinygraph.
+
+Directives (usable from MyST Markdown as ```{name} fences):
+
+``tinygraph-diagram [EXAMPLE | MODULE:FUNCTION]``
+    Draws a graph with tinygraph's own renderer (`tinygraph.render`, piped through Graphviz
+    by `tinygraph.diagram.pipe`). The graph is either a built-in example
+    (`tinygraph.examples.EXAMPLES`), a function returning tensors, or the directive's body: Python
+    code that assigns the tensors to draw to ``outputs`` (and may assign ``wrt`` and
+    ``grad_outputs``). Options: ``:view:`` forward/backward/both, ``:no-simplify:``,
+    ``:collapse:`` (scope names), ``:collapse-all:``, ``:color-by: grad_norm``, ``:title:``,
+    ``:show-code:`` (print the body above the drawing), ``:caption:``, ``:alt:``, ``:name:``.
+
+``tinygraph-vanishing``
+    The vanishing-gradient figure of ``python -m lstm vanishing``: `lstm.vanishing.compare`
+    measures ‖∂L/∂x_t‖ against the distance from the loss and `lstm.plots.vanishing_figure`
+    plots it; a table of the measured norms follows. Options: ``:cells:``, ``:steps:``,
+    ``:hidden-size:``, ``:forget-bias:``, ``:distances:``, ``:caption:``, ``:name:``.
+
+``tinygraph-command``
+    Runs ``python -m ...`` (the argument) in the repository and shows the command and what it
+    printed, e.g. a command's ``--help``.
+
+The graphs and measurements are computed when a page is read; the images are written when it
+is written (into the output's ``_images/``, named by a hash of their content), like
+``sphinx.ext.graphviz``, so no image file is kept in the repository and none can go stale.
+Every page that uses a directive depends on the sources of tinygraph and lstm: changing them
+makes an incremental build re-read the page.
+"""
+import hashlib
+import html
+import inspect
+import os
+import pathlib
+import re
+import shlex
+import subprocess
+import sys
+import traceback
+
+from docutils import nodes
+from docutils.parsers.rst import directives
+from sphinx.util import logging
+from sphinx.util.docutils import SphinxDirective
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+logger = logging.getLogger(__name__)
+
+
+class tinygraph_image(nodes.General, nodes.Inline, nodes.Element):
+    """An image drawn at write time: ``kind`` is "dot" (``source`` holds DOT text) or
+    "vanishing" (``norms`` holds the measured gradient norms per cell)."""
+
+
+def _package_sources():
+    return sorted(str(p) for package in ("tinygraph", "lstm")
+                  for p in (ROOT / package).glob("*.py"))
+
+
+class _Base(SphinxDirective):
+    def note_sources(self):
+        for path in _package_sources():
+            self.env.note_dependency(path)
+
+    def figure(self, image, default_alt):
+        caption = self.options.get("caption")
+        # Without an explicit :alt:, the caption (its Markdown links reduced to their text)
+        # describes the image best.
+        image["alt"] = self.options.get("alt") or (
+            re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", caption) if caption else default_alt)
+        figure = nodes.figure("", image, classes=["tinygraph-figure"])
+        caption = self.options.get("caption")
+        if caption:
+            parsed, messages = self.state.inline_text(caption, self.lineno)
+            figure += nodes.caption(caption, "", *parsed)
+        else:
+            messages = []
+        self.add_name(figure)
+        return figure, messages
+
+
+class DiagramDirective(_Base):
+    optional_arguments = 1
+    has_content = True
+    option_spec = {
+        "view": lambda value: directives.choice(value, ("forward", "backward", "both")),
+        "no-simplify": directives.flag,
+        "collapse": directives.unchanged,
+        "collapse-all": directives.flag,
+        "color-by": lambda value: directives.choice(value, ("grad_norm",)),
+        "title": directives.unchanged,
+        "show-code": directives.flag,
+        "caption": directives.unchanged,
+        "alt": directives.unchanged,
+        "name": directives.unchanged,
+    }
+
+    def run(self):
+        self.note_sources()
+        try:
+            outputs, extra = self._outputs()
+            import tinygraph as tg
+
+            collapse = True if "collapse-all" in self.options else \
+                self.options.get("collapse", "").replace(",", " ").split()
+            dot = tg.to_dot(outputs, view=self.options.get("view", "both"),
+                            simplify="no-simplify" not in self.options,
+                            color_by=self.options.get("color-by"), collapse=collapse,
+                            title=self.options.get("title"), **extra)
+        except Exception:
+            raise self.error(f"tinygraph-diagram: drawing failed:\n{traceback.format_exc()}")
+        result = []
+        if "show-code" in self.options and self.content:
+            code = "\n".join(self.content)
+            block = nodes.literal_block(code, code, language="python")
+            self.set_source_info(block)
+            result.append(block)
+        image = tinygraph_image(kind="dot", source=dot)
+        what = self.arguments[0] if self.arguments else "graph"
+        figure, messages = self.figure(
+            image, f"{self.options.get('view', 'both')} view of the {what} drawn by tinygraph")
+        return result + [figure] + messages
+
+    def _outputs(self):
+        """The tensors to draw, and the render options the code chose (wrt, grad_outputs)."""
+        from tinygraph import Tensor
+        from tinygraph.examples import EXAMPLES
+
+        extra = {}
+        if self.arguments:
+            if self.content:
+                raise ValueError("give an example name or a code body, not both")
+            target = self.arguments[0]
+            if target in EXAMPLES:
+                result = EXAMPLES[target]()
+            else:
+                module, _, function = target.partition(":")
+                result = getattr(__import__(module, fromlist=[function]), function)()
+        else:
+            if not self.content:
+                raise ValueError("needs an example name or a code body assigning `outputs`")
+            namespace = {"__name__": f"docs_{self.env.docname.replace('-', '_')}"}
+            code = compile("\n".join(self.content),
+                           f"<{self.env.docname}.md, line {self.content_offset + 1}>", "exec")
+            exec(code, namespace)
+            if "outputs" not in namespace:
+                raise ValueError("the code must assign the tensors to draw to `outputs`")
+            result = namespace["outputs"]
+            extra = {k: namespace[k] for k in ("wrt", "grad_outputs") if k in namespace}
+        if isinstance(result, Tensor):
+            result = [result]
+        return list(result), extra
+
+
+class VanishingDirective(_Base):
+    has_content = False
+    option_spec = {
+        "cells": directives.unchanged,
+        "steps": directives.positive_int,
+        "hidden-size": directives.positive_int,
+        "forget-bias": float,
+        "distances": directives.unchanged,
+        "caption": directives.unchanged,
+        "alt": directives.unchanged,
+        "name": directives.unchanged,
+    }
+
+    def run(self):
+        self.note_sources()
+        cells = tuple(self.options.get("cells", "rnn lstm").replace(",", " ").split())
+        steps = self.options.get("steps", 100)
+        hidden = self.options.get("hidden-size", 32)
+        forget_bias = self.options.get("forget-bias", 1.0)
+        try:
+            from lstm import vanishing
+
+            norms = vanishing.compare(cells, hidden_size=hidden, steps=steps,
+                                      forget_bias=forget_bias)
+        except Exception:
+            raise self.error(f"tinygraph-vanishing: failed:\n{traceback.format_exc()}")
+        image = tinygraph_image(kind="vanishing",
+                                norms={c: [float(v) for v in n] for c, n in norms.items()},
+                                title="‖∂L/∂x_t‖ against distance from the loss\n"
+                                      f"(untrained cells, random inputs; LSTM forget-gate "
+                                      f"bias {forget_bias:g})")
+        figure, messages = self.figure(
+            image, "gradient norm against distance from the loss, log scale, for "
+                   + ", ".join(c.upper() for c in cells))
+        default = [0, 1, 5, 10, 25, 50, 75, steps - 1]
+        distances = [int(d) for d in self.options.get("distances", "").replace(",", " ").split()] \
+            or default
+        return [figure, self._table(norms, cells, sorted(d for d in set(distances) if d < steps))] \
+            + messages
+
+    @staticmethod
+    def _table(norms, cells, distances):
+        header = ["distance"] + [f"‖∂L/∂x‖ {c.upper()}" for c in cells]
+        rows = [[str(d)] + [f"{norms[c][d]:.1e}" for c in cells] for d in distances]
+        table = nodes.table(classes=["tinygraph-norms"])
+        group = nodes.tgroup(cols=len(header))
+        table += group
+        for _ in header:
+            group += nodes.colspec(colwidth=1)
+
+        def row(cells_text):
+            r = nodes.row()
+            for text in cells_text:
+                r += nodes.entry("", nodes.paragraph(text=text))
+            return r
+
+        group += nodes.thead("", row(header))
+        body = nodes.tbody()
+        for values in rows:
+            body += row(values)
+        group += body
+        return table
+
+
+class CommandDirective(_Base):
+    required_arguments = 1
+    final_argument_whitespace = True
+    option_spec = {"timeout": directives.positive_int}
+
+    def run(self):
+        self.note_sources()
+        argv = shlex.split(self.arguments[0])
+        if argv[:2] != ["python", "-m"]:
+            raise self.error("tinygraph-command: only 'python -m ...' commands are run")
+        env = dict(os.environ, COLUMNS="90", OPENBLAS_NUM_THREADS="1", PYTHONIOENCODING="utf-8")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        try:
+            done = subprocess.run([sys.executable] + argv[1:], cwd=ROOT, env=env,
+                                  capture_output=True, text=True,
+                                  timeout=self.options.get("timeout", 120))
+        except subprocess.TimeoutExpired:
+            raise self.error(f"tinygraph-command: {self.arguments[0]!r} timed out")
+        if done.returncode != 0:
+            raise self.error(f"tinygraph-command: {self.arguments[0]!r} exited with "
+                             f"{done.returncode}:\n{done.stderr}")
+        text = f"$ {self.arguments[0]}\n{done.stdout.rstrip()}"
+        block = nodes.literal_block(text, text, language="console")
+        self.set_source_info(block)
+        return [block]
+
+
+# --- docstrings -----------------------------------------------------------------------------
+
+ITEM = re.compile(r"^(\s*)([A-Za-z_]\w*): (\S.*)$")
+
+
+def plain_docstring_to_rest(lines, params=()):
+    """Turn the project's plain docstring conventions into reST, in place.
+
+    The docstrings are written to be read with `help()`: a paragraph of ``name: text`` lines
+    (continuations indented) describes parameters, an ``Attributes:`` header introduces an
+    indented block of such lines, ``|x|`` is an absolute value. reST would read the first two
+    as broken indentation and the last as a substitution, so: parameter lines (names in
+    `params`) become ``:param name:`` fields, attribute lines ``:ivar name:`` fields, ``|``
+    outside code is escaped, a bullet list gets the blank line reST needs before it, and an
+    indented block after a blank line (an example, as help() shows it) becomes a literal
+    block rather than a block quote.
+    """
+    out, k = [], 0
+    params = set(params)
+    while k < len(lines):
+        line = lines[k]
+        stripped = line.strip()
+        indent = len(line) - len(line.lstrip())
+        blank_before = not out or not out[-1].strip()
+        if stripped == "Attributes:" and k + 1 < len(lines) and ITEM.match(lines[k + 1]) \
+                and len(lines[k + 1]) - len(lines[k + 1].lstrip()) > indent:
+            k = _fields(lines, k + 1, "ivar", indent, None, out)
+            continue
+        match = ITEM.match(line)
+        if blank_before and match and match.group(2) in params:
+            k = _fields(lines, k, "param", indent, params, out)
+            continue
+        previous = next((p for p in reversed(out) if p.strip()), None)
+        previous_indent = len(previous) - len(previous.lstrip()) if previous else 0
+        if stripped and blank_before and previous is not None and indent > previous_indent \
+                and not previous.rstrip().endswith("::"):
+            out[-1:] = ["", " " * previous_indent + "::", ""]
+            while k < len(lines) and (not lines[k].strip()
+                                      or len(lines[k]) - len(lines[k].lstrip()) > previous_indent):
+                out.append(lines[k])
+                k += 1
+            continue
+        if stripped.startswith("- ") and not blank_before:
+            previous = out[-1]
+            previous_indent = len(previous) - len(previous.lstrip())
+            if previous_indent == indent and not previous.strip().startswith("- "):
+                out.append("")
+        out.append(_escape_bars(line))
+        k += 1
+    lines[:] = out
+
+
+def _fields(lines, k, kind, indent, params, out):
+    """Emit the ``name: text`` items starting at lines[k] as fields, up to the next blank
+    line (or, in an Attributes block, the first line indented less than its items); return
+    the index of the first line after them.
+
+    A line that does not start a new item continues the item before it, indented or not:
+    a docstring's paragraph of parameters reads that way in help().
+    """
+    base = len(lines[k]) - len(lines[k].lstrip())
+
+    def is_item(match):
+        return match and len(match.group(1)) == base and (params is None
+                                                         or match.group(2) in params)
+
+    while k < len(lines) and lines[k].strip() \
+            and len(lines[k]) - len(lines[k].lstrip()) >= base:
+        match = ITEM.match(lines[k])
+        if is_item(match):
+            out.append(" " * indent + f":{kind} {match.group(2)}: "
+                       + _escape_bars(match.group(3)))
+        else:
+            out.append(" " * (indent + 4) + _escape_bars(lines[k].strip()))
+        k += 1
+    if k < len(lines) and lines[k].strip():
+        out.append("")          # what follows the fields is a paragraph of its own
+    return k
+
+
+def _escape_bars(line):
+    """Escape | outside `code` spans (in docstrings |x| is an absolute value)."""
+    parts = line.split("`")
+    return "`".join(part.replace("|", "\\|") if k % 2 == 0 else part
+                    for k, part in enumerate(parts))
+
+
+def process_docstring(app, what, name, obj, options, lines):
+    params = ()
+    if what in ("function", "method", "class", "exception"):
+        try:
+            params = [p for p in inspect.signature(obj).parameters if p not in ("self", "cls")]
+        except (TypeError, ValueError):
+            params = ()
+    plain_docstring_to_rest(lines, params)
+
+
+# --- writing the images -----------------------------------------------------------------------
+
+def _image_file(builder, node):
+    """Draw the node's image into the output's _images/ (once per content) and return the
+    path relative to the page and the absolute path."""
+    if node["kind"] == "dot":
+        key, suffix = node["source"], "svg"
+    else:
+        key, suffix = repr(sorted(node["norms"].items())) + node["title"], "svg"
+    name = f"tinygraph-{hashlib.sha1(key.encode()).hexdigest()[:16]}.{suffix}"
+    path = pathlib.Path(builder.outdir) / builder.imagedir / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if node["kind"] == "dot":
+            import graphviz
+            from tinygraph.diagram import pipe
+
+            path.write_bytes(pipe(graphviz.Source(node["source"]), "svg"))
+        else:
+            import numpy as np
+            from lstm import plots
+
+            plots.vanishing_figure({c: np.array(v) for c, v in node["norms"].items()}, path,
+                                   title=node["title"])
+    return f"{builder.imgpath}/{name}", path
+
+
+# Wider than this (CSS px) and the page shows a diagram scaled down: say it opens full size.
+SCALED_DOWN_WIDTH = 720
+
+
+def _width_px(path):
+    """The width an SVG asks for, in CSS pixels (Graphviz and matplotlib write pt)."""
+    match = re.search(r'<svg[^>]*?\swidth="([\d.]+)(pt|px)?"', path.read_text(errors="replace"))
+    if not match:
+        return 0.0
+    return float(match.group(1)) * (4 / 3 if match.group(2) == "pt" else 1)
+
+
+def visit_image_html(self, node):
+    try:
+        relative, path = _image_file(self.builder, node)
+    except Exception as e:
+        logger.error(f"tinygraph: could not draw an image: {e}", location=node)
+        raise nodes.SkipNode
+    alt = html.escape(node["alt"], quote=True)
+    hint = ('<span class="tinygraph-zoom">scaled to the page: click to open it at full size'
+            '</span>' if _width_px(path) > SCALED_DOWN_WIDTH else "")
+    self.body.append(f'<a class="tinygraph-image reference external" href="{relative}" '
+                     f'title="open the full-size image">\n<img src="{relative}" alt="{alt}"/>'
+                     f'{hint}</a>\n')
+    raise nodes.SkipNode
+
+
+def skip_image(self, node):
+    raise nodes.SkipNode
+
+
+def setup(app):
+    app.add_node(tinygraph_image, html=(visit_image_html, None),
+                 latex=(skip_image, None), text=(skip_image, None), man=(skip_image, None),
+                 texinfo=(skip_image, None))
+    app.add_directive("tinygraph-diagram", DiagramDirective)
+    app.add_directive("tinygraph-vanishing", VanishingDirective)
+    app.add_directive("tinygraph-command", CommandDirective)
+    app.connect("autodoc-process-docstring", process_docstring)
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
