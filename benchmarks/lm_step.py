@@ -223,6 +223,31 @@ def profile_medium(ids, targets, compiled, steps=3):
     return {k: v / steps for k, v in kinds.items()}, total / steps
 
 
+def profile_torch_medium(ids, targets, steps=3):
+    """PyTorch's medium step by kind of work (torch.profiler self CPU time): {kind: seconds},
+    total seconds, per step."""
+    from torch.profiler import ProfilerActivity, profile
+    step = torch_lm(CONFIGS["medium"], ids, targets)
+    step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    kinds = {"fused LSTM layers, forward and backward (oneDNN mkldnn_rnn_layer*)": 0.0,
+             "matmuls outside the LSTM layers (aten::mm, addmm)": 0.0, "everything else": 0.0}
+    names = list(kinds)
+    total = 0.0
+    for event in prof.key_averages():
+        seconds = event.self_cpu_time_total / 1e6
+        total += seconds
+        if "rnn" in event.key:
+            kinds[names[0]] += seconds
+        elif event.key in ("aten::mm", "aten::addmm", "aten::bmm"):
+            kinds[names[1]] += seconds
+        else:
+            kinds[names[2]] += seconds
+    return {k: v / steps for k, v in kinds.items()}, total / steps
+
+
 def _is_matmul(filename, line):
     import linecache
     for back in range(1, 4):
@@ -280,6 +305,8 @@ def main():
     if "medium" in args.configs:
         profiles = {mode: profile_medium(ids, targets, compiled=mode == COMPILED)
                     for mode in (EAGER, COMPILED)}
+        if torch:
+            profiles["PyTorch"] = profile_torch_medium(ids, targets)
     memory = peak_memory.measure("medium") if "medium" in args.configs else {}
     write_report(rows, profiles, args.repeats, memory)
 
@@ -295,6 +322,7 @@ def write_report(rows, profiles, repeats, memory):
              "|---|---|---|---|---|"]
     for label, name, value, eager_ratio, compiled_ratio in rows:
         lines.append(f"| {label} | {name} | {value:,.1f} | {eager_ratio} | {compiled_ratio} |")
+    torch_profile = profiles.pop("PyTorch", None)
     if profiles:
         modes = list(profiles)
         lines += ["", "## Where the time of a tinygraph medium step goes", "",
@@ -309,15 +337,27 @@ def write_report(rows, profiles, repeats, memory):
                 kinds, total = profiles[mode]
                 cells.append(f"{kinds[kind] * 1e3:,.0f} | {kinds[kind] / total:.0%}")
             lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    if torch_profile:
+        kinds, total = torch_profile
+        lines += ["", "## Where the time of a PyTorch medium step goes", "",
+                  f"torch.profiler, self CPU time, mean over 3 steps: {total * 1e3:,.0f} ms per "
+                  "step. PyTorch runs each LSTM layer (all time steps, forward and backward) in",
+                  "one fused oneDNN kernel; tinygraph calls numpy (OpenBLAS) once per op.", "",
+                  "| kind of work | ms | share |", "|---|---|---|"]
+        for kind, seconds in kinds.items():
+            lines.append(f"| {kind} | {seconds * 1e3:,.0f} | {seconds / total:.0%} |")
     if memory:
         lines += ["", "## Peak memory of the medium step", "",
-                  "Each implementation in a fresh process (`benchmarks/peak_memory.py`): after",
-                  "one warm-up step (which, compiled, is the trace), the peak resident set size",
-                  "of the next 3 steps and its rise over the size before them: the memory a",
-                  "step needs beyond the model, its state and the libraries.", "",
-                  "| implementation | peak RSS (MB) | rise during the steps (MB) |", "|---|---|---|"]
+                  "Each implementation in a fresh process (`benchmarks/peak_memory.py`): the",
+                  "peak resident set size of the first step (which, compiled, is the trace);",
+                  "then, the peak reset, the peak of the next 3 steps and its rise over the",
+                  "size before them: the memory a step needs beyond the model, its state and",
+                  "the libraries.", "",
+                  "| implementation | first step: peak RSS (MB) | next steps: peak RSS (MB) "
+                  "| rise during the steps (MB) |", "|---|---|---|---|"]
         for name, r in memory.items():
-            lines.append(f"| {name} | {r['peak_mb']:,.0f} | {r['peak_mb'] - r['before_mb']:,.0f} |")
+            lines.append(f"| {name} | {r['first_step_peak_mb']:,.0f} | {r['peak_mb']:,.0f} "
+                         f"| {r['peak_mb'] - r['before_mb']:,.0f} |")
         if "PyTorch" in memory:
             rise = {n: r["peak_mb"] - r["before_mb"] for n, r in memory.items()}
             lines += ["", "Step memory / PyTorch's: " + ", ".join(

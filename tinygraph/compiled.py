@@ -21,6 +21,8 @@ function computed from Python values at trace time is fixed, as in any tracing c
 the function must not branch on the values of its inputs. Eager mode stays the default and
 the reference; tests check that both agree.
 """
+import ctypes
+
 from .autodiff import grad, nodes
 from .backend import xp
 from .rewrite import SPEED_RULES, simplify
@@ -71,6 +73,7 @@ class CompiledStep:
         else:
             program, loss, grads = _trace(self.fn, self.params, arrays)
             self.programs[signature] = program
+            _release_freed_memory()      # the traced graphs are gone now
         for p, g in zip(self.params, grads):
             p.grad = Tensor(g) if p.grad is None else Tensor(p.grad.data + g)
         return Tensor(loss)
@@ -91,6 +94,17 @@ def _training_flags(fn):
     if callable(getattr(owner, "modules", None)):
         return lambda: tuple(m.training for m in owner.modules())
     return lambda: None
+
+
+def _release_freed_memory():
+    """Hand memory freed by the trace back to the OS where the C library can (glibc's
+    malloc_trim). A trace holds the recorded forward and backward graphs with all their values
+    at once, several times what a step needs; without this the process would keep that peak
+    as its resident size for good."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):      # not glibc: nothing to do
+        pass
 
 
 def _input_array(x, position):

@@ -71,7 +71,14 @@ class _Rewriter:
         self.counts = Counter()
 
     def run(self, outputs):
-        for node in nodes(outputs):
+        order = nodes(outputs)
+        # Adds whose output feeds another add of a sum (inner nodes of a sum tree): rules
+        # marked whole_sums_only wait for the root, which sees all the terms at once.
+        self.partial_sums = {id(inp._node) for node in order if _is_sum_node(node)
+                             for inp in node.inputs
+                             if inp._node is not None and _is_sum_node(inp._node)
+                             and inp.shape == node.output.shape}
+        for node in order:
             if node.is_backward:
                 inputs = [self.memo.get(id(t), t) for t in node.inputs]
                 self.memo[id(node.output)] = self.rebuild(node, inputs)
@@ -79,6 +86,8 @@ class _Rewriter:
 
     def rebuild(self, node, inputs):
         for rule in self.rules:
+            if getattr(rule, "whole_sums_only", False) and id(node) in self.partial_sums:
+                continue
             result = rule(node, inputs)
             if result is not None:
                 self.counts[rule.__name__.lstrip("_")] += 1
@@ -247,6 +256,14 @@ def _join_weight_gradients(node, inputs):
     out._node.grad_of = node.grad_of
     out._node.scope = node.scope
     return out
+
+
+# Joined at the root of a sum only: joining at every partial sum would build T nested concats.
+_join_weight_gradients.whole_sums_only = True
+
+
+def _is_sum_node(node):
+    return node.is_backward and node.op == "add"
 
 
 def _row_blocks(a, g):
