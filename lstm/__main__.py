@@ -1,9 +1,10 @@
 """Command line: `python -m lstm train | demo | vanishing` (see --help of each)."""
-import argparse
 import dataclasses
 import pathlib
 import sys
 import time
+
+from tinygraph.cli import ArgumentParser, at_least
 
 from .checkpoint import CheckpointError
 from .train import Interrupted
@@ -65,7 +66,7 @@ def vanishing_command(args):
 
 def main(argv=None):
     """Run the command line with `argv` (default: sys.argv); returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m lstm",
+    parser = ArgumentParser(prog="python -m lstm",
                                      description="LSTM models built from tinygraph primitives")
     parser.add_argument("--traceback", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -81,13 +82,14 @@ def main(argv=None):
     p.set_defaults(run=train_command)
     p = sub.add_parser("demo", help="the embedded default: a sine-wave LSTM and its diagrams")
     p.add_argument("--out", default="lstm-demo", help="output folder (default %(default)s)")
-    p.add_argument("--steps", type=int, default=400, help="training steps (default %(default)s)")
+    p.add_argument("--steps", type=at_least(1), default=400,
+                   help="training steps (default %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=demo_command)
 
     p = sub.add_parser("vanishing", help="gradient norm against distance: RNN vs LSTM")
-    p.add_argument("--steps", type=int, default=100)
-    p.add_argument("--hidden-size", type=int, default=32)
+    p.add_argument("--steps", type=at_least(2), default=100)
+    p.add_argument("--hidden-size", type=at_least(1), default=32)
     p.add_argument("--forget-bias", type=float, default=1.0)
     p.add_argument("--out", default="vanishing_gradients.png")
     p.set_defaults(run=vanishing_command)

@@ -1,6 +1,7 @@
 """Checkpoints without pickle: arrays in an .npz read with allow_pickle=False, metadata as JSON
 stored inside it. Written atomically (temporary file, fsync, rename), so a crash mid-write
 leaves the previous checkpoint intact."""
+import hashlib
 import json
 import os
 import pathlib
@@ -21,7 +22,8 @@ def save_checkpoint(path, arrays, meta):
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {f"array/{k}": np.asarray(v) for k, v in arrays.items()}
-    payload["meta"] = np.frombuffer(json.dumps({"format": FORMAT, **meta}).encode(), np.uint8)
+    meta = {"format": FORMAT, **meta, "digest": _digest(payload)}
+    payload["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -48,8 +50,10 @@ def load_checkpoint(path):
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         with np.load(path, allow_pickle=False) as data:
+            if "meta" not in data.files:
+                raise CheckpointError(f"{path} is not a {FORMAT} file (it has no metadata)")
             meta = json.loads(bytes(data["meta"]).decode())
-            arrays = {k[len("array/"):]: data[k] for k in data.files if k.startswith("array/")}
+            payload = {k: data[k] for k in data.files if k.startswith("array/")}
     except (zipfile.BadZipFile, ValueError, KeyError, OSError, EOFError,
             json.JSONDecodeError, UnicodeDecodeError) as e:
         reason = ("it holds pickled Python objects, which are never loaded"
@@ -57,4 +61,17 @@ def load_checkpoint(path):
         raise CheckpointError(f"{path} is not a readable checkpoint ({reason})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a {FORMAT} file")
-    return arrays, meta
+    if meta.get("digest") != _digest(payload):
+        raise CheckpointError(f"{path} does not match its digest: its arrays were modified or "
+                              "corrupted after it was written")
+    return {k[len("array/"):]: v for k, v in payload.items()}, meta
+
+
+def _digest(payload):
+    """SHA-256 over every array's name, dtype, shape and bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(payload):
+        array = np.ascontiguousarray(payload[name])
+        h.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+        h.update(array.tobytes())
+    return h.hexdigest()

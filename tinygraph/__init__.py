@@ -12,6 +12,7 @@ from .diagram import render, to_dot, save, GraphvizNotFoundError
 from .gradcheck import gradcheck, GradcheckError
 from .rewrite import simplify, Simplified
 from .compiled import compile, carry, CompiledStep
+from .anomaly import detect_anomaly
 
 __all__ = [
     "Tensor", "Parameter", "tensor", "Node", "no_grad", "enable_grad", "is_grad_enabled", "scope",
@@ -20,5 +21,6 @@ __all__ = [
     "concat", "log_softmax", "cross_entropy", "dropout_mask", "Primitive", "apply",
     "grad", "backward", "nodes", "leaves", "render", "to_dot", "save", "GraphvizNotFoundError",
     "gradcheck", "GradcheckError", "simplify", "Simplified", "compile", "carry", "CompiledStep",
+    "detect_anomaly",
 ]
 __version__ = "0.1.0"

@@ -8,7 +8,6 @@
     python -m tinygraph render --list
         Lists the built-in examples.
 """
-import argparse
 import importlib
 import pathlib
 import shutil
@@ -17,6 +16,7 @@ import sys
 import numpy as np
 
 from . import examples, grad, nodes, simplify, tensor
+from .cli import ArgumentParser, at_least
 from .diagram import VIEWS, GraphvizNotFoundError, save
 from .tensor import Tensor
 
@@ -119,15 +119,15 @@ def _call_target(target):
 
 def main(argv=None):
     """Run the command line with `argv` (default: sys.argv); returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m tinygraph",
+    parser = ArgumentParser(prog="python -m tinygraph",
                                      description="tinygraph: autodiff whose backward pass is a graph")
     parser.add_argument("--traceback", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="one LSTM cell step: outputs, gradients, backward nodes, diagrams")
-    p.add_argument("--batch", type=int, default=2)
-    p.add_argument("--input-size", type=int, default=3)
-    p.add_argument("--hidden-size", type=int, default=4)
+    p.add_argument("--batch", type=at_least(1), default=2)
+    p.add_argument("--input-size", type=at_least(1), default=3)
+    p.add_argument("--hidden-size", type=at_least(1), default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="tinygraph-demo",
                    help="folder for the diagrams (default: %(default)s; '' to skip)")

@@ -9,6 +9,7 @@ contributions through explicit add nodes.
 import contextlib
 
 from .backend import xp
+from .anomaly import check_result
 from .deferred import Deferred
 from .mode import recording_backward, state
 from .tensor import Tensor, describe
@@ -103,7 +104,8 @@ def backward(output, grad_output=None, create_graph=False):
 def _fast_path():
     """No recording, and gradients may be deferred (see tinygraph.deferred)."""
     saved = state.grad_enabled, state.defer_gradients
-    state.grad_enabled, state.defer_gradients = False, True
+    # Under detect_anomaly nothing is deferred, so every gradient is checked where it is made.
+    state.grad_enabled, state.defer_gradients = False, not state.detect_anomaly
     try:
         yield
     finally:
@@ -162,11 +164,15 @@ def _propagate(order, on_path, leads_to_wanted, wanted, pending, create_graph):
         if id(out) in wanted:
             found[id(out)] = g
         needs = [leads_to_wanted(inp) for inp in node.inputs]
-        if create_graph:
-            with recording_backward(node, "vjp"):
+        state.vjp_of = node                 # named by detect_anomaly's errors
+        try:
+            if create_graph:
+                with recording_backward(node, "vjp"):
+                    input_grads = node.prim.vjp(node, g, needs)
+            else:
                 input_grads = node.prim.vjp(node, g, needs)
-        else:
-            input_grads = node.prim.vjp(node, g, needs)
+        finally:
+            state.vjp_of = None
         for inp, gi, need in zip(node.inputs, input_grads, needs):
             if need and gi is not None:
                 if gi.shape != inp.shape or gi.dtype != inp.dtype:
@@ -200,8 +206,11 @@ def _accumulate(pending, tensor, contribution, use, create_graph):
         if merged is not None:
             pending[id(tensor)] = (merged, None, False)
         else:
-            pending[id(tensor)] = (Tensor(_add_in_place(previous, owned, contribution)), None,
-                                   True)
+            total = _add_in_place(previous, owned, contribution)
+            if state.detect_anomaly:
+                check_result("add", total, [previous.data, contribution.data],
+                             where=f"summing the gradients of {describe(tensor)}")
+            pending[id(tensor)] = (Tensor(total), None, True)
         return
     with recording_backward(None, "accumulate"):
         total = ops.add(previous, contribution)
@@ -295,6 +304,9 @@ def _reaches(outputs, tensor):
 
 
 def _as_list(tensors, fn_name):
+    if not isinstance(tensors, (Tensor, list, tuple)):
+        raise TypeError(f"{fn_name}: expected a Tensor or a list of Tensors, got "
+                        f"{type(tensors).__name__}")
     items = [tensors] if isinstance(tensors, Tensor) else list(tensors)
     for t in items:
         if not isinstance(t, Tensor):

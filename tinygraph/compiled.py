@@ -23,7 +23,9 @@ the reference; tests check that both agree.
 """
 import ctypes
 
+from .anomaly import check_result
 from .autodiff import grad, nodes
+from .mode import state
 from .backend import xp
 from .rewrite import SPEED_RULES, simplify
 from .tensor import Tensor, describe
@@ -151,6 +153,7 @@ class _Program:
                         for holder, attribute, start, _ in carries
                         for k, leaf in enumerate(start)}
         self.steps = []              # (forward, input slots, output slot)
+        self.wheres = []             # per step, for detect_anomaly's errors
         for node in nodes(outputs):
             for t in node.inputs:
                 if t._node is None and id(t) not in slots:
@@ -159,6 +162,8 @@ class _Program:
             slots[id(node.output)] = len(slots)
             self.steps.append((node.prim.forward, tuple(slots[id(t)] for t in node.inputs),
                                slots[id(node.output)]))
+            self.wheres.append("in the forward pass" if node.forward_node is None else
+                               f"in the backward pass of {node.forward_node.op!r}")
         for t in outputs:            # an output may be a leaf itself (a gradient equal to x)
             if id(t) not in slots:
                 slots[id(t)] = len(slots)
@@ -212,10 +217,14 @@ class _Program:
             else:
                 holder, attribute, k = source
                 values[slot] = _as_tuple(getattr(holder, attribute))[k].data
+        checking = state.detect_anomaly
         try:
-            for (forward, ins, out), frees in zip(self.steps, self.frees):
+            for k, ((forward, ins, out), frees) in enumerate(zip(self.steps, self.frees)):
                 result = forward(*[values[s] for s in ins])
                 values[out] = result if type(result) is xp.ndarray else xp.asarray(result)
+                if checking:
+                    check_result(forward.__self__.name, values[out], [values[s] for s in ins],
+                                 where=self.wheres[k])
                 for s in frees:
                     values[s] = None
         except (IndexError, ValueError) as e:   # e.g. an id outside an embedding's rows

@@ -16,6 +16,11 @@ class _State:
     scope = ()
     # True while the fast backward pass runs: some gradients may be deferred (see deferred.py).
     defer_gradients = False
+    # Inside detect_anomaly(): every op checks its result is finite (see anomaly.py).
+    detect_anomaly = False
+    # While a vjp runs (recorded or not), the forward node it differentiates: named by the
+    # anomaly check when a backward op goes non-finite.
+    vjp_of = None
 
 
 state = _State()

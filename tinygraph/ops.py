@@ -12,6 +12,7 @@ import builtins
 import math
 
 from .backend import xp
+from .anomaly import check_result
 from .deferred import DeferredMatmul, DeferredScatter, deferring
 from .mode import state
 from .node import Node
@@ -43,6 +44,8 @@ def apply(prim, *inputs):
     data = prim.forward(*[t.data for t in inputs])
     if type(data) is not xp.ndarray:
         data = xp.asarray(data)   # numpy reductions return scalars for 0-d results
+    if state.detect_anomaly:
+        check_result(prim.name, data, [t.data for t in inputs], [t.name for t in inputs])
     out = Tensor(data)
     if state.grad_enabled:
         out.requires_grad = builtins.any(t.requires_grad for t in inputs)

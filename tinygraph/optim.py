@@ -101,7 +101,7 @@ def clip_grad_norm(params, max_norm):
     Returns the norm before clipping. Gradients are replaced, never modified in place.
     """
     grads = [p.grad for p in params if p.grad is not None]
-    total = math.sqrt(sum(float(xp.sum(xp.square(g.data, dtype=xp.float64))) for g in grads))
+    total = math.sqrt(sum(_sum_of_squares(g.data) for g in grads))
     if not math.isfinite(total):
         raise FloatingPointError(f"clip_grad_norm: the gradient norm is {total}")
     if total > max_norm:
@@ -109,6 +109,16 @@ def clip_grad_norm(params, max_norm):
         for p in params:
             if p.grad is not None:
                 p.grad = type(p.grad)(p.grad.data * p.grad.dtype.type(scale))
+    return total
+
+
+def _sum_of_squares(array):
+    """sum(array ** 2) as a Python float: one BLAS dot in the array's dtype (no float64 copy
+    of every gradient), redone in float64 only if that overflowed."""
+    flat = array.reshape(-1)
+    total = float(xp.dot(flat, flat))
+    if not math.isfinite(total):
+        total = float(xp.sum(xp.square(flat, dtype=xp.float64)))
     return total
 
 

@@ -181,6 +181,9 @@ def tensor(data, name=None, requires_grad=False, dtype=None):
     array = xp.array(data, dtype=dtype)
     if array.dtype == object:
         raise TypeError("tensor: data is not numeric (numpy made an object array of it)")
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"tensor: data of dtype {array.dtype} is not numeric; tensors hold "
+                        "booleans, integers or floating-point numbers")
     return Tensor(array, name=name, requires_grad=requires_grad)
 
 

@@ -1,0 +1,47 @@
+"""detect_anomaly(): the first op whose result holds a NaN or an Inf raises, naming itself.
+
+Inside the context every op, in the forward pass and in the generated backward pass (fast or
+recorded), checks its result; the error names the op, the shapes and names of its inputs,
+whether an input was already non-finite, and, for a backward op, the forward op whose vjp it
+belongs to. The check costs one pass over every result, so it is off by default, as in
+PyTorch. Compiled programs check each replayed step the same way.
+"""
+import contextlib
+
+from .backend import xp
+from .mode import state
+
+
+@contextlib.contextmanager
+def detect_anomaly(enabled=True):
+    """Context manager: raise FloatingPointError at the first op producing NaN or Inf."""
+    saved = state.detect_anomaly
+    state.detect_anomaly = enabled
+    try:
+        yield
+    finally:
+        state.detect_anomaly = saved
+
+
+def check_result(op_name, data, input_arrays, input_names=None, where=None):
+    """Raise FloatingPointError when `data` (an op's result) is floating and not all finite.
+
+    where: the phrase saying where the op ran (default: where_running())."""
+    if data.dtype.kind not in "fc" or bool(xp.isfinite(data).all()):
+        return
+    kinds = [k for k, bad in (("NaN", xp.isnan(data).any()), ("Inf", xp.isinf(data).any()))
+             if bad]
+    names = input_names or [None] * len(input_arrays)
+    described = ", ".join(f"{name or 'input'} {a.shape}" + (
+        " (already non-finite)" if a.dtype.kind in "fc" and not xp.isfinite(a).all() else "")
+        for name, a in zip(names, input_arrays))
+    where = where if where is not None else where_running()
+    raise FloatingPointError(
+        f"detect_anomaly: op {op_name!r} {where} produced {' and '.join(kinds)} in its "
+        f"result of shape {data.shape}" + (f" from {described}" if described else ""))
+
+
+def where_running():
+    """"in the forward pass", or "in the backward pass of 'op'" while op's vjp runs."""
+    node = state.vjp_of if state.vjp_of is not None else state.backward_of
+    return "in the forward pass" if node is None else f"in the backward pass of {node.op!r}"
