@@ -19,6 +19,7 @@ def train_command(args):
         if args.epochs < 1:
             raise ValueError(f"--epochs must be at least 1, got {args.epochs}")
         preset = dataclasses.replace(preset, epochs=args.epochs)
+    preset = dataclasses.replace(preset, dtype=args.dtype)
     if args.resume and not pathlib.Path(args.resume).is_file():
         raise FileNotFoundError(f"checkpoint not found: {args.resume}")
     corpus = Corpus(args.data_dir)
@@ -77,6 +78,8 @@ def main(argv=None):
     p.add_argument("--out", default="runs/lm", help="checkpoints and summary (default %(default)s)")
     p.add_argument("--resume", help="continue from this checkpoint (e.g. runs/lm/last.npz)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32",
+                   help="floating-point type of the model (default %(default)s)")
     p.add_argument("--compile", action="store_true",
                    help="trace the training step once and replay it (faster; same results)")
     p.set_defaults(run=train_command)

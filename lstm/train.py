@@ -41,6 +41,7 @@ class Preset:
     epochs: int = 4
     seed: int = 1
     eval_batch_size: int = 10     # the book evaluates with batches of 10 x 35
+    dtype: str = "float32"        # or "float64", e.g. to check that a resume is bitwise exact
 
 
 #: The presets by name, "small" and "medium" (see `Preset`), as `python -m lstm train
@@ -56,8 +57,11 @@ PRESETS = {
 
 def build_model(preset, vocab_size):
     """The `LanguageModel` a preset describes, for a vocabulary of `vocab_size` words."""
+    if preset.dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be float32 or float64, got {preset.dtype!r}")
     return LanguageModel(vocab_size, preset.embed_size, preset.hidden_size, preset.num_layers,
-                         preset.dropout, preset.tie_weights, seed=preset.seed)
+                         preset.dropout, preset.tie_weights, seed=preset.seed,
+                         dtype=np.dtype(preset.dtype))
 
 
 def perplexity(model, ids, batch_size=10, steps=35):
@@ -130,6 +134,7 @@ class Trainer:
             raise CheckpointError(f"{path} was trained on another vocabulary")
         # Everything but the number of epochs must match: a run may be extended on resume.
         saved = {k: v for k, v in (meta.get("preset") or {}).items() if k != "epochs"}
+        saved.setdefault("dtype", "float32")     # checkpoints older than the dtype setting
         wanted = {k: v for k, v in dataclasses.asdict(self.preset).items() if k != "epochs"}
         if saved != wanted:
             differ = sorted(k for k in wanted if saved.get(k) != wanted[k])

@@ -21,6 +21,7 @@ function computed from Python values at trace time is fixed, as in any tracing c
 the function must not branch on the values of its inputs. Eager mode stays the default and
 the reference; tests check that both agree.
 """
+import contextlib
 import ctypes
 
 from .anomaly import check_result
@@ -218,6 +219,14 @@ class _Program:
                 holder, attribute, k = source
                 values[slot] = _as_tuple(getattr(holder, attribute))[k].data
         checking = state.detect_anomaly
+        # Checking, numpy's warnings would only repeat the error check_result raises.
+        with xp.errstate(all="ignore") if checking else contextlib.nullcontext():
+            self._run_steps(values, checking)
+        self._carry_over(values)
+        grads = [None if s is None else values[s] for s in self.grad_slots]
+        return values[self.loss_slot], self.owned(grads)
+
+    def _run_steps(self, values, checking):
         try:
             for k, ((forward, ins, out), frees) in enumerate(zip(self.steps, self.frees)):
                 result = forward(*[values[s] for s in ins])
@@ -230,9 +239,6 @@ class _Program:
         except (IndexError, ValueError) as e:   # e.g. an id outside an embedding's rows
             raise type(e)(f"compiled step: op {forward.__self__.name} failed on the given "
                           f"inputs: {e}") from None
-        self._carry_over(values)
-        grads = [None if s is None else values[s] for s in self.grad_slots]
-        return values[self.loss_slot], self.owned(grads)
 
     def _carry_over(self, values):
         self.carried_now = []

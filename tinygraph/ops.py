@@ -41,11 +41,15 @@ class Primitive:
 
 def apply(prim, *inputs):
     """Run a primitive on tensors; when recording, link the output to a new node."""
-    data = prim.forward(*[t.data for t in inputs])
+    if state.detect_anomaly:
+        # numpy's warning would only repeat, less precisely, the error check_result raises.
+        with xp.errstate(all="ignore"):
+            data = xp.asarray(prim.forward(*[t.data for t in inputs]))
+        check_result(prim.name, data, [t.data for t in inputs], [t.name for t in inputs])
+    else:
+        data = prim.forward(*[t.data for t in inputs])
     if type(data) is not xp.ndarray:
         data = xp.asarray(data)   # numpy reductions return scalars for 0-d results
-    if state.detect_anomaly:
-        check_result(prim.name, data, [t.data for t in inputs], [t.name for t in inputs])
     out = Tensor(data)
     if state.grad_enabled:
         out.requires_grad = builtins.any(t.requires_grad for t in inputs)
