@@ -10,7 +10,8 @@ import zipfile
 
 import numpy as np
 
-FORMAT = "tinygraph-checkpoint-1"
+FORMAT = "tinygraph-checkpoint-2"          # 2: with a SHA-256 digest of the arrays
+OLD_FORMATS = ("tinygraph-checkpoint-1",)  # still read (they carry no digest)
 
 
 class CheckpointError(ValueError):
@@ -54,14 +55,16 @@ def load_checkpoint(path):
                 raise CheckpointError(f"{path} is not a {FORMAT} file (it has no metadata)")
             meta = json.loads(bytes(data["meta"]).decode())
             payload = {k: data[k] for k in data.files if k.startswith("array/")}
+    except CheckpointError:
+        raise
     except (zipfile.BadZipFile, ValueError, KeyError, OSError, EOFError,
             json.JSONDecodeError, UnicodeDecodeError) as e:
         reason = ("it holds pickled Python objects, which are never loaded"
                   if "pickle" in str(e) else f"{type(e).__name__}: {e}")
         raise CheckpointError(f"{path} is not a readable checkpoint ({reason})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") not in (FORMAT, *OLD_FORMATS):
         raise CheckpointError(f"{path} is not a {FORMAT} file")
-    if meta.get("digest") != _digest(payload):
+    if meta["format"] == FORMAT and meta.get("digest") != _digest(payload):
         raise CheckpointError(f"{path} does not match its digest: its arrays were modified or "
                               "corrupted after it was written")
     return {k[len("array/"):]: v for k, v in payload.items()}, meta
@@ -73,5 +76,5 @@ def _digest(payload):
     for name in sorted(payload):
         array = np.ascontiguousarray(payload[name])
         h.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
-        h.update(array.tobytes())
+        h.update(array.reshape(-1).view(np.uint8))     # the bytes, without a copy
     return h.hexdigest()

@@ -50,8 +50,7 @@ class Recurrent(Module):
             hs.append(tg.reshape(h, (N, 1, h.shape[-1])))
         if self.stateful:
             self.state = _detach(state)
-            if start is not None:    # for a compiled step: the next call starts from `state`
-                tg.carry(self, "state", start, state)
+            tg.carry(self, "state", start, state)   # for a compiled step (a no-op otherwise)
         return tg.concat(hs, axis=1), state
 
 

@@ -226,7 +226,7 @@ CASES = [
          CheckpointError, "pickled Python objects, which are never loaded"),
     Case("checkpoint: a plain npz",
          lambda p: (np.savez(p / "plain.npz", x=np.ones(2)), load_checkpoint(p / "plain.npz")),
-         CheckpointError, "not a tinygraph-checkpoint-1 file .it has no metadata"),
+         CheckpointError, "not a tinygraph-checkpoint-2 file .it has no metadata"),
     Case("checkpoint: another model",
          lambda p: resume(p, saved_checkpoint(p), hidden=6), CheckpointError,
          "other settings.*embed_size, hidden_size"),

@@ -188,3 +188,105 @@ def test_compiled_training_run_matches_eager_across_validation_and_resume(tmp_pa
     assert [h["valid_ppl"] for h in resumed.history] == pytest.approx(
         [h["valid_ppl"] for h in eager.history], rel=1e-6)
     assert len(compiled.compiled_loss.programs) == 1
+
+
+# --- cases found in review: each was a silent difference from eager mode -------------------
+
+def two_chunk_layer(cell):
+    from lstm.cells import CELLS
+    from lstm.recurrent import Recurrent
+    layer = Recurrent(CELLS[cell](2, 3, rng=np.random.default_rng(0), dtype=np.float64),
+                      stateful=True)
+
+    def loss(a, b):
+        h1, _ = layer(a)
+        h2, _ = layer(b)            # starts from the state the first call ended in
+        return tg.sum(h1 * h1) + tg.sum(h2 * h2)
+    return layer, loss
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_stateful_layer_called_twice_in_one_step(cell):
+    eager_layer, eager_loss = two_chunk_layer(cell)
+    layer, loss = two_chunk_layer(cell)
+    step = tg.compile(loss, layer.cell.parameters())
+    rng = np.random.default_rng(1)
+    for _ in range(4):
+        a, b = rng.standard_normal((2, 4, 2)), rng.standard_normal((2, 4, 2))
+        expected = float(eager_loss(tg.tensor(a), tg.tensor(b)).data)
+        assert float(step(a, b).data) == pytest.approx(expected, rel=1e-12)
+    assert len(step.programs) == 1
+
+
+def test_a_stateful_layer_given_its_state_still_records_the_final_state():
+    from lstm.cells import CELLS
+    from lstm.recurrent import Recurrent
+    layers = [Recurrent(CELLS["rnn"](2, 3, rng=np.random.default_rng(0), dtype=np.float64),
+                        stateful=True) for _ in range(2)]
+    step = tg.compile(lambda x, h0: tg.sum(layers[1](x, state=h0)[0]),
+                      layers[1].cell.parameters())
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        x, h0 = rng.standard_normal((2, 4, 2)), rng.standard_normal((2, 3))
+        layers[0](tg.tensor(x), state=tg.tensor(h0))
+        step(x, h0)
+    np.testing.assert_allclose(layers[1].state.data, layers[0].state.data, rtol=1e-12)
+
+
+def test_unused_parameter_keeps_no_gradient_like_backward():
+    used, unused = tg.Parameter(np.ones(2)), tg.Parameter(np.ones(2))
+    step = tg.compile(lambda x: tg.sum(used * x), [used, unused])
+    step(np.ones(2))
+    step(np.ones(2))
+    assert unused.grad is None and used.grad is not None
+
+
+def test_gradients_never_share_memory_with_what_the_program_keeps():
+    w = tg.Parameter(np.array([1.0, 2.0, 3.0]))
+    scale = tg.tensor(np.array([1.0, 10.0, 100.0]))
+    step = tg.compile(lambda x: tg.sum(w * scale) + tg.sum(x * x), [w])
+    for _ in range(3):                       # trace, then replays
+        w.zero_grad()
+        step(np.zeros(3))
+        w.grad.data *= 0.5                   # in place, as a hand-written clip might
+    np.testing.assert_array_equal(scale.data, [1.0, 10.0, 100.0])
+
+
+def test_nested_compiled_steps_are_refused():
+    w = tg.Parameter(np.ones(2))
+    inner = tg.compile(lambda x: tg.sum(w * x), [w])
+    outer = tg.compile(lambda x: inner(x) * 2.0, [w])
+    with pytest.raises(RuntimeError, match="while another compiled step is being traced"):
+        outer(np.ones(2))
+
+
+def test_an_input_also_used_through_a_detached_copy_is_refused():
+    w = tg.Parameter(np.ones(2))
+    step = tg.compile(lambda x: tg.sum(w * x) + tg.sum(w * x.detach()), [w])
+    with pytest.raises(ValueError, match="input 0 is also used through"):
+        step(np.ones(2))
+
+
+def test_tracing_under_no_grad_still_records():
+    w = tg.Parameter(np.array([3.0, 4.0]))
+    step = tg.compile(lambda: tg.sum(w * w), [w])
+    with tg.no_grad():
+        step()
+    w.zero_grad()
+    assert float(step().data) == 25.0
+    np.testing.assert_array_equal(w.grad.data, [6.0, 8.0])
+
+
+def test_ids_are_checked_on_every_replay():
+    model, _ = lm(dropout=0.0)
+    step = tg.compile(model.loss, model.parameters())
+    (ids, targets), = batches(1)
+    step(ids, targets)
+    bad = ids.copy()
+    bad[0, 0] = -1
+    with pytest.raises(ValueError, match="Embedding: id -1 is outside the 50 rows"):
+        step(bad, targets)
+    bad_targets = targets.copy()
+    bad_targets[0, 0] = VOCAB
+    with pytest.raises(ValueError, match="cross_entropy: target 50 is outside the 50 classes"):
+        step(ids, bad_targets)

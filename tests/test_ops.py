@@ -212,3 +212,12 @@ def test_pow_exponent_forms():
     assert (x ** np.array(2.0)).dtype == np.float32
     with pytest.raises(TypeError, match="constant real number"):
         x ** np.complex128(1j)
+
+
+def test_matmul_of_a_batch_against_a_matrix_with_an_empty_inner_dimension():
+    a = tg.tensor(np.ones((2, 3, 0)), requires_grad=True)
+    b = tg.tensor(np.ones((0, 4)), requires_grad=True)
+    out = a @ b
+    np.testing.assert_array_equal(out.data, np.zeros((2, 3, 4)))
+    ga, gb = tg.grad(tg.sum(out), [a, b])
+    assert ga.shape == (2, 3, 0) and gb.shape == (0, 4)

@@ -259,3 +259,15 @@ def test_detect_anomaly_is_off_outside_the_context_and_checks_compiled_replays()
             step(np.array([0.0, 2.0]))               # replayed: the same check per step
     with np.errstate(divide="ignore", invalid="ignore"):
         step(np.array([0.0, 2.0]))                   # and off again afterwards
+
+
+def test_checkpoints_of_the_previous_format_without_a_digest_still_load(tmp_path):
+    import json
+    path = tmp_path / "old.npz"
+    meta = {"format": "tinygraph-checkpoint-1", "epoch": 1}
+    with open(path, "wb") as f:
+        np.savez(f, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
+                 **{"array/param/w": np.ones(3)})
+    arrays, loaded = load_checkpoint(path)
+    np.testing.assert_array_equal(arrays["param/w"], np.ones(3))
+    assert loaded["epoch"] == 1

@@ -205,3 +205,14 @@ def test_simplified_lstm_cell_backward_has_the_textbook_structure():
 
     assert result.nodes_before == 38 and result.nodes_after == 32
     assert str(result).startswith("backward nodes: 38 -> 32")
+
+
+def test_an_identity_transpose_is_not_joined_as_a_weight_gradient():
+    from tinygraph.rewrite import SPEED_RULES
+    rng = np.random.default_rng(0)
+    w = tg.tensor(rng.standard_normal((3, 3)), requires_grad=True)
+    xs = [tg.tensor(rng.standard_normal((3, 3))) for _ in range(3)]
+    # transpose(x, (0, 1)) is x itself: x @ w's weight gradient is x^T g, not x g.
+    loss = sum(tg.sum(tg.tanh(tg.matmul(tg.transpose(x, (0, 1)), w))) for x in xs)
+    (g,) = tg.grad(loss, [w], create_graph=True)
+    np.testing.assert_allclose(tg.simplify(g, SPEED_RULES).outputs[0].data, g.data, rtol=1e-12)

@@ -44,4 +44,8 @@ def check_result(op_name, data, input_arrays, input_names=None, where=None):
 def where_running():
     """"in the forward pass", or "in the backward pass of 'op'" while op's vjp runs."""
     node = state.vjp_of if state.vjp_of is not None else state.backward_of
-    return "in the forward pass" if node is None else f"in the backward pass of {node.op!r}"
+    if node is not None:
+        return f"in the backward pass of {node.op!r}"
+    if state.backward_role == "accumulate":
+        return "in the backward pass, summing the gradients of a tensor used more than once"
+    return "in the forward pass"

@@ -206,10 +206,13 @@ def _accumulate(pending, tensor, contribution, use, create_graph):
         if merged is not None:
             pending[id(tensor)] = (merged, None, False)
         else:
-            total = _add_in_place(previous, owned, contribution)
             if state.detect_anomaly:
+                with xp.errstate(all="ignore"):       # the check below says it better
+                    total = _add_in_place(previous, owned, contribution)
                 check_result("add", total, [previous.data, contribution.data],
                              where=f"summing the gradients of {describe(tensor)}")
+            else:
+                total = _add_in_place(previous, owned, contribution)
             pending[id(tensor)] = (Tensor(total), None, True)
         return
     with recording_backward(None, "accumulate"):

@@ -26,23 +26,36 @@ import ctypes
 
 from .anomaly import check_result
 from .autodiff import grad, nodes
-from .mode import state
+from .mode import enable_grad, state
 from .backend import xp
 from .rewrite import SPEED_RULES, simplify
 from .tensor import Tensor, describe
 
-_tracing = []        # the carries recorded by the trace in progress (a stack: traces nest)
+_tracing = []        # the carries recorded by the trace in progress
+MAX_PROGRAMS = 8     # per CompiledStep: the oldest is dropped beyond this (varying shapes)
 
 
 def carry(holder, attribute, start, final):
     """Tell a trace in progress that `holder.<attribute>` carries state between calls.
 
-    start: the leaf Tensor (or tuple of them) this call read as its initial state; final: the
-    Tensor(s) whose values the next call starts from. Stateful layers call this after setting
-    `holder.<attribute>` to the detached final state; outside a trace it does nothing.
+    start: the leaf Tensor (or tuple of them) this call read as its initial state, or None
+    when the caller passed the state in; final: the Tensor(s) whose values the next call
+    starts from. Stateful layers call this right after setting `holder.<attribute>` to the
+    detached final state; outside a trace it does nothing.
     """
     if _tracing:
-        _tracing[-1].append((holder, attribute, _as_tuple(start), _as_tuple(final)))
+        _tracing[-1].append(_Carry(holder, attribute,
+                                   () if start is None else _as_tuple(start),
+                                   _as_tuple(final), getattr(holder, attribute)))
+
+
+class _Carry:
+    """One carry() of a trace: the holder, its start leaves, the final tensors, and the
+    detached value it stored on the holder (a later call in the same step may start there)."""
+
+    def __init__(self, holder, attribute, start, final, stored):
+        self.holder, self.attribute = holder, attribute
+        self.start, self.final, self.stored = start, final, _as_tuple(stored)
 
 
 def _as_tuple(state):
@@ -54,7 +67,8 @@ class CompiledStep:
 
     static: a function returning the Python state `fn` branches on, part of the signature a
     program is kept for (default: when fn is a method of a Module, the `training` flags of
-    its modules, so a model switched to eval() gets a program without dropout).
+    its modules, so a model switched to eval() gets a program without dropout; pass it for
+    a lambda or a plain function that calls a model).
     """
 
     def __init__(self, fn, params, static=None):
@@ -65,9 +79,12 @@ class CompiledStep:
             if not isinstance(p, Tensor) or not p.requires_grad:
                 raise TypeError(f"compile: params must be Tensors that require grad, got "
                                 f"{describe(p) if isinstance(p, Tensor) else type(p).__name__}")
-        self.programs = {}       # input signature -> _Program
+        self.programs = {}       # input signature -> _Program, oldest first
 
     def __call__(self, *inputs):
+        if _tracing:
+            raise RuntimeError("compiled step: called while another compiled step is being "
+                               "traced; call the inner loss function directly instead")
         arrays = [_input_array(x, k) for k, x in enumerate(inputs)]
         signature = (tuple((a.shape, a.dtype.str) for a in arrays), self.static())
         program = self.programs.get(signature)
@@ -75,10 +92,14 @@ class CompiledStep:
             loss, grads = program.replay(arrays)
         else:
             program, loss, grads = _trace(self.fn, self.params, arrays)
+            self.programs.pop(signature, None)
             self.programs[signature] = program
+            while len(self.programs) > MAX_PROGRAMS:
+                del self.programs[next(iter(self.programs))]
             _release_freed_memory()      # the traced graphs are gone now
         for p, g in zip(self.params, grads):
-            p.grad = Tensor(g) if p.grad is None else Tensor(p.grad.data + g)
+            if g is not None:            # like backward(): an unused parameter keeps its .grad
+                p.grad = Tensor(g) if p.grad is None else Tensor(p.grad.data + g)
         return Tensor(loss)
 
     def reset(self):
@@ -125,13 +146,17 @@ def _trace(fn, params, arrays):
     inputs = [Tensor(a.copy(), name=f"input{k}") for k, a in enumerate(arrays)]
     _tracing.append([])
     try:
-        loss = fn(*inputs)
+        with enable_grad():      # a trace records, even when called under no_grad
+            loss = fn(*inputs)
     finally:
         carries = _tracing.pop()
     if not isinstance(loss, Tensor) or loss.size != 1:
         raise ValueError(f"compiled step: the function must return a scalar loss Tensor, got "
                          f"{describe(loss) if isinstance(loss, Tensor) else type(loss).__name__}")
-    grads = grad(loss, params, create_graph=True, allow_unused=True)
+    if not loss.requires_grad:
+        raise ValueError("compiled step: the loss does not depend on any of the parameters")
+    with enable_grad():
+        grads = grad(loss, params, create_graph=True, allow_unused=True)
     used = [g for g in grads if g is not None]
     simplified = iter(simplify(used, SPEED_RULES).outputs)
     grads = [None if g is None else next(simplified) for g in grads]
@@ -146,20 +171,33 @@ class _Program:
     def __init__(self, inputs, loss, grads, params, carries):
         self.inputs = inputs
         self.params = params
-        finals = [t for _, _, _, final in carries for t in final]
+        finals = [t for c in carries for t in c.final]
         outputs = [loss] + [g for g in grads if g is not None] + finals
         slots = {}
         self.leaves = []             # (slot, how to read it: a Tensor, or (holder, attr, k))
-        carried_leaf = {id(leaf): (holder, attribute, k)
-                        for holder, attribute, start, _ in carries
-                        for k, leaf in enumerate(start)}
+        # A carry's start leaves are read from its holder at each call, unless an earlier call
+        # in the same step stored them (a layer run twice): then they are that call's finals.
+        stored_by = {}
+        starts = {}
+        for c in carries:
+            for k, leaf in enumerate(c.start):
+                if id(leaf) in stored_by:
+                    starts[id(leaf)] = ("final", stored_by[id(leaf)])
+                else:
+                    starts.setdefault(id(leaf), ("holder", (c.holder, c.attribute, k)))
+            for leaf, final in zip(c.stored, c.final):
+                stored_by[id(leaf)] = final
         self.steps = []              # (forward, input slots, output slot)
         self.wheres = []             # per step, for detect_anomaly's errors
         for node in nodes(outputs):
             for t in node.inputs:
                 if t._node is None and id(t) not in slots:
+                    how = starts.get(id(t))
+                    if how is not None and how[0] == "final":
+                        slots[id(t)] = slots[id(how[1])]       # computed earlier this step
+                        continue
                     slots[id(t)] = len(slots)
-                    self.leaves.append((slots[id(t)], carried_leaf.get(id(t), t)))
+                    self.leaves.append((slots[id(t)], t if how is None else how[1]))
             slots[id(node.output)] = len(slots)
             self.steps.append((node.prim.forward, tuple(slots[id(t)] for t in node.inputs),
                                slots[id(node.output)]))
@@ -169,20 +207,44 @@ class _Program:
             if id(t) not in slots:
                 slots[id(t)] = len(slots)
                 self.leaves.append((slots[id(t)], t))
+        self._check_inputs_are_read(inputs, slots)
+        self.size = len(slots)
+        self.loss_slot = slots[id(loss)]
+        self.grad_slots = [None if g is None else slots[id(g)] for g in grads]
+        # Only the last carry of each holder is written back (and checked on the next call).
+        last = {}
+        for c in carries:
+            last[(id(c.holder), c.attribute)] = c
+        self.carries = [(c.holder, c.attribute, [slots[id(t)] for t in c.final])
+                        for c in last.values()]
+        self.carried_now = [getattr(holder, attribute) for holder, attribute, _ in self.carries]
+        self.frees = self._last_uses(outputs, slots)
+        # Gradients that are not this step's own fresh arrays are copied before they are
+        # handed out: the caller may scale them in place (clipping does).
+        shared = {s for s, _ in self.leaves} | {self.loss_slot} | {
+            s for _, _, final_slots in self.carries for s in final_slots}
+        seen = set()
+        self.copy_grad = []
+        for s in self.grad_slots:
+            self.copy_grad.append(s in shared or s in seen)
+            seen.add(s)
+
+    def _check_inputs_are_read(self, inputs, slots):
+        """Every input must be a leaf of the program, and no other leaf may hold its values
+        (a detached copy, or a tensor made from its .data): those would be frozen."""
         for k, t in enumerate(inputs):
             if id(t) not in slots:
                 raise ValueError(
                     f"compiled step: input {k} is not an input of the traced graph. The "
                     "function must use its inputs as Tensors: values read out of them (.data, "
                     "numpy) would be fixed at the first call")
-        self.size = len(slots)
-        self.loss_slot = slots[id(loss)]
-        self.grad_slots = [None if g is None else slots[id(g)] for g in grads]
-        self.carries = [(holder, attribute, [slots[id(t)] for t in final])
-                        for holder, attribute, _, final in carries]
-        self.carried_now = [getattr(holder, attribute) for holder, attribute, _ in self.carries]
-        self.frees = self._last_uses(outputs, slots)
-        self.zero_grads = [xp.zeros_like(p.data) for p in params]
+            for _, source in self.leaves:
+                if (isinstance(source, Tensor) and source is not t
+                        and xp.may_share_memory(source.data, t.data)):
+                    raise ValueError(
+                        f"compiled step: input {k} is also used through {describe(source)}, a "
+                        "copy of its values (detach(), .data) that would be fixed at the first "
+                        "call; use the input Tensor itself")
 
     def _last_uses(self, outputs, slots):
         """For each step, the slots no later step reads: dropped right after it, so memory
@@ -251,15 +313,7 @@ class _Program:
             self.carried_now.append(new)
 
     def owned(self, grads):
-        """Gradient arrays the caller may change in place (clipping scales them): a copy of
-        any array that is also a parameter, an input or another gradient; zeros for unused."""
-        seen = {id(p.data) for p in self.params} | {id(t.data) for t in self.inputs}
-        result = []
-        for g, zero in zip(grads, self.zero_grads):
-            if g is None:
-                g = zero.copy()
-            elif id(g) in seen or g.base is not None:
-                g = g.copy()
-            seen.add(id(g))
-            result.append(g)
-        return result
+        """The gradient arrays to hand out: copies where they are shared with the program,
+        the model or each other (see copy_grad) or are views."""
+        return [None if g is None else g.copy() if copy or g.base is not None else g
+                for g, copy in zip(grads, self.copy_grad)]

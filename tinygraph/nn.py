@@ -136,14 +136,13 @@ class Embedding(Module):
         """Integer ids of any shape (an array, or an integer Tensor) -> their rows,
         shape ids.shape + (embedding_dim,)."""
         # An integer Tensor stays a graph input (a compiled program feeds new ids into it).
-        key = ids if isinstance(ids, Tensor) else xp.asarray(ids)
-        ids = key.data if isinstance(key, Tensor) else key
+        if not isinstance(ids, Tensor):
+            ids = Tensor(xp.array(ids), constant=True)
         if ids.dtype.kind not in "iu":
             raise TypeError(f"Embedding: ids must be integers, got dtype {ids.dtype}")
-        if ids.size and (ids.min() < 0 or ids.max() >= self.W.shape[0]):
-            bad = ids[(ids < 0) | (ids >= self.W.shape[0])].flat[0]
-            raise ValueError(f"Embedding: id {bad} is outside the {self.W.shape[0]} rows")
-        return self.W[key]
+        ids = ops.ids_in_range(ids, self.W.shape[0], "Embedding: id {bad} is outside the "
+                               "{size} rows")
+        return self.W[ids]
 
 
 class Dropout(Module):

@@ -241,7 +241,7 @@ def _join_weight_gradients(node, inputs):
     for t in terms:
         n = t._node
         left = n.inputs[0]._node if n is not None and n.op == "matmul" else None
-        if (left is not None and left.op == "transpose" and left.output.ndim == 2
+        if (left is not None and left.op == "transpose" and left.prim.axes == (1, 0)
                 and n.inputs[1].ndim == 2 and t.shape == node.output.shape):
             joinable.extend(_row_blocks(left.inputs[0], n.inputs[1]))
         else:
