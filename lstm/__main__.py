@@ -1,12 +1,13 @@
 """Command line: `python -m lstm train | demo | vanishing` (see --help of each)."""
 import dataclasses
 import pathlib
+import shlex
 import sys
 import time
 
 from tinygraph.cli import ArgumentParser, at_least
 
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, load_checkpoint
 from .train import Interrupted
 from .data import Corpus
 from .train import PRESETS, Trainer, write_summary
@@ -20,8 +21,12 @@ def train_command(args):
             raise ValueError(f"--epochs must be at least 1, got {args.epochs}")
         preset = dataclasses.replace(preset, epochs=args.epochs)
     preset = dataclasses.replace(preset, dtype=args.dtype)
-    if args.resume and not pathlib.Path(args.resume).is_file():
-        raise FileNotFoundError(f"checkpoint not found: {args.resume}")
+    out = pathlib.Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder for checkpoints")
+    out.mkdir(parents=True, exist_ok=True)     # fails now, not after the first 200 batches
+    if args.resume:
+        load_checkpoint(args.resume)           # a bad checkpoint fails before the corpus loads
     corpus = Corpus(args.data_dir)
     print(f"corpus: {len(corpus.vocab)} word types; train {len(corpus.ids['train']):,}, "
           f"valid {len(corpus.ids['valid']):,}, test {len(corpus.ids['test']):,} tokens")
@@ -73,8 +78,10 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train a word-level language model (e.g. on PTB)")
     p.add_argument("--data-dir", required=True, help="folder with ptb.{train,valid,test}.txt")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="small")
-    p.add_argument("--epochs", type=int)
+    p.add_argument("--preset", choices=sorted(PRESETS), default="small",
+                   help="model and training settings, as in the book (default %(default)s)")
+    p.add_argument("--epochs", type=int,
+                   help="number of epochs (default: the preset's, 4 small, 40 medium)")
     p.add_argument("--out", default="runs/lm", help="checkpoints and summary (default %(default)s)")
     p.add_argument("--resume", help="continue from this checkpoint (e.g. runs/lm/last.npz)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -100,19 +107,31 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (FileNotFoundError, ValueError, CheckpointError, FloatingPointError) as e:
+    except (OSError, ValueError, CheckpointError, FloatingPointError) as e:
         if args.traceback:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 1
     except Interrupted as e:
-        print(f"interrupted: {e}", file=sys.stderr)
+        print(f"interrupted: {e}; to continue: {_resume_command(argv, e.path)}",
+              file=sys.stderr)
         return 130
     except KeyboardInterrupt:
         out = getattr(args, "out", None)
         print("interrupted" + (f"; checkpoints written so far are in {out}" if out else ""),
               file=sys.stderr)
         return 130
+
+
+def _resume_command(argv, checkpoint):
+    """This run's command line with `--resume checkpoint` in place of any earlier --resume."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--resume" in args:
+        k = args.index("--resume")
+        del args[k:k + 2]
+    args = [a for a in args if not a.startswith("--resume=")]
+    return " ".join(["python -m lstm", *map(shlex.quote, args), "--resume",
+                     shlex.quote(str(checkpoint))])
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ def save_checkpoint(path, arrays, meta):
     payload["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())    # mkstemp makes it private; a checkpoint is not
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **payload)
             f.flush()
@@ -44,11 +45,20 @@ def save_checkpoint(path, arrays, meta):
     return path
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def load_checkpoint(path):
     """(arrays, meta) from a checkpoint; never unpickles anything."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":     # an .npz is a zip archive
+            raise CheckpointError(f"{path} is not a checkpoint (not an .npz archive)")
     try:
         with np.load(path, allow_pickle=False) as data:
             if "meta" not in data.files:

@@ -203,12 +203,16 @@ class Trainer:
                                     f"{rate:,.0f} tok/s lr {self.optimizer.lr:g}")
                 bar.update(1)
                 if checkpoint_every and self.position % checkpoint_every == 0:
-                    self.save("last.npz")
+                    path = self.save("last.npz")
+                    if not progress:     # no bar: say how it goes at every checkpoint
+                        self.log(f"epoch {self.epoch + 1}, batch {self.position}/"
+                                 f"{len(self.batches)}: loss {recent:.3f} (ppl "
+                                 f"{math.exp(recent):.1f}), {rate:,.0f} tok/s; saved {path}")
                 if interrupted():
                     bar.close()
                     path = self.save("last.npz")
                     raise Interrupted(f"saved {path} at epoch {self.epoch + 1}, batch "
-                                      f"{self.position}; continue with --resume {path}")
+                                      f"{self.position}", path)
             bar.close()
             training_state = [layer.state for layer in self.model.rnn.layers]
             valid = self.perplexity("valid")
@@ -227,8 +231,7 @@ class Trainer:
                 self.save("best.npz")
             path = self.save("last.npz")
             if interrupted():        # pressed during validation or saving
-                raise Interrupted(f"saved {path} after epoch {self.epoch}; continue with "
-                                  f"--resume {path}")
+                raise Interrupted(f"saved {path} after epoch {self.epoch}", path)
         return self.history
 
     def test(self):
@@ -246,7 +249,11 @@ class Trainer:
 
 
 class Interrupted(Exception):
-    """Training was stopped by SIGINT after saving a checkpoint to resume from."""
+    """Training was stopped by SIGINT after saving a checkpoint to resume from (`path`)."""
+
+    def __init__(self, message, path=None):
+        super().__init__(message)
+        self.path = path
 
 
 @contextlib.contextmanager

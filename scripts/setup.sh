@@ -20,7 +20,7 @@ fi
 
 stamp="$VENV/.installed-$(echo "${EXTRAS:-base}" | tr ',' '-')-$(sha1sum "$ROOT/pyproject.toml" | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
-    echo "Installing $TARGET into $VENV (first run only; the torch extra takes a minute) ..."
+    echo "Installing $TARGET into $VENV (first run only${EXTRAS:+; extras take a minute}) ..."
     if ! "$VENV/bin/python" -m pip install -q -e "$TARGET" > "$VENV/pip.log" 2>&1; then
         tail -n 30 "$VENV/pip.log" >&2
         echo "pip install failed; the full log is $VENV/pip.log" >&2

@@ -259,6 +259,7 @@ def _without_dot(fn):
         os.environ["PATH"] = saved
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")     # numpy's, for the NaN/Inf cases
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_bad_input_raises_a_specific_error_naming_it(case, tmp_path):
     with pytest.raises(case.error, match=case.match):
@@ -293,11 +294,16 @@ CLI_CASES = [
      "checkpoint not found"),
     ("lstm", ["train", "--data-dir", "{bad_corpus}"], "is not UTF-8"),
     ("lstm", ["fly"], "invalid choice: 'fly'"),
+    ("lstm", ["train", "--data-dir", "{corpus}", "--out", "{corpus}/ptb.train.txt"],
+     "is a file, not a folder for checkpoints"),
+    ("lstm", ["train", "--data-dir", "{corpus}", "--resume", "{corpus}/ptb.valid.txt"],
+     "is not a checkpoint (not an .npz archive)"),
     ("lstm", ["vanishing", "--steps", "-3"], "argument --steps: must be at least 2, got -3"),
     ("tinygraph", ["render", "no_such_example", "-o", "{tmp}/g.svg"],
      "unknown example 'no_such_example'"),
     ("tinygraph", ["render", "lstm_cell", "-o", "{tmp}/g.xyz"], "cannot tell the format"),
     ("tinygraph", ["render", "lstm_cell", "--view", "sideways"], "invalid choice: 'sideways'"),
+    ("tinygraph", ["render", "lstm_cell"], "render needs -o OUTPUT"),
     ("tinygraph", ["render", "nosuchmodule:f", "-o", "{tmp}/g.svg"],
      "cannot import module 'nosuchmodule'"),
     ("tinygraph", ["render", "lstm_unrolled", "--collapse", "t=9", "-o", "{tmp}/g.svg"],

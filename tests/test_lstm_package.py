@@ -380,7 +380,10 @@ def test_sigint_saves_a_checkpoint_and_resume_continues(tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert "interrupted: saved" in err and "--resume" in err
+    assert "interrupted: saved" in err
+    # The whole command to continue, not just the flag.
+    assert (f"to continue: python -m lstm train --data-dir {data} --out {out} --no-progress "
+            f"--resume {out / 'last.npz'}") in err
     from lstm.checkpoint import load_checkpoint
     _, meta = load_checkpoint(out / "last.npz")
     assert meta["position"] > 0 or meta["epoch"] > 0
@@ -409,8 +412,9 @@ def test_mid_epoch_interrupt_and_resume_match_a_straight_run(tmp_path):
     straight = tiny_trainer(tmp_path, "straight")
     straight.run(2, progress=False, checkpoint_every=0)
     first = tiny_trainer(tmp_path, "split")
-    with pytest.raises(Interrupted, match="--resume"):
+    with pytest.raises(Interrupted, match="at epoch 1, batch 5") as stopped:
         first._run(2, False, 0, interrupted=lambda: first.position == 5)   # Ctrl-C at batch 5
+    assert stopped.value.path == tmp_path / "split" / "last.npz"
     second = tiny_trainer(tmp_path, "split")
     second.resume(tmp_path / "split" / "last.npz")
     assert (second.epoch, second.position) == (0, 5)

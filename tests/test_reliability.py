@@ -66,6 +66,7 @@ def trainer(tmp_path, out, **preset):
                    log=lambda *a: None)
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")     # the injected Inf, in numpy
 def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
     run = trainer(tmp_path, "run")
     real_step = run.train_step

@@ -311,7 +311,8 @@ def test_cli_renders_an_example_to_svg(tmp_path):
 @pytest.mark.parametrize("args, code, message", [
     (("render", "nosuchmodule:f", "-o", "x.svg"), 2, "cannot import module 'nosuchmodule'"),
     (("render", "nosuch", "-o", "x.svg"), 2, "unknown example 'nosuch'"),
-    (("render", "lstm_cell"), 2, "needs a target"),
+    (("render", "lstm_cell"), 2, "needs -o OUTPUT"),
+    (("render", "-o", "x.svg"), 2, "needs a target"),
     (("render", "lstm_cell", "-o", "x.jpg"), 1, "cannot tell the format"),
     (("render", "lstm_unrolled", "--collapse", "t=7", "-o", "x.dot"), 1, "unknown scope"),
 ])

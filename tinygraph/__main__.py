@@ -81,9 +81,11 @@ def render_command(args):
         for name, fn in examples.EXAMPLES.items():
             print(f"{name:<{width}}  {fn.__doc__}")
         return 0
-    if not args.target or not args.output:
-        raise CommandError("render needs a target (MODULE:FUNCTION or an example name, see "
-                           "--list) and -o OUTPUT")
+    if not args.target:
+        raise CommandError("render needs a target: MODULE:FUNCTION or an example name (see "
+                           "--list)")
+    if not args.output:
+        raise CommandError("render needs -o OUTPUT, a .svg, .png, .pdf or .dot file")
     outputs = _call_target(args.target)
     path = save(outputs, args.output, view=args.view, simplify=not args.no_simplify,
                 color_by=args.color_by, collapse=True if args.collapse_all else args.collapse,
