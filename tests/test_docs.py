@@ -27,7 +27,7 @@ FLAGS = doctest.ELLIPSIS | doctest.IGNORE_EXCEPTION_DETAIL | doctest.DONT_ACCEPT
 # Public names documented in the API reference whose docstring lives in a file this test
 # cannot fix (tinygraph/ops.py): autodoc leaves undocumented members out, so the page is
 # complete without them, but they should get one.
-KNOWN_UNDOCUMENTED = {"tinygraph.Primitive.forward", "tinygraph.Primitive.vjp"}
+KNOWN_UNDOCUMENTED = set()
 
 
 def fences(page, *kinds):

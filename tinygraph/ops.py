@@ -25,9 +25,19 @@ class Primitive:
     name = "primitive"
 
     def forward(self, *arrays):
+        """The op on arrays: one ndarray per input, in order; returns the output array.
+
+        Called when a node is created, and by compiled programs on every replay.
+        """
         raise NotImplementedError
 
     def vjp(self, node, g, needs):
+        """The gradients of the inputs, given `g`, the gradient of `node`'s output.
+
+        Written in tinygraph ops (never on raw arrays), so the same code is the fast backward
+        pass and, recorded, the backward graph. Returns one Tensor or None per input; `needs`
+        says which inputs' gradients are wanted.
+        """
         raise NotImplementedError
 
     def attrs(self):
