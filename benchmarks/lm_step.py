@@ -363,8 +363,8 @@ def write_report(rows, profiles, repeats, memory):
             lines += ["", "Step memory / PyTorch's: " + ", ".join(
                 f"{n} {rise[n] / rise['PyTorch']:.2f}" for n in (EAGER, COMPILED)) + "."]
         lines += ["", "A compiled step's first call is its trace, which holds the recorded forward",
-                  "and backward graphs, with every value, and their simplified copy at once; the",
-                  "memory goes back to the system when the trace ends."]
+                  "and backward graphs with their values, then the simplified copy; the memory",
+                  "goes back to the system when the trace ends."]
     path = ROOT / "docs" / "benchmarks.md"
     path.write_text("\n".join(lines) + "\n")
     print(f"wrote {path}")
