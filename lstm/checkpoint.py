@@ -1,6 +1,7 @@
 """Checkpoints without pickle: arrays in an .npz read with allow_pickle=False, metadata as JSON
 stored inside it. Written atomically (temporary file, fsync, rename), so a crash mid-write
 leaves the previous checkpoint intact."""
+import glob
 import hashlib
 import json
 import os
@@ -25,6 +26,8 @@ def save_checkpoint(path, arrays, meta):
     payload = {f"array/{k}": np.asarray(v) for k, v in arrays.items()}
     meta = {"format": FORMAT, **meta, "digest": _digest(payload)}
     payload["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    for stale in path.parent.glob(f"{glob.escape(path.name)}*.tmp"):
+        stale.unlink(missing_ok=True)    # left by a writer killed mid-write
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         os.chmod(tmp, 0o666 & ~_umask())    # mkstemp makes it private; a checkpoint is not
