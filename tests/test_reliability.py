@@ -86,6 +86,22 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_p
     resumed.resume(tmp_path / "run" / "last.npz")      # the good checkpoint still loads
 
 
+def kill_on_line(script, line, delay=0.0):
+    """Run `python -c script` and SIGKILL it `delay` seconds after it prints `line`."""
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    try:
+        for printed in child.stdout:
+            if printed.split() == line.split():
+                time.sleep(delay)
+                child.send_signal(signal.SIGKILL)
+                break
+        child.wait(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == -signal.SIGKILL, f"the child ended before printing {line!r}"
+
+
 CHILD_SAVING = """
 import sys, time
 sys.path.insert(0, {root!r})
@@ -112,19 +128,9 @@ def test_sigkill_while_writing_a_checkpoint_leaves_the_previous_one_loadable(tmp
     rng = random.Random(0)
     killed_mid_write = 0
     for attempt in range(6):
-        child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                                 text=True, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
-        try:
-            target = 3 + attempt
-            for line in child.stdout:
-                if line.split() == ["writing", str(target)]:
-                    time.sleep(rng.uniform(0.0, 0.005))     # somewhere inside the write
-                    child.send_signal(signal.SIGKILL)
-                    break
-            child.wait(timeout=60)
-        finally:
-            child.kill()
-        assert child.returncode == -signal.SIGKILL
+        target = 3 + attempt
+        # Somewhere inside the write that the child announces:
+        kill_on_line(script, f"writing {target}", delay=rng.uniform(0.0, 0.005))
         arrays, meta = load_checkpoint(out / "last.npz")       # digest checked too
         assert meta["position"] in (target - 1, target)
         killed_mid_write += meta["position"] == target - 1
@@ -161,17 +167,7 @@ def test_resume_after_sigkill_is_bitwise_identical_in_float64(tmp_path):
     total = 2 * len(straight.batches)
 
     script = CHILD_TRAINING.format(root=str(ROOT), tests=str(ROOT / "tests"), tmp=str(tmp_path))
-    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
-                             env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
-    try:
-        for line in child.stdout:
-            if line.split() == ["step", str(total // 2 + 1)]:
-                child.send_signal(signal.SIGKILL)
-                break
-        child.wait(timeout=60)
-    finally:
-        child.kill()
-    assert child.returncode == -signal.SIGKILL
+    kill_on_line(script, f"step {total // 2 + 1}")
 
     resumed = trainer(tmp_path, "killed", dtype="float64")
     resumed.resume(tmp_path / "killed" / "last.npz")

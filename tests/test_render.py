@@ -135,13 +135,18 @@ def test_fan_in_sum_edges_name_their_uses():
     assert sorted(incoming) == ["via A_f", "via A_g", "via A_i", "via A_o"]
 
 
+def sum_edge_labels(dot, name):
+    """The sorted labels of the edges into the one Σ node of ∂L/∂name."""
+    labels = {d: label(a) for d, a in dot_nodes(dot).items()}
+    sums = [d for d, l in labels.items() if l.startswith(f"∂L/∂{name}\nΣ")]
+    assert len(sums) == 1
+    return sorted(label(a) for _, head, a in dot_edges(dot) if head == sums[0])
+
+
 def test_fan_in_of_a_tensor_used_by_two_time_steps_is_one_labelled_sum():
     dot = tg.to_dot(EXAMPLES["lstm_unrolled"](), view="backward")
-    labels = {dot_id: label(a) for dot_id, a in dot_nodes(dot).items()}
-    sums = [d for d, l in labels.items() if l.startswith("∂L/∂c1\nΣ")]
-    assert len(sums) == 1
-    incoming = sorted(label(a) for t, h, a in dot_edges(dot) if h == sums[0])
-    assert incoming == ["via mul [t=2]", "via tanh → tanh_c"]   # scope named when it differs
+    # The scope is named when it differs from the sum's own.
+    assert sum_edge_labels(dot, "c1") == ["via mul [t=2]", "via tanh → tanh_c"]
 
 
 def test_saved_forward_values_are_dashed_edges():
@@ -345,11 +350,8 @@ def test_a_gradient_that_simplifies_away_still_gets_a_labelled_node():
 
 def test_fan_in_over_time_steps_is_one_sum_naming_every_use():
     dot = tg.to_dot(EXAMPLES["lstm_unrolled"](), view="backward")
-    labels = {d: label(a) for d, a in dot_nodes(dot).items()}
-    sums = [d for d, l in labels.items() if l.startswith("∂L/∂Wh\nΣ")]
-    assert len(sums) == 1
-    incoming = sorted(label(a) for t, h, a in dot_edges(dot) if h == sums[0])
-    assert incoming == ["via matmul [t=1]", "via matmul [t=2]", "via matmul [t=3]"]
+    assert sum_edge_labels(dot, "Wh") == ["via matmul [t=1]", "via matmul [t=2]",
+                                          "via matmul [t=3]"]
 
 
 def test_color_by_grad_norm_copes_with_infinite_and_seeded_gradients():

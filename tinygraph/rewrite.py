@@ -126,6 +126,10 @@ def _is_constant(t, value):
     return t.constant and t.size > 0 and bool(xp.all(t.data == value))
 
 
+# op -> (its neutral element, whether it may stand on the left too)
+_NEUTRAL = {"mul": (1, True), "div": (1, False), "add": (0, True), "sub": (0, False)}
+
+
 def _identities(node, inputs):
     out = node.output
     op = node.op
@@ -133,23 +137,15 @@ def _identities(node, inputs):
     def same(t):   # t can stand for the output only if nothing was broadcast or cast
         return t if t.shape == out.shape and t.dtype == out.dtype else None
 
-    if op == "mul":
+    # x * 1, 1 * x, x / 1, x + 0, 0 + x, x - 0. (x * 0 is not rewritten to 0: it is NaN where
+    # x is infinite.)
+    if op in _NEUTRAL:
+        neutral, commutes = _NEUTRAL[op]
         a, b = inputs
-        if _is_constant(b, 1):
+        if _is_constant(b, neutral):
             return same(a)
-        if _is_constant(a, 1):
+        if commutes and _is_constant(a, neutral):
             return same(b)
-        # (x * 0 is not rewritten to 0: it is NaN where x is infinite.)
-    if op == "div" and _is_constant(inputs[1], 1):
-        return same(inputs[0])
-    if op == "add":
-        a, b = inputs
-        if _is_constant(b, 0):
-            return same(a)
-        if _is_constant(a, 0):
-            return same(b)
-    if op == "sub" and _is_constant(inputs[1], 0):
-        return same(inputs[0])
     if op == "pow" and node.prim.exponent == 1:
         return inputs[0]
     if op == "neg" and inputs[0]._node is not None and inputs[0]._node.op == "neg":
