@@ -27,7 +27,7 @@ from numpy_lstm_lm import NumpyLSTMLM  # noqa: E402
 import peak_memory  # noqa: E402
 
 import tinygraph as tg  # noqa: E402
-from tinygraph.ops import MatMul  # noqa: E402
+from tinygraph.ops.linalg import MatMul  # noqa: E402
 from tinygraph.optim import SGD, clip_grad_norm  # noqa: E402
 from lstm.models import LanguageModel, SequenceRegressor  # noqa: E402
 

@@ -15,30 +15,12 @@ import math
 import numpy as np
 
 import tinygraph as tg
-from tinygraph.nn import Module
+from tinygraph.nn import Module, lstm_gates
 
 
 def _init(rng, shape, fan_in, dtype):
     """The book's initialisation: standard normal / sqrt(fan_in)."""
     return (rng.standard_normal(shape) / math.sqrt(fan_in)).astype(dtype)
-
-
-def lstm_gates(A, c_prev):
-    """The LSTM equations from the fused pre-activation A = x@Wx + h@Wh + b (gates f, g, i, o).
-
-    c = f*c_prev + g*i; h = o*tanh(c). Returns (h, c).
-    """
-    H = c_prev.shape[-1]
-    A_f, A_g, A_i, A_o = A[:, :H], A[:, H:2 * H], A[:, 2 * H:3 * H], A[:, 3 * H:]
-    f, g, i, o = tg.sigmoid(A_f), tg.tanh(A_g), tg.sigmoid(A_i), tg.sigmoid(A_o)
-    c = f * c_prev + g * i
-    tanh_c = tg.tanh(c)
-    h = o * tanh_c
-    named = dict(A=A, A_f=A_f, A_g=A_g, A_i=A_i, A_o=A_o, f=f, g=g, i=i, o=o, c=c,
-                 tanh_c=tanh_c, h=h)
-    for name, t in named.items():
-        t.name = name
-    return h, c
 
 
 class _Cell(Module):

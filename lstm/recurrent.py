@@ -49,13 +49,9 @@ class Recurrent(Module):
             h = state[0] if isinstance(state, tuple) else state
             hs.append(tg.reshape(h, (N, 1, h.shape[-1])))
         if self.stateful:
-            self.state = _detach(state)
-            tg.carry(self, "state", start, state)   # for a compiled step (a no-op otherwise)
+            # Sets self.state to the detached final state (and tells a compiled step's trace).
+            tg.carry(self, "state", start, state)
         return tg.concat(hs, axis=1), state
-
-
-def _detach(state):
-    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
 
 
 class StackedRecurrent(Module):

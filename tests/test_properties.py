@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
 import tinygraph as tg
-from tinygraph.rewrite import SPEED_RULES
+from tinygraph.transforms.rewrite import SPEED_RULES
 
 # Smooth everywhere (no kinks, no poles), so finite differences are a fair reference.
 UNARY = {

@@ -1,26 +1,33 @@
-"""tinygraph: reverse-mode autodiff on numpy whose backward pass is itself a graph."""
-from .tensor import Tensor, Parameter, tensor
-from .node import Node
-from .mode import no_grad, enable_grad, is_grad_enabled, scope
+"""tinygraph: reverse-mode autodiff on numpy whose backward pass is itself a graph.
+
+Layers, each importing only those before it: core (state, Tensor, Node, Primitive, autodiff)
+<- ops (the primitives and public functions) <- transforms (rewrite, compile, anomaly,
+gradcheck) and nn, optim <- diagrams <- the command line.
+"""
+from .core.tensor import Tensor, Parameter, tensor
+from .core.node import Node
+from .core.state import no_grad, enable_grad, is_grad_enabled, scope
+from .core.primitive import Primitive, apply
+from .core.autodiff import grad, backward, nodes, leaves
 from .ops import (
-    add, sub, mul, div, neg, pow, exp, log, sigmoid, tanh, relu, step, matmul,
+    add, sub, mul, div, neg, pow, exp, log, sigmoid, tanh, relu, step, matmul, matmul_tn,
     sum, mean, reshape, transpose, broadcast_to, sum_to, getitem, concat,
-    log_softmax, cross_entropy, dropout_mask, Primitive, apply,
+    log_softmax, cross_entropy, dropout_mask,
 )
-from .autodiff import grad, backward, nodes, leaves
-from .diagram import render, to_dot, save, GraphvizNotFoundError
-from .gradcheck import gradcheck, GradcheckError
-from .rewrite import simplify, Simplified
-from .compiled import compile, carry, CompiledStep
-from .anomaly import detect_anomaly
+from .transforms.gradcheck import gradcheck, GradcheckError
+from .transforms.rewrite import simplify, Simplified
+from .transforms.step import Step, value_and_grad
+from .transforms.compile import compile, carry, CompiledStep
+from .transforms.anomaly import detect_anomaly
+from .diagrams.dot import render, to_dot, save, GraphvizNotFoundError
 
 __all__ = [
     "Tensor", "Parameter", "tensor", "Node", "no_grad", "enable_grad", "is_grad_enabled", "scope",
     "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sigmoid", "tanh", "relu", "step",
-    "matmul", "sum", "mean", "reshape", "transpose", "broadcast_to", "sum_to", "getitem",
-    "concat", "log_softmax", "cross_entropy", "dropout_mask", "Primitive", "apply",
+    "matmul", "matmul_tn", "sum", "mean", "reshape", "transpose", "broadcast_to", "sum_to",
+    "getitem", "concat", "log_softmax", "cross_entropy", "dropout_mask", "Primitive", "apply",
     "grad", "backward", "nodes", "leaves", "render", "to_dot", "save", "GraphvizNotFoundError",
-    "gradcheck", "GradcheckError", "simplify", "Simplified", "compile", "carry", "CompiledStep",
-    "detect_anomaly",
+    "gradcheck", "GradcheckError", "simplify", "Simplified", "Step", "value_and_grad",
+    "compile", "carry", "CompiledStep", "detect_anomaly",
 ]
 __version__ = "0.1.0"

@@ -17,8 +17,8 @@ import numpy as np
 
 from . import examples, grad, nodes, simplify, tensor
 from .cli import ArgumentParser, at_least
-from .diagram import VIEWS, GraphvizNotFoundError, save
-from .tensor import Tensor
+from .diagrams.dot import VIEWS, GraphvizNotFoundError, save
+from .core.tensor import Tensor
 
 
 class CommandError(Exception):

@@ -3,9 +3,10 @@
 Each example function returns the output tensors of its graph; `EXAMPLES` maps names to them.
 """
 from .backend import xp
-from .mode import scope
-from .tensor import Parameter, tensor
+from .core.state import scope
+from .core.tensor import Parameter, tensor
 from . import ops
+from .nn import lstm_gates
 
 
 def _rng_leaf(rng, dtype):
@@ -22,8 +23,6 @@ def lstm_cell(x, h_prev, c_prev, Wx, Wh, b):
 
     A = x@Wx + h_prev@Wh + b; c = f*c_prev + g*i; h = o*tanh(c). Returns (h, c).
     """
-    from lstm.cells import lstm_gates   # the cell equations live with the models
-
     return lstm_gates(x @ Wx + h_prev @ Wh + b, c_prev)
 
 

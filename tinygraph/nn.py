@@ -8,7 +8,7 @@ name, so an optimizer updates it once and the engine sums its gradient from both
 import math
 
 from .backend import xp
-from .tensor import Parameter, Tensor
+from .core.tensor import Parameter, Tensor
 from . import ops
 
 
@@ -164,6 +164,25 @@ class Dropout(Module):
         if not self.training or self.p == 0:
             return x
         return x * ops.dropout_mask(self.p, x.shape, x.dtype, self.rng)
+
+
+def lstm_gates(A, c_prev):
+    """The LSTM equations from the fused pre-activation A = x@Wx + h@Wh + b (gates f, g, i, o).
+
+    c = f*c_prev + g*i; h = o*tanh(c). Returns (h, c). The tensors it makes are named (A_f,
+    f, c, h, ...) so diagrams read like the book.
+    """
+    H = c_prev.shape[-1]
+    A_f, A_g, A_i, A_o = A[:, :H], A[:, H:2 * H], A[:, 2 * H:3 * H], A[:, 3 * H:]
+    f, g, i, o = ops.sigmoid(A_f), ops.tanh(A_g), ops.sigmoid(A_i), ops.sigmoid(A_o)
+    c = f * c_prev + g * i
+    tanh_c = ops.tanh(c)
+    h = o * tanh_c
+    named = dict(A=A, A_f=A_f, A_g=A_g, A_i=A_i, A_o=A_o, f=f, g=g, i=i, o=o, c=c,
+                 tanh_c=tanh_c, h=h)
+    for name, t in named.items():
+        t.name = name
+    return h, c
 
 
 def mse_loss(prediction, target):

@@ -355,7 +355,7 @@ def _image_file(builder, node):
         path.parent.mkdir(parents=True, exist_ok=True)
         if node["kind"] == "dot":
             import graphviz
-            from tinygraph.diagram import pipe
+            from tinygraph.diagrams.dot import pipe
 
             path.write_bytes(pipe(graphviz.Source(node["source"]), "svg"))
         else:

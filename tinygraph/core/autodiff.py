@@ -4,16 +4,13 @@
 `create_graph=False` the vjps run unrecorded (the fast path); with `create_graph=True` they are
 recorded, so the gradients are ordinary graph nodes, marked as backward nodes, that can be
 rendered or differentiated again. A tensor used several times gets the sum of its gradient
-contributions through explicit add nodes.
+contributions, summed by the gradient accumulator (tinygraph.core.accumulate): explicit add
+nodes when recording, an in-place buffer on the fast path.
 """
-import contextlib
-
-from .backend import xp
-from .anomaly import check_result
-from .deferred import Deferred
-from .mode import recording_backward, state
+from ..backend import xp
+from .accumulate import Accumulator
+from .state import changed, current, recording_backward
 from .tensor import Tensor, describe
-from . import ops
 
 
 def nodes(outputs):
@@ -61,11 +58,25 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=Fa
                 raise ValueError(f"grad: {describe(t)} is not part of the graph of the "
                                  "outputs; pass allow_unused=True to get None for it")
             # Reachable only through non-differentiable paths (e.g. a step): zero gradient.
-            g = Tensor(xp.zeros_like(t.data)) if reachable else None
+            g = Tensor(xp.zeros(t.shape, t.dtype)) if reachable else None
         elif not create_graph:
             g = Tensor(_owned_array(g.data, owned))
         result.append(g)
     return result[0] if single else result
+
+
+def gradients_for_program(loss, params):
+    """The gradients of a scalar `loss` for `params` (None where unused), recorded and with
+    the accumulator's joins, as a compiled step's trace needs them (on abstract tensors)."""
+    seeds = _seeds([loss], None, True)
+    grads = _run_backward([loss], seeds, params, create_graph=True, join=True)
+    result = []
+    for p in params:
+        g = grads.get(id(p))
+        if g is None and _reaches([loss], p):
+            g = Tensor(xp.zeros(p.shape, p.dtype), constant=True)
+        result.append(g)
+    return result
 
 
 def backward(output, grad_output=None, create_graph=False):
@@ -90,26 +101,14 @@ def backward(output, grad_output=None, create_graph=False):
         g = grads.get(id(leaf))
         if g is None:
             # Reached only through non-differentiable paths (e.g. a step), as in grad().
-            g = Tensor(xp.zeros_like(leaf.data))
+            g = Tensor(xp.zeros(leaf.shape, leaf.dtype))
         if leaf.grad is None:
             leaf.grad = g if create_graph else Tensor(_owned_array(g.data, owned))
         elif create_graph:
             with recording_backward(None, "accumulate"):
-                leaf.grad = ops.add(leaf.grad, g)
+                leaf.grad = leaf.grad + g
         else:
             leaf.grad = Tensor(leaf.grad.data + g.data)
-
-
-@contextlib.contextmanager
-def _fast_path():
-    """No recording, and gradients may be deferred (see tinygraph.deferred)."""
-    saved = state.grad_enabled, state.defer_gradients
-    # Under detect_anomaly nothing is deferred, so every gradient is checked where it is made.
-    state.grad_enabled, state.defer_gradients = False, not state.detect_anomaly
-    try:
-        yield
-    finally:
-        state.grad_enabled, state.defer_gradients = saved
 
 
 def _owned_array(array, owned):
@@ -125,11 +124,12 @@ def _owned_array(array, owned):
     return array
 
 
-def _run_backward(outputs, seeds, inputs, create_graph, order=None):
+def _run_backward(outputs, seeds, inputs, create_graph, order=None, join=None):
     """Propagate seeds back to `inputs`; returns {id(input): gradient Tensor}. `order` is
-    nodes(outputs) when the caller has it already."""
+    nodes(outputs) when the caller has it already; join: whether the accumulator applies the
+    primitives' joins (default: on the fast path only, see tinygraph.core.accumulate)."""
     order = nodes(outputs) if order is None else order
-    wanted = {id(t) for t in inputs}
+    wanted = {id(t): t for t in inputs}
     # Only nodes on a path to a wanted input run their vjp, and only for such inputs.
     on_path = set()
 
@@ -141,38 +141,53 @@ def _run_backward(outputs, seeds, inputs, create_graph, order=None):
         if any(leads_to_wanted(inp) for inp in node.inputs):
             on_path.add(id(node))
 
-    # id(tensor) -> (its gradient so far, the use it came from, whether the engine owns it)
-    pending = {}
+    accumulator = Accumulator(record=create_graph,
+                              join=not create_graph if join is None else join)
     for out, seed in zip(outputs, seeds):
-        _accumulate(pending, out, seed, None, create_graph)
-    # The fast path runs every vjp unrecorded, deferring what it can (entered once, not per
-    # node: the per-node context switches were a visible share of small steps).
-    with contextlib.nullcontext() if create_graph else _fast_path():
-        return _propagate(order, on_path, leads_to_wanted, wanted, pending, create_graph)
+        accumulator.add(out, seed, None)
+    running = BackwardPass()
+    if create_graph:
+        with changed(running=running):
+            return _propagate(order, on_path, leads_to_wanted, wanted, accumulator, running)
+    # The fast path runs every vjp unrecorded and leaves joinable terms for the accumulator;
+    # entered once per pass, not per node (per-node switches were a visible share of small
+    # steps).
+    with changed(grad_enabled=False, lazy_terms=True, running=running):
+        return _propagate(order, on_path, leads_to_wanted, wanted, accumulator, running)
 
 
-def _propagate(order, on_path, leads_to_wanted, wanted, pending, create_graph):
+class BackwardPass:
+    """The backward pass in progress (context-local, one per pass): the forward node whose
+    vjp runs now, which detect_anomaly names when a backward op goes non-finite."""
+
+    __slots__ = ("vjp_of",)
+
+    def __init__(self):
+        self.vjp_of = None
+
+
+def _propagate(order, on_path, leads_to_wanted, wanted, accumulator, running):
     found = {}
+    record = accumulator.record
     for node in reversed(order):
         if id(node) not in on_path:
             continue
         out = node.output
-        entry = pending.pop(id(out), None)
-        if entry is None:
+        g = accumulator.pop(out)
+        if g is None:
             continue
-        g = entry[0]
         if id(out) in wanted:
             found[id(out)] = g
         needs = [leads_to_wanted(inp) for inp in node.inputs]
-        state.vjp_of = node                 # named by detect_anomaly's errors
+        running.vjp_of = node
         try:
-            if create_graph:
+            if record:
                 with recording_backward(node, "vjp"):
                     input_grads = node.prim.vjp(node, g, needs)
             else:
                 input_grads = node.prim.vjp(node, g, needs)
         finally:
-            state.vjp_of = None
+            running.vjp_of = None
         for inp, gi, need in zip(node.inputs, input_grads, needs):
             if need and gi is not None:
                 if gi.shape != inp.shape or gi.dtype != inp.dtype:
@@ -180,73 +195,13 @@ def _propagate(order, on_path, leads_to_wanted, wanted, pending, create_graph):
                                        f"{gi.dtype} gradient of shape {gi.shape} for "
                                        f"{describe(inp)} ({inp.dtype})")
                 made_here = gi._node is not None and gi._node.forward_node is node
-                if create_graph and made_here and gi._node.grad_of is None:
+                if record and made_here and gi._node.grad_of is None:
                     gi._node.grad_of = inp   # this vjp's contribution to d/d(inp)
-                _accumulate(pending, inp, gi, node, create_graph)
-    for key, (g, _, _) in pending.items():
+                accumulator.add(inp, gi, node)
+    for key in accumulator.pending():
         if key in wanted:
-            found[key] = g
+            found[key] = accumulator.pop(wanted[key])
     return found
-
-
-def _accumulate(pending, tensor, contribution, use, create_graph):
-    """Add one use's gradient contribution for `tensor`.
-
-    Recording (create_graph), the sum is an explicit add node. On the fast path the sum is
-    the same arithmetic done in place in a buffer the engine owns: entries are
-    (gradient, use, owned), and only a buffer this function allocated is ever written to.
-    """
-    entry = pending.get(id(tensor))
-    if entry is None:
-        pending[id(tensor)] = (contribution, use, False)
-        return
-    previous, previous_use, owned = entry
-    if not create_graph:
-        merged = previous.merge(contribution) if isinstance(previous, Deferred) else None
-        if merged is not None:
-            pending[id(tensor)] = (merged, None, False)
-        else:
-            if state.detect_anomaly:
-                with xp.errstate(all="ignore"):       # the check below says it better
-                    total = _add_in_place(previous, owned, contribution)
-                check_result("add", total, [previous.data, contribution.data],
-                             where=f"summing the gradients of {describe(tensor)}")
-            else:
-                total = _add_in_place(previous, owned, contribution)
-            pending[id(tensor)] = (Tensor(total), None, True)
-        return
-    with recording_backward(None, "accumulate"):
-        total = ops.add(previous, contribution)
-    if total._node is not None:
-        total._node.grad_sources = (previous_use, use)
-        total._node.grad_of = tensor
-        total._node.scope = tensor._node.scope if tensor._node is not None else ()
-    # After the first sum the running total is a partial sum, not one use's gradient.
-    pending[id(tensor)] = (total, None, False)
-
-
-def _add_in_place(previous, owned, contribution):
-    """previous + contribution as an array the engine owns, reusing previous's when it can.
-
-    A deferred contribution (see tinygraph.deferred) adds itself into the buffer: the
-    gradients of T slices of one tensor cost one buffer, not T.
-    """
-    deferred = isinstance(contribution, Deferred)
-    if owned:
-        buffer = previous.data
-    elif isinstance(previous, Deferred):
-        # A fresh array, not cached in the object: the same deferred value may be the
-        # pending gradient of another tensor too (add's vjp hands g to both inputs).
-        buffer = previous.compute()
-    elif deferred:
-        buffer = previous.data.copy()
-    else:
-        return previous.data + contribution.data
-    if deferred:
-        contribution.add_into(buffer)
-    else:
-        buffer += contribution.data
-    return buffer
 
 
 def _seeds(outputs, grad_outputs, create_graph):
@@ -265,7 +220,7 @@ def _seeds(outputs, grad_outputs, create_graph):
             if out.size != 1:
                 raise ValueError(f"grad: {describe(out)} is not a scalar; pass a seed gradient "
                                  "of the same shape (grad_outputs= / backward(grad))")
-            seed = Tensor(xp.ones_like(out.data), constant=True)
+            seed = Tensor(xp.ones(out.shape, out.dtype), constant=True)
         else:
             seed = seed if isinstance(seed, Tensor) else Tensor(xp.array(seed), constant=True)
             if seed.shape != out.shape:

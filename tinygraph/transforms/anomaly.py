@@ -6,21 +6,18 @@ whether an input was already non-finite, and, for a backward op, the forward op 
 belongs to. The check costs one pass over every result, so it is off by default, as in
 PyTorch. Compiled programs check each replayed step the same way.
 """
-import contextlib
-
-from .backend import xp
-from .mode import state
+from ..backend import xp
+from ..core.state import changed, current
 
 
-@contextlib.contextmanager
 def detect_anomaly(enabled=True):
-    """Context manager: raise FloatingPointError at the first op producing NaN or Inf."""
-    saved = state.detect_anomaly
-    state.detect_anomaly = enabled
-    try:
-        yield
-    finally:
-        state.detect_anomaly = saved
+    """Context manager: raise FloatingPointError at the first op producing NaN or Inf.
+
+    It installs `check_result` as the check `apply` (and the gradient accumulator, and a
+    compiled replay) passes every result to; the code that runs is otherwise the same as
+    without it. Context-local, like grad mode.
+    """
+    return changed(check=check_result if enabled else None)
 
 
 def check_result(op_name, data, input_arrays, input_names=None, where=None):
@@ -43,7 +40,9 @@ def check_result(op_name, data, input_arrays, input_names=None, where=None):
 
 def where_running():
     """"in the forward pass", or "in the backward pass of 'op'" while op's vjp runs."""
-    node = state.vjp_of if state.vjp_of is not None else state.backward_of
+    state = current()
+    running = state.running.vjp_of if state.running is not None else None
+    node = running if running is not None else state.backward_of
     if node is not None:
         return f"in the backward pass of {node.op!r}"
     if state.backward_role == "accumulate":

@@ -21,11 +21,10 @@ import shutil
 
 import graphviz
 
-from .autodiff import grad, leaves, nodes
-from .backend import xp
-from .ops import _fill
-from .rewrite import simplify as simplify_graph
-from .tensor import Parameter, Tensor
+from ..backend import xp
+from ..core.autodiff import grad, leaves, nodes
+from ..core.tensor import Parameter, Tensor
+from ..transforms.rewrite import simplify as simplify_graph
 
 VIEWS = ("forward", "backward", "both")
 FORMATS = ("svg", "png", "pdf", "dot")
@@ -518,45 +517,7 @@ class _Diagram:
 
 def _op_label(node, inline):
     """The op name, constants written in, and the attribute that matters for reading it."""
-    op = node.op
-    attrs = node.attrs
-    if node.op in ("index", "index_grad"):
-        # The integer ids are inputs of the node; the key shows where they go.
-        inputs = node.inputs[:1]
-        key = _fill(attrs["key"], [t.data for t in node.inputs[1:]])
-    else:
-        inputs, key = node.inputs, attrs.get("key")
-    if any(t.constant for t in inputs):
-        op = f"{op}({', '.join(inline(t) for t in inputs)})"
-    if node.op in ("slice", "slice_grad", "index", "index_grad"):
-        return f"{op} {_key_text(key)}"
-    if node.op == "pow":
-        return f"pow ** {_number(attrs['exponent'])}"
-    if node.op in ("sum", "concat", "log_softmax"):
-        axis = attrs["axis"]
-        keep = ", keepdims" if attrs.get("keepdims") else ""
-        return f"{op} axis={axis}{keep}"
-    if node.op == "transpose" and attrs["axes"] != tuple(reversed(range(len(attrs["axes"])))):
-        return f"{op} {attrs['axes']}"
-    return op
-
-
-def _key_text(key):
-    parts = []
-    for k in key:
-        if isinstance(k, slice):
-            text = ("" if k.start is None else str(k.start)) + ":" + (
-                "" if k.stop is None else str(k.stop))
-            parts.append(text + (f":{k.step}" if k.step is not None else ""))
-        elif k is None:
-            parts.append("None")
-        elif k is Ellipsis:
-            parts.append("...")
-        elif isinstance(k, xp.ndarray):
-            parts.append(f"ints{k.shape}")
-        else:
-            parts.append(str(k))
-    return "[" + ", ".join(parts) + "]"
+    return node.prim.label(node.inputs, inline)
 
 
 def _norm(array):

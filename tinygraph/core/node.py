@@ -8,7 +8,7 @@ does not keep its own output alive: hold on to the output tensors you want to in
 import itertools
 import weakref
 
-from .mode import state
+from .state import current
 
 
 class Node:
@@ -38,7 +38,8 @@ class Node:
     # topological order that follows the program as written.
     _serials = itertools.count()
 
-    def __init__(self, prim, inputs, output):
+    def __init__(self, prim, inputs, output, state=None):
+        state = current() if state is None else state
         self.serial = next(Node._serials)
         self.prim = prim
         self.inputs = tuple(inputs)

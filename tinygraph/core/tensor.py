@@ -1,14 +1,21 @@
-"""Tensor: an ndarray with a name, a gradient slot and the node that produced it."""
+"""Tensor: an ndarray with a name, a gradient slot and the node that produced it.
+
+A tensor may also be *abstract*: it has a shape and a dtype but no value yet (`data` is None).
+Shape-only evaluation makes them (a compiled step traces its function on them), and so does
+the fast backward pass for the gradient terms the accumulator sums later. The arithmetic
+operators and method forms (`x + y`, `x @ W`, `x.sum()`) are installed by `tinygraph.ops`.
+"""
 import numbers
 
-from .backend import xp
+from ..backend import xp
+from .state import current
 
 
 class Tensor:
     """A value in a tinygraph computation.
 
     Attributes:
-        data: the ndarray value.
+        data: the ndarray value (None for an abstract tensor: see the module docstring).
         name: an optional label used in error messages and diagrams.
         requires_grad: whether gradients flow to (or through) this tensor.
         grad: the gradient accumulated by `backward()` (a Tensor), or None. Only leaves
@@ -16,14 +23,21 @@ class Tensor:
         constant: True for tensors made from Python numbers or bare arrays passed to an op.
     """
 
-    __slots__ = ("data", "name", "requires_grad", "grad", "_node", "constant", "__weakref__")
+    __slots__ = ("data", "name", "requires_grad", "grad", "_node", "constant", "_spec",
+                 "__weakref__")
     # numpy defers to our reflected operators (ndarray + Tensor -> Tensor.__radd__).
     __array_ufunc__ = None
 
-    def __init__(self, data, name=None, requires_grad=False, _node=None, constant=False):
-        if requires_grad and not xp.issubdtype(data.dtype, xp.floating):
+    def __init__(self, data, name=None, requires_grad=False, _node=None, constant=False,
+                 spec=None):
+        if data is None:
+            if spec is None:
+                raise TypeError("Tensor: give data, or a (shape, dtype) spec for an abstract one")
+            spec = (tuple(spec[0]), xp.dtype(spec[1]))
+        dtype = data.dtype if data is not None else spec[1]
+        if requires_grad and not xp.issubdtype(dtype, xp.floating):
             raise TypeError(f"tensor {name + ' ' if name else ''}requires_grad=True needs "
-                            f"floating-point data, got dtype {data.dtype}; pass "
+                            f"floating-point data, got dtype {dtype}; pass "
                             "dtype=np.float32 or np.float64")
         self.data = data
         self.name = name
@@ -31,27 +45,41 @@ class Tensor:
         self.grad = None
         self._node = _node
         self.constant = constant
+        self._spec = spec
 
     # --- plain properties -------------------------------------------------------------------
     @property
     def shape(self):
         """The shape of the value, a tuple of ints."""
-        return self.data.shape
+        data = self.data
+        return data.shape if data is not None else self._spec[0]
 
     @property
     def dtype(self):
         """The numpy dtype of the value."""
-        return self.data.dtype
+        data = self.data
+        return data.dtype if data is not None else self._spec[1]
 
     @property
     def ndim(self):
         """The number of axes of the value."""
-        return self.data.ndim
+        return len(self.shape)
 
     @property
     def size(self):
         """The number of elements of the value."""
-        return self.data.size
+        data = self.data
+        if data is not None:
+            return data.size
+        size = 1
+        for n in self._spec[0]:
+            size *= n
+        return size
+
+    @property
+    def is_abstract(self):
+        """True for a tensor with a shape and dtype but no value (see the module docstring)."""
+        return self.data is None
 
     @property
     def node(self):
@@ -63,32 +91,46 @@ class Tensor:
         """True for a tensor no recorded op produced (made by the user, or under no_grad)."""
         return self._node is None
 
+    def value(self):
+        """The ndarray, or a clear error for an abstract tensor."""
+        if self.data is None:
+            raise ValueError(f"{describe(self)} has no value: it was made by shape-only "
+                             "evaluation (a compiled step's trace), which computes shapes "
+                             "and dtypes but not values")
+        return self.data
+
     def __len__(self):
-        return len(self.data)
+        if not self.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
 
     def __bool__(self):
-        return bool(self.data)   # numpy's rule: only a one-element tensor has a truth value
+        return bool(self.value())   # numpy's rule: only a one-element tensor has a truth value
 
     def __array__(self, dtype=None, copy=None):
-        return self.data if dtype is None else self.data.astype(dtype)
+        data = self.value()
+        return data if dtype is None else data.astype(dtype)
 
     def __repr__(self):
         name = f", name={self.name!r}" if self.name else ""
         grad = ", requires_grad=True" if self.requires_grad else ""
         op = f", op={self._node.op!r}" if self._node is not None else ""
-        return f"Tensor({self.data!r}{name}{grad}{op})"
+        value = repr(self.data) if self.data is not None else \
+            f"<abstract shape={self.shape} dtype={self.dtype}>"
+        return f"Tensor({value}{name}{grad}{op})"
 
     def numpy(self):
         """The value as an ndarray (the same object as `.data`)."""
-        return self.data
+        return self.value()
 
     def item(self):
         """The value of a one-element tensor as a Python number."""
-        return self.data.item()
+        return self.value().item()
 
     def detach(self):
         """The same value as a new leaf outside the graph (no node, no gradient)."""
-        return Tensor(self.data, name=self.name)
+        return Tensor(self.data, name=self.name,
+                      spec=None if self.data is not None else self._spec)
 
     def zero_grad(self):
         """Forget the accumulated gradient (`.grad` becomes None)."""
@@ -104,69 +146,6 @@ class Tensor:
         from .autodiff import backward
         backward(self, grad, create_graph=create_graph)
 
-    # --- operators and method forms of the primitives ---------------------------------------
-    def __add__(self, other): return ops.add(self, other)
-    def __radd__(self, other): return ops.add(other, self)
-    def __sub__(self, other): return ops.sub(self, other)
-    def __rsub__(self, other): return ops.sub(other, self)
-    def __mul__(self, other): return ops.mul(self, other)
-    def __rmul__(self, other): return ops.mul(other, self)
-    def __truediv__(self, other): return ops.div(self, other)
-    def __rtruediv__(self, other): return ops.div(other, self)
-    def __matmul__(self, other): return ops.matmul(self, other)
-    def __rmatmul__(self, other): return ops.matmul(other, self)
-    def __pow__(self, exponent): return ops.pow(self, exponent)
-    def __neg__(self): return ops.neg(self)
-    def __getitem__(self, key): return ops.getitem(self, key)
-
-    def __rpow__(self, base):
-        raise TypeError("pow: only a constant exponent is supported (x ** 2.0); for a tensor "
-                        "exponent write exp(y * log(base))")
-
-    def sum(self, axis=None, keepdims=False):
-        """`tinygraph.sum` of this tensor: the sum over `axis` (None: all axes)."""
-        return ops.sum(self, axis, keepdims)
-
-    def mean(self, axis=None, keepdims=False):
-        """`tinygraph.mean` of this tensor: the mean over `axis` (None: all axes)."""
-        return ops.mean(self, axis, keepdims)
-
-    def reshape(self, *shape):
-        """`tinygraph.reshape`; the shape as one tuple or as separate ints."""
-        return ops.reshape(self, shape[0] if len(shape) == 1 else shape)
-
-    def transpose(self, *axes):
-        """`tinygraph.transpose`; axes as one tuple or as separate ints (none: reverse)."""
-        if len(axes) == 1 and not isinstance(axes[0], (int, xp.integer)):
-            axes = axes[0]   # x.transpose((1, 0)) as well as x.transpose(1, 0)
-        return ops.transpose(self, axes or None)
-
-    def exp(self):
-        """`tinygraph.exp` of this tensor."""
-        return ops.exp(self)
-
-    def log(self):
-        """`tinygraph.log` of this tensor."""
-        return ops.log(self)
-
-    def sigmoid(self):
-        """`tinygraph.sigmoid` of this tensor."""
-        return ops.sigmoid(self)
-
-    def tanh(self):
-        """`tinygraph.tanh` of this tensor."""
-        return ops.tanh(self)
-
-    def relu(self):
-        """`tinygraph.relu` of this tensor."""
-        return ops.relu(self)
-
-    @property
-    def T(self):
-        """The transpose (all axes reversed), a recorded `transpose` op."""
-        return ops.transpose(self)
-
-
 def tensor(data, name=None, requires_grad=False, dtype=None):
     """Create a leaf tensor from an array, a nested list or a number.
 
@@ -174,7 +153,11 @@ def tensor(data, name=None, requires_grad=False, dtype=None):
     or boolean data raises TypeError.
     """
     if isinstance(data, Tensor):
-        data = data.data
+        data = data.value()
+    if data is None and current().trace is not None:
+        raise ValueError("compiled step: tensor() got None, a value read out of a tensor "
+                         "that is being traced (a trace computes shapes only: .data is None). "
+                         "The function must use its inputs as Tensors")
     if isinstance(data, (str, bytes, dict, set)) or data is None:
         raise TypeError(f"tensor: cannot make a tensor from {type(data).__name__}; "
                         "pass an array, a (nested) list of numbers or a number")
@@ -222,6 +205,11 @@ def as_operand(value, op_name, like=None):
     if isinstance(value, (numbers.Number, xp.generic, xp.ndarray)) and not isinstance(value, complex):
         # A copy: the graph must not change when the caller later mutates the array.
         array = xp.array(value)
+        if array.dtype == object and current().trace is not None:
+            raise ValueError(f"compiled step: {op_name} got an operand with no numbers, a "
+                             "value read out of a tensor that is being traced (a trace "
+                             "computes shapes only: .data is None). The function must use "
+                             "its inputs as Tensors")
         if array.dtype.kind not in "biuf":
             raise TypeError(f"{op_name}: unsupported operand dtype {array.dtype}")
         if like is not None and xp.issubdtype(like.dtype, xp.floating):
@@ -230,5 +218,3 @@ def as_operand(value, op_name, like=None):
     raise TypeError(f"{op_name}: operand of type {type(value).__name__} is not a Tensor, an "
                     "ndarray or a number; wrap it with tinygraph.tensor(...)")
 
-
-from . import ops  # noqa: E402  (operators above call into ops; ops imports Tensor)

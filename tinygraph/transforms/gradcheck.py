@@ -1,7 +1,7 @@
 """Check analytic gradients against central finite differences in float64."""
-from .backend import xp
-from .tensor import Tensor
-from .autodiff import grad
+from ..backend import xp
+from ..core.tensor import Tensor
+from ..core.autodiff import grad
 
 
 class GradcheckError(AssertionError):

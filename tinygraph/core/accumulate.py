@@ -1,0 +1,157 @@
+"""The gradient accumulator: how the backward pass sums the contributions of a tensor's uses.
+
+A tensor used k times gets k gradient contributions. How they are summed is the one place
+where cheaper evaluation orders live, written once for every path:
+
+- joined: terms made by a primitive with a `join` rule are replaced by a cheaper equal form
+  before they are summed. A weight used once per time step gets T products a_t^T g_t, joined
+  into one matmul [a_1..a_T]^T [g_1..g_T]; slice gradients that tile a buffer become one
+  concat. The fast backward pass and compiled traces join; a backward pass recorded for
+  reading (create_graph=True) keeps each use's term, so diagrams can name it.
+- in place (fast pass only): dense terms are added into one buffer the accumulator owns, and
+  scatter terms (slice and index gradients, left unevaluated by `apply`) are added into it
+  by their primitive's `add_into`, with no zero-filled buffer of their own.
+- recorded: the sum is explicit `add` nodes with role "accumulate", whose `grad_sources`
+  name the uses the summands came from.
+"""
+from ..backend import xp
+from .primitive import evaluate, value_of
+from .state import current, recording_backward
+from .tensor import Tensor, describe
+
+
+class Accumulator:
+    """Pending gradient contributions per tensor: `add` them as vjps return them, `pop` the
+    total when the tensor's own vjp is due (or at the end, for the wanted inputs)."""
+
+    def __init__(self, record, join):
+        self.record = record       # sums become add nodes (create_graph, compiled traces)
+        self.join = join           # apply the primitives' join rules
+        self.entries = {}          # id(tensor) -> _Entry
+
+    def add(self, tensor, contribution, use):
+        entry = self.entries.get(id(tensor))
+        if entry is None:
+            entry = self.entries[id(tensor)] = _Entry()
+        if self.record and not self.join:
+            # Summed as they come, so each add node names the two uses it joins.
+            if entry.total is None:
+                entry.total, entry.use = contribution, use
+            else:
+                entry.total, entry.use = _recorded_sum(tensor, entry, contribution, use), None
+        elif self.record or contribution.data is None:
+            entry.terms.append((contribution, use))      # joined and summed at pop
+        else:
+            _add_dense(tensor, entry, contribution)
+
+    def pop(self, tensor):
+        """The summed gradient of `tensor`, or None if it got no contribution."""
+        entry = self.entries.pop(id(tensor), None)
+        return None if entry is None else self._total(tensor, entry)
+
+    def pending(self):
+        """ids of the tensors with contributions not popped yet."""
+        return list(self.entries)
+
+    def _total(self, tensor, entry):
+        if self.record and not self.join:
+            return entry.total
+        terms = _joined(entry.terms) if self.join else entry.terms
+        if self.record:
+            total, use = terms[0]
+            for t, u in terms[1:]:
+                total, use = _recorded_sum(tensor, _Entry(total, use), t, u), None
+            return total
+        # Fast pass: the dense terms are summed already; the lazy ones go in now.
+        for t, _ in terms:
+            if t.data is None:
+                _add_lazy(tensor, entry, t)
+            else:
+                _add_dense(tensor, entry, t)
+        return entry.total
+
+
+class _Entry:
+    __slots__ = ("total", "use", "owned", "terms")
+
+    def __init__(self, total=None, use=None):
+        # total: a single term, or the running sum of the dense terms; owned: its array was
+        # allocated here, so it may be added into in place; terms: (term, use) to join first.
+        self.total, self.use, self.owned, self.terms = total, use, False, []
+
+
+def _joined(terms):
+    """Replace each group of terms made by one primitive class by that class's join."""
+    groups, rest = {}, []
+    for t, use in terms:
+        node = t._node
+        if node is not None and node.prim.join is not None:
+            groups.setdefault(type(node.prim), []).append((t, use))
+        else:
+            rest.append((t, use))
+    for cls, group in groups.items():
+        joined = cls.join([t for t, _ in group]) if len(group) > 1 else None
+        rest.extend(group if joined is None else [(t, None) for t in joined])
+    return rest
+
+
+def _add_dense(tensor, entry, contribution):
+    """entry.total += contribution, into an array this module owns (the fast pass)."""
+    if entry.total is None:
+        entry.total = contribution
+        return
+    check = current().check
+    with xp.errstate(all="ignore") if check is not None else _nothing:
+        if entry.owned:
+            entry.total.data += contribution.data
+        else:
+            entry.total, entry.owned = Tensor(entry.total.data + contribution.data), True
+    if check is not None:
+        _check_sum(check, tensor, entry.total.data, contribution.data)
+
+
+def _add_lazy(tensor, entry, term):
+    """entry.total += term, where term is unevaluated: a scatter adds itself into the buffer
+    (no zero-filled array of its own); anything else is evaluated and added."""
+    prim = term._node.prim
+    if entry.total is None or not hasattr(prim, "add_into"):
+        value = Tensor(evaluate(term))
+        if entry.total is None:
+            entry.total, entry.owned = value, value.data.base is None
+        else:
+            _add_dense(tensor, entry, value)
+        return
+    if not entry.owned:
+        entry.total, entry.owned = Tensor(entry.total.data.copy()), True
+    arrays = [value_of(t) for t in term._node.inputs]
+    check = current().check
+    with xp.errstate(all="ignore") if check is not None else _nothing:
+        prim.add_into(entry.total.data, *arrays)
+    if check is not None:
+        _check_sum(check, tensor, entry.total.data, arrays[0])
+
+
+def _check_sum(check, tensor, total, term):
+    check("add", total, [term], where=f"summing the gradients of {describe(tensor)}")
+
+
+class _Nothing:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+_nothing = _Nothing()
+
+
+def _recorded_sum(tensor, entry, contribution, use):
+    """entry.total + contribution as an add node of role "accumulate" (recording)."""
+    with recording_backward(None, "accumulate"):
+        total = entry.total + contribution
+    if total._node is not None:
+        total._node.grad_sources = (entry.use, use)
+        total._node.grad_of = tensor
+        total._node.scope = tensor._node.scope if tensor._node is not None else ()
+    return total

@@ -1,0 +1,140 @@
+"""Primitive: the base of every op, and `apply`, the one place an op is run.
+
+A primitive knows everything about its op, so no other module keys on op names:
+
+- `forward(*arrays)`: the op on arrays; `spec(*inputs)`: its output's (shape, dtype) without
+  computing it (shape-only evaluation);
+- `vjp(node, g, needs)`: the input gradients, written in tinygraph ops (never on arrays);
+- `label(inputs, inline)`: how diagrams name it; `pure`: False for ops that draw random
+  numbers (never merged or folded by rewrites); `neutral`: its neutral element for the
+  identity rewrites; `identity(inputs, out)`: a rewrite to one of its inputs;
+- `sum_term`: True for primitives whose results are terms of gradient sums that the
+  accumulator evaluates its own way (see tinygraph.core.accumulate); such a primitive may
+  have `join`, a cheaper equal form for several such terms (a weight's per-step products
+  as one matmul, slice gradients tiling a buffer as one concat), used by the accumulator
+  and by the rewrites, and `add_into(buffer, *arrays)`, its work added into an existing
+  buffer (a scatter without a zero-filled array of its own).
+"""
+from ..backend import xp
+from .node import Node
+from .state import current
+from .tensor import Tensor
+
+
+class Primitive:
+    """Base of all primitives. Subclasses set `name` and implement forward, spec and vjp."""
+
+    name = "primitive"
+    pure = True          # False: draws random numbers (never CSE'd or constant-folded)
+    neutral = None       # (element, also on the left?) for the identity rewrite, e.g. (0, True)
+    sum_term = False     # its results are gradient terms the accumulator evaluates itself
+    join = None          # staticmethod(terms) -> a list of tensors with the same sum, or None
+    join_name = None     # the name rewrite reports count its joins under
+    join_for_reading = False   # whether the readable rewrites (RULES) apply `join` too
+
+    def forward(self, *arrays):
+        """The op on arrays: one ndarray per input, in order; returns the output array.
+
+        Called when a node is created, and by compiled programs on every replay.
+        """
+        raise NotImplementedError
+
+    def spec(self, *inputs):
+        """(shape, dtype) of the output for these input tensors, without computing it."""
+        raise NotImplementedError(f"{self.name}: no shape-only evaluation")
+
+    def vjp(self, node, g, needs):
+        """The gradients of the inputs, given `g`, the gradient of `node`'s output.
+
+        Written in tinygraph ops (never on raw arrays), so the same code is the fast backward
+        pass and, recorded, the backward graph. Returns one Tensor or None per input; `needs`
+        says which inputs' gradients are wanted.
+        """
+        raise NotImplementedError
+
+    def attrs(self):
+        """Static attributes shown in diagrams and compared by rewrite passes."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def label(self, inputs, inline):
+        """The op as diagrams write it; `inline(t)` is how input `t` appears inside the label
+        (constants by value, tensors as ·). Subclasses add the attribute that matters."""
+        if any(t.constant for t in inputs):
+            return f"{self.name}({', '.join(inline(t) for t in inputs)})"
+        return self.name
+
+    def identity(self, inputs, out):
+        """An input that equals the output (x + 0, x * 1, ...), or None. Only returned when
+        nothing was broadcast or cast, so it can stand for the output."""
+        if self.neutral is None:
+            return None
+        element, commutes = self.neutral
+        a, b = inputs
+        if _is_constant(b, element):
+            return _same(a, out)
+        if commutes and _is_constant(a, element):
+            return _same(b, out)
+        return None
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.attrs().items())
+        return f"{self.name}({args})"
+
+
+def _is_constant(t, value):
+    return t.constant and t.data is not None and t.size > 0 and bool(xp.all(t.data == value))
+
+
+def _same(t, out):
+    return t if t.shape == out.shape and t.dtype == out.dtype else None
+
+
+def apply(prim, *inputs):
+    """Run a primitive on tensors; when recording, link the output to a new node.
+
+    Under shape-only evaluation the output is abstract (shape and dtype from `prim.spec`).
+    On the fast backward pass a `sum_term` primitive is left unevaluated, for the gradient
+    accumulator to sum; any other op that reads such a tensor evaluates it first.
+    """
+    state = current()
+    if state.abstract or (state.lazy_terms and prim.sum_term):
+        for t in inputs:
+            if t.data is None and not state.abstract:
+                evaluate(t)
+        shape, dtype = prim.spec(*inputs)
+        out = Tensor(None, spec=(shape, dtype))
+        out.requires_grad = state.grad_enabled and any(t.requires_grad for t in inputs)
+        out._node = Node(prim, inputs, out, state)   # kept: it is how the value is computed
+        return out
+    out = Tensor(run_forward(prim, [value_of(t) for t in inputs], inputs, state))
+    if state.grad_enabled:
+        out.requires_grad = any(t.requires_grad for t in inputs)
+        out._node = Node(prim, inputs, out, state)
+    return out
+
+
+def value_of(t):
+    """t's array, evaluating a lazy term first."""
+    return t.data if t.data is not None else evaluate(t)
+
+
+def evaluate(t):
+    """Compute a lazy tensor's value from its node (see `apply`) and keep it."""
+    node = t._node
+    if node is None:
+        raise ValueError(f"cannot evaluate a tensor with no value and no producing op "
+                         f"(shape {t.shape})")
+    t.data = run_forward(node.prim, [value_of(x) for x in node.inputs], node.inputs, current())
+    return t.data
+
+
+def run_forward(prim, arrays, inputs, state):
+    """prim.forward on arrays, checked by detect_anomaly's check when it is on."""
+    if state.check is not None:
+        # numpy's warning would only repeat, less precisely, the error the check raises.
+        with xp.errstate(all="ignore"):
+            data = xp.asarray(prim.forward(*arrays))
+        state.check(prim.name, data, arrays, [t.name for t in inputs])
+        return data
+    data = prim.forward(*arrays)
+    return data if type(data) is xp.ndarray else xp.asarray(data)  # 0-d reductions: scalars

@@ -1,0 +1,111 @@
+"""Recording state, context-local: what `apply` and the backward pass consult while they run.
+
+One immutable `State` per context (a `contextvars.ContextVar`), replaced, never mutated, by
+the context managers that change it. So each thread (and each asyncio task) has its own: a
+`no_grad()` in one thread leaves recording in another untouched, as in JAX's thread-local
+trace state. Nothing else in tinygraph keeps mutable global state.
+"""
+import contextlib
+import contextvars
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class State:
+    """What is in force now. Read it with `current()`; change it with `changed(...)`."""
+
+    grad_enabled: bool = True
+    # While a vjp runs recorded, the forward node it differentiates: nodes made then are
+    # backward nodes pointing at it.
+    backward_of: object = None
+    # "vjp" for nodes a vjp makes, "accumulate" for the sums the gradient accumulator makes.
+    backward_role: str = None
+    # The user's scope names, outermost first (see `scope`).
+    scope: tuple = ()
+    # Inside detect_anomaly(): a function every op's result is passed to (see
+    # tinygraph.transforms.anomaly); None otherwise.
+    check: object = None
+    # The backward pass in progress (tinygraph.core.autodiff.BackwardPass): which forward
+    # node's vjp runs now, named by the anomaly check when a backward op goes non-finite.
+    running: object = None
+    # Shape-only evaluation: ops make tensors that carry shape and dtype but no value (a
+    # compiled step's trace). See Primitive.spec.
+    abstract: bool = False
+    # On the fast backward pass: results of primitives that declare a `join` rule are left
+    # unevaluated until the accumulator sums them (see tinygraph.core.accumulate).
+    lazy_terms: bool = False
+    # The compiled-step trace in progress: a list its stateful layers report carries to.
+    trace: object = None
+
+
+_STATE = contextvars.ContextVar("tinygraph_state", default=State())
+
+
+def current():
+    """The State in force in this context."""
+    return _STATE.get()
+
+
+@contextlib.contextmanager
+def changed(**fields):
+    """Run the block with some fields of the state replaced (restored on exit)."""
+    token = _STATE.set(dataclasses.replace(_STATE.get(), **fields))
+    try:
+        yield
+    finally:
+        _STATE.reset(token)
+
+
+def is_grad_enabled():
+    """True when new ops are recorded into the graph."""
+    return _STATE.get().grad_enabled
+
+
+class _GradMode(contextlib.ContextDecorator):
+    def __init__(self, enabled):
+        self.enabled = enabled
+        # A stack, not one slot: a decorated function may re-enter itself.
+        self._tokens = []
+
+    def __enter__(self):
+        self._tokens.append(_STATE.set(dataclasses.replace(_STATE.get(),
+                                                           grad_enabled=self.enabled)))
+        return self
+
+    def __exit__(self, *exc):
+        _STATE.reset(self._tokens.pop())
+        return False
+
+
+def no_grad():
+    """Context manager (or decorator) inside which no op is recorded.
+
+    Tensors computed inside have no producing node and do not require grad, so no graph is
+    kept alive: use it for evaluation and for parameter updates. It applies to the current
+    thread (context) only.
+    """
+    return _GradMode(False)
+
+
+def enable_grad():
+    """Context manager (or decorator) that turns recording back on inside a `no_grad` block."""
+    return _GradMode(True)
+
+
+def recording_backward(forward_node, role):
+    """Mark every node created inside as a backward node of `forward_node` with `role`."""
+    return changed(backward_of=forward_node, backward_role=role, grad_enabled=True)
+
+
+@contextlib.contextmanager
+def scope(name):
+    """Group the ops created inside under `name`, e.g. one time step of an unrolled RNN.
+
+    Scopes nest; a node records the path of names (`node.scope`). Diagrams draw each scope as
+    a cluster that can be collapsed to one box. Backward nodes inherit the scope of the
+    forward node they differentiate.
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"scope: the name must be a non-empty string, got {name!r}")
+    with changed(scope=_STATE.get().scope + (name,)):
+        yield

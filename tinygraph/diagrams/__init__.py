@@ -1,0 +1,1 @@
+"""Diagrams of forward and generated backward graphs: Graphviz (dot)."""

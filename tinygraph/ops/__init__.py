@@ -1,0 +1,33 @@
+"""The primitives, grouped by kind, and their checked public functions.
+
+elementwise, shape, linalg, indexing, random and losses each hold primitive classes (forward,
+spec, vjp, label and what rewrites need to know) and the public functions that check their
+arguments and apply them. `all_primitives()` lists every concrete primitive class.
+"""
+from ..core.primitive import Primitive, apply
+from .elementwise import add, sub, mul, div, neg, pow, exp, log, sigmoid, tanh, relu, step
+from .shape import sum, mean, reshape, transpose, broadcast_to, sum_to, concat
+from .linalg import matmul, matmul_tn
+from .indexing import getitem, ids_in_range
+from .random import dropout_mask
+from .losses import log_softmax, cross_entropy
+from . import methods
+
+methods.install()
+
+
+def all_primitives():
+    """Every concrete primitive class (those with a name), found from Primitive's subclasses."""
+    found, stack = [], list(Primitive.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        if "name" in vars(cls):
+            found.append(cls)
+    return sorted(found, key=lambda cls: cls.name)
+
+
+__all__ = ["Primitive", "apply", "add", "sub", "mul", "div", "neg", "pow", "exp", "log",
+           "sigmoid", "tanh", "relu", "step", "sum", "mean", "reshape", "transpose",
+           "broadcast_to", "sum_to", "concat", "matmul", "matmul_tn", "getitem",
+           "ids_in_range", "dropout_mask", "log_softmax", "cross_entropy", "all_primitives"]

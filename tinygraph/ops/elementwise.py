@@ -1,0 +1,266 @@
+"""Elementwise primitives: add, sub, mul, div (broadcasting), neg, pow, exp, log, sigmoid,
+tanh, relu and step, with their checked public functions."""
+from ..backend import xp
+from ..core.primitive import Primitive, apply
+from .operands import broadcast_shape, pair, tensor_arg
+from . import shape as _shape
+
+
+def unbroadcast(g, shape):
+    """Gradient of an implicit broadcast: sum g back down to the operand's shape."""
+    return g if g.shape == shape else _shape.sum_to(g, shape)
+
+
+class Elementwise(Primitive):
+    """Output shape: the inputs' broadcast shape; dtype: what numpy's forward gives."""
+
+    def spec(self, *inputs):
+        shape = inputs[0].shape
+        for t in inputs[1:]:
+            shape = xp.broadcast_shapes(shape, t.shape)
+        with xp.errstate(all="ignore"):
+            dtype = xp.asarray(self.forward(*[xp.ones((), t.dtype) for t in inputs])).dtype
+        return shape, dtype
+
+
+# --- binary -----------------------------------------------------------------------------------
+
+class Add(Elementwise):
+    name = "add"
+    neutral = (0, True)
+
+    def forward(self, a, b):
+        return a + b
+
+    def vjp(self, node, g, needs):
+        a, b = node.inputs
+        return [unbroadcast(g, a.shape) if needs[0] else None,
+                unbroadcast(g, b.shape) if needs[1] else None]
+
+
+class Sub(Elementwise):
+    name = "sub"
+    neutral = (0, False)
+
+    def forward(self, a, b):
+        return a - b
+
+    def vjp(self, node, g, needs):
+        a, b = node.inputs
+        return [unbroadcast(g, a.shape) if needs[0] else None,
+                unbroadcast(neg(g), b.shape) if needs[1] else None]
+
+
+class Mul(Elementwise):
+    name = "mul"
+    # x * 0 is not rewritten to 0: it is NaN where x is infinite.
+    neutral = (1, True)
+
+    def forward(self, a, b):
+        return a * b
+
+    def vjp(self, node, g, needs):
+        a, b = node.inputs
+        return [unbroadcast(g * b, a.shape) if needs[0] else None,
+                unbroadcast(g * a, b.shape) if needs[1] else None]
+
+
+class Div(Elementwise):
+    name = "div"
+    neutral = (1, False)
+
+    def forward(self, a, b):
+        return a / b
+
+    def vjp(self, node, g, needs):
+        a, b = node.inputs
+        # d(a/b)/db = -a/b**2 = -(a/b)/b: reuse the saved output.
+        return [unbroadcast(g / b, a.shape) if needs[0] else None,
+                unbroadcast(neg(g * node.output) / b, b.shape) if needs[1] else None]
+
+
+def _binary(prim_class, a, b):
+    a, b = pair(a, b, prim_class.name)
+    if a.shape != b.shape:
+        broadcast_shape(a, b, prim_class.name)
+    return apply(prim_class(), a, b)
+
+
+def add(a, b):
+    """a + b with numpy broadcasting."""
+    return _binary(Add, a, b)
+
+
+def sub(a, b):
+    """a - b with numpy broadcasting."""
+    return _binary(Sub, a, b)
+
+
+def mul(a, b):
+    """Elementwise (Hadamard) product a * b with numpy broadcasting."""
+    return _binary(Mul, a, b)
+
+
+def div(a, b):
+    """Elementwise a / b with numpy broadcasting."""
+    return _binary(Div, a, b)
+
+
+# --- unary ------------------------------------------------------------------------------------
+
+class Neg(Elementwise):
+    name = "neg"
+
+    def forward(self, a):
+        return -a
+
+    def vjp(self, node, g, needs):
+        return [neg(g)]
+
+    def identity(self, inputs, out):
+        inner = inputs[0]._node
+        return inner.inputs[0] if inner is not None and isinstance(inner.prim, Neg) else None
+
+
+class Pow(Elementwise):
+    name = "pow"
+
+    def __init__(self, exponent):
+        self.exponent = exponent
+
+    def forward(self, a):
+        return a ** self.exponent
+
+    def vjp(self, node, g, needs):
+        (x,) = node.inputs
+        p = self.exponent
+        if p == 0:
+            return [None]        # constant: not 0 * x**-1, which is NaN at x = 0
+        if p == 1:
+            return [g]
+        return [g * p * pow(x, p - 1)]
+
+    def label(self, inputs, inline):
+        return f"pow ** {_number(self.exponent)}"
+
+    def identity(self, inputs, out):
+        return inputs[0] if self.exponent == 1 else None
+
+
+class Exp(Elementwise):
+    name = "exp"
+
+    def forward(self, a):
+        return xp.exp(a)
+
+    def vjp(self, node, g, needs):
+        return [g * node.output]
+
+
+class Log(Elementwise):
+    name = "log"
+
+    def forward(self, a):
+        return xp.log(a)
+
+    def vjp(self, node, g, needs):
+        return [g / node.inputs[0]]
+
+
+class Sigmoid(Elementwise):
+    name = "sigmoid"
+
+    def forward(self, a):
+        # exp of a non-positive number only: no overflow for large |a|.
+        e = xp.exp(-xp.abs(a))
+        return xp.where(a >= 0, 1 / (1 + e), e / (1 + e))
+
+    def vjp(self, node, g, needs):
+        y = node.output
+        return [g * y * (1 - y)]
+
+
+class Tanh(Elementwise):
+    name = "tanh"
+
+    def forward(self, a):
+        return xp.tanh(a)
+
+    def vjp(self, node, g, needs):
+        y = node.output
+        return [g * (1 - y * y)]
+
+
+class Relu(Elementwise):
+    name = "relu"
+
+    def forward(self, a):
+        return xp.maximum(a, 0)
+
+    def vjp(self, node, g, needs):
+        return [g * step(node.inputs[0])]
+
+
+class Step(Elementwise):
+    """Heaviside step (1 where x > 0): relu's derivative. Its own derivative is zero."""
+
+    name = "step"
+
+    def forward(self, a):
+        return (a > 0).astype(a.dtype)
+
+    def vjp(self, node, g, needs):
+        return [None]
+
+
+def neg(x):
+    """-x."""
+    return apply(Neg(), tensor_arg(x, "neg"))
+
+
+def pow(x, exponent):
+    """x ** exponent for a constant (Python or numpy number) exponent."""
+    x = tensor_arg(x, "pow")
+    if isinstance(exponent, (xp.ndarray, xp.generic)) and exponent.ndim == 0:
+        # A Python scalar keeps x's dtype under numpy 2's promotion rules; np.float64 would not.
+        exponent = exponent.item()
+    if isinstance(exponent, bool) or not isinstance(exponent, (int, float)):
+        raise TypeError(f"pow: the exponent must be a constant real number, got "
+                        f"{type(exponent).__name__}; for a tensor exponent write "
+                        "exp(y * log(x))")
+    return apply(Pow(exponent), x)
+
+
+def exp(x):
+    """Elementwise e ** x."""
+    return apply(Exp(), tensor_arg(x, "exp"))
+
+
+def log(x):
+    """Elementwise natural logarithm."""
+    return apply(Log(), tensor_arg(x, "log"))
+
+
+def sigmoid(x):
+    """Elementwise logistic function 1 / (1 + exp(-x)), stable for large |x|."""
+    return apply(Sigmoid(), tensor_arg(x, "sigmoid"))
+
+
+def tanh(x):
+    """Elementwise hyperbolic tangent."""
+    return apply(Tanh(), tensor_arg(x, "tanh"))
+
+
+def relu(x):
+    """Elementwise max(x, 0)."""
+    return apply(Relu(), tensor_arg(x, "relu"))
+
+
+def step(x):
+    """Elementwise 1 where x > 0 else 0 (no gradient flows through it)."""
+    return apply(Step(), tensor_arg(x, "step"))
+
+
+def _number(value):
+    value = float(value)
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:.4g}"

@@ -1,0 +1,76 @@
+"""Losses: log_softmax (a fused primitive, for numerical stability) and cross_entropy (a
+composition that indexes the target entries; it never builds a one-hot matrix)."""
+from ..backend import xp
+from ..core.primitive import Primitive, apply
+from ..core.tensor import Tensor, describe
+from .operands import normalize_axes, tensor_arg
+from .elementwise import exp, neg
+from .indexing import getitem, ids_in_range
+from .shape import mean, reshape, sum
+
+
+class LogSoftmax(Primitive):
+    """log(softmax(x)) along an axis, fused for numerical stability (max subtracted first)."""
+
+    name = "log_softmax"
+
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, a):
+        shifted = a - xp.max(a, axis=self.axis, keepdims=True)
+        return shifted - xp.log(xp.sum(xp.exp(shifted), axis=self.axis, keepdims=True))
+
+    def spec(self, a):
+        return a.shape, a.dtype
+
+    def vjp(self, node, g, needs):
+        softmax = exp(node.output)
+        return [g - softmax * sum(g, self.axis, keepdims=True)]
+
+    def label(self, inputs, inline):
+        return f"{super().label(inputs, inline)} axis={self.axis}"
+
+
+def log_softmax(x, axis=-1):
+    """log(exp(x) / sum(exp(x), axis)), computed without overflow."""
+    x = tensor_arg(x, "log_softmax")
+    if x.ndim == 0:
+        raise ValueError("log_softmax: needs at least one dimension")
+    (axis,) = normalize_axes(axis, x.ndim, "log_softmax")
+    if x.shape[axis] == 0:
+        raise ValueError(f"log_softmax: {describe(x)} has no entries along axis {axis}")
+    return apply(LogSoftmax(axis), x)
+
+
+def cross_entropy(logits, targets):
+    """Mean negative log-likelihood of integer `targets` under softmax(logits).
+
+    logits: (..., C) floating; targets: integers of shape logits.shape[:-1] in [0, C). The
+    backward indexes the target entries; it never builds a one-hot matrix.
+    """
+    logits = tensor_arg(logits, "cross_entropy")
+    if not xp.issubdtype(logits.dtype, xp.floating):
+        raise TypeError(f"cross_entropy: logits must be floating point, got {logits.dtype}")
+    if logits.ndim == 0:
+        raise ValueError("cross_entropy: logits need a class axis, got a 0-d tensor")
+    # An integer Tensor is used as it is (a graph input, so a compiled program can feed new
+    # targets); anything else is copied: the backward must see the targets the forward used.
+    if not isinstance(targets, Tensor):
+        targets = Tensor(xp.array(targets), constant=True)
+    if targets.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy: targets must be integer class indices, got dtype "
+                        f"{targets.dtype}")
+    if targets.shape != logits.shape[:-1]:
+        raise ValueError(f"cross_entropy: targets of shape {targets.shape} do not match "
+                         f"{describe(logits)} (expected {logits.shape[:-1]})")
+    classes = logits.shape[-1]
+    if targets.size == 0:
+        raise ValueError("cross_entropy: there are no rows to average over")
+    flat = reshape(targets, (targets.size,))
+    flat = ids_in_range(flat, classes, "cross_entropy: target {bad} is outside the {size} classes")
+    logp = log_softmax(logits, -1)
+    if logp.ndim != 2:
+        logp = reshape(logp, (-1, classes))
+    picked = getitem(logp, (xp.arange(targets.size), flat))
+    return neg(mean(picked))

@@ -1,0 +1,70 @@
+"""Checking and coercing the arguments of the public ops: operands, axes, shapes.
+
+Errors are raised here, at graph-build time, naming the op and the operands' names and shapes.
+"""
+from ..backend import xp
+from ..core.tensor import Tensor, as_operand, describe
+
+
+def tensor_arg(x, op_name):
+    """x as a Tensor (numbers and arrays become constants)."""
+    if isinstance(x, Tensor):
+        return x
+    return as_operand(x, op_name)
+
+
+def pair(a, b, op_name):
+    """Coerce a binary op's operands; constants take the tensor operand's dtype."""
+    a_is, b_is = isinstance(a, Tensor), isinstance(b, Tensor)
+    if a_is and not b_is:
+        b = as_operand(b, op_name, like=a)
+    elif b_is and not a_is:
+        a = as_operand(a, op_name, like=b)
+    elif not a_is and not b_is:
+        a = as_operand(a, op_name)
+        b = as_operand(b, op_name, like=a)
+    if a.dtype != b.dtype:
+        raise TypeError(f"{op_name}: operands have different dtypes: {describe(a)} is "
+                        f"{a.dtype}, {describe(b)} is {b.dtype}; cast one of them first")
+    return a, b
+
+
+def broadcast_shape(a, b, op_name):
+    """The broadcast shape of two operands, or a ValueError naming the op and operands."""
+    try:
+        return xp.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"{op_name}: cannot broadcast {describe(a)} with {describe(b)}") from None
+
+
+def normalize_axes(axis, ndim, op_name):
+    """axis (None, an int or a tuple of ints) as a sorted tuple of non-negative axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    normalized = []
+    for ax in axes:
+        if isinstance(ax, bool) or not isinstance(ax, (int, xp.integer)):
+            raise TypeError(f"{op_name}: axis must be an int or a tuple of ints, got {ax!r}")
+        if not -ndim <= ax < ndim:
+            raise ValueError(f"{op_name}: axis {ax!r} is out of range for {ndim} dimensions")
+        normalized.append(int(ax) % ndim)
+    if len(set(normalized)) != len(normalized):
+        raise ValueError(f"{op_name}: repeated axis in {axis!r}")
+    return tuple(sorted(normalized))
+
+
+def shape_arg(shape, op_name):
+    """A shape argument (an int or a sequence of ints) as a tuple of ints."""
+    if isinstance(shape, (int, xp.integer)):
+        shape = (shape,)
+    try:
+        return tuple(int(n) for n in shape)
+    except TypeError:
+        raise TypeError(f"{op_name}: shape must be an int or a tuple of ints, got {shape!r}") from None
+
+
+def placeholder(shape, dtype=bool):
+    """A read-only array of `shape` that costs no memory (all strides 0): numpy's own shape
+    rules (slicing, indexing) can run on it to compute an output shape."""
+    return xp.broadcast_to(xp.zeros((), dtype), shape)

@@ -1,0 +1,232 @@
+"""Rewrite passes over generated backward graphs, so they read like a hand derivation.
+
+`simplify(tensors)` rebuilds the backward nodes reachable from `tensors` (forward nodes are
+left as they are) in one topological sweep. Each node is first offered to the local rules
+below, in order; whatever survives is deduplicated (common-subexpression elimination) and
+re-applied with its metadata (forward node, role, scope, what it is the gradient of). Values
+are unchanged: every rule is an algebraic identity.
+
+Rules (what each applies to is known by the primitive classes, never by op names):
+- constant folding: a node of a pure primitive whose inputs are all constants becomes a
+  constant (dropout_mask, which draws random numbers, is never folded or merged);
+- identities: each primitive's `identity` (x * 1, x / 1, x + 0, x - 0, x ** 1, -(-x), shape
+  ops that change nothing) gives the input that stands for the output;
+- joins: at the root of a sum of gradient terms, each primitive's `join` gives a cheaper
+  equal form of its terms. Slice tiling (RULES): slice gradients whose pieces tile their
+  buffer along one axis become one concat; for an LSTM cell this is the textbook
+  dA = concat(df, dg, di, do). Weight-gradient joins (SPEED_RULES only): a weight's
+  per-step products a_tᵀ g_t become one matmul per sequence. The gradient accumulator uses
+  the same joins (see tinygraph.core.accumulate).
+"""
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ..backend import xp
+from ..core.autodiff import nodes
+from ..core.primitive import apply
+from ..core.state import recording_backward
+from ..core.tensor import Tensor
+from ..ops.elementwise import Add
+
+
+@dataclass
+class Simplified:
+    """What `simplify` returns: the rewritten tensors and how much was removed."""
+
+    outputs: list
+    nodes_before: int
+    nodes_after: int
+    rewrites: Counter = field(default_factory=Counter)
+
+    def __str__(self):
+        done = ", ".join(f"{name} {n}" for name, n in sorted(self.rewrites.items())) or "none"
+        return (f"backward nodes: {self.nodes_before} -> {self.nodes_after} "
+                f"(rewrites: {done})")
+
+
+def simplify(tensors, rules=None):
+    """Simplify the backward graph behind `tensors` (a Tensor or a list of them).
+
+    rules: the rewrite rules to try, in order (default RULES, those that make the graph read
+    like a hand derivation; SPEED_RULES adds those that only make it faster to run).
+
+    A gradient may simplify to a tensor of the forward graph itself (d(x*w)/dx is w): the
+    outputs can then be forward tensors or parameters, so treat them as read-only values.
+    """
+    single = isinstance(tensors, Tensor)
+    outputs = [tensors] if single else list(tensors)
+    rewriter = _Rewriter(RULES if rules is None else rules)
+    new_outputs = rewriter.run(outputs)
+    return Simplified(
+        outputs=new_outputs,
+        nodes_before=_count_backward(outputs),
+        nodes_after=_count_backward(new_outputs),
+        rewrites=rewriter.counts)
+
+
+def _count_backward(tensors):
+    return sum(1 for node in nodes(tensors) if node.is_backward)
+
+
+class _Rewriter:
+    def __init__(self, rules):
+        self.rules = rules
+        self.memo = {}        # id(old tensor) -> its replacement
+        self.seen = {}        # CSE key -> tensor
+        self.counts = Counter()
+
+    def run(self, outputs):
+        order = nodes(outputs)
+        # Adds whose output feeds another add of a sum (inner nodes of a sum tree): rules
+        # marked whole_sums_only wait for the root, which sees all the terms at once.
+        self.partial_sums = {id(inp._node) for node in order if _is_sum_node(node)
+                             for inp in node.inputs
+                             if inp._node is not None and _is_sum_node(inp._node)
+                             and inp.shape == node.output.shape}
+        for node in order:
+            if node.is_backward:
+                inputs = [self.memo.get(id(t), t) for t in node.inputs]
+                self.memo[id(node.output)] = self.rebuild(node, inputs)
+        return [self.memo.get(id(t), t) for t in outputs]
+
+    def rebuild(self, node, inputs):
+        for rule in self.rules:
+            if getattr(rule, "whole_sums_only", False) and id(node) in self.partial_sums:
+                continue
+            result = rule(node, inputs)
+            if isinstance(result, _Joined):
+                self.counts.update(result.names)
+                return result.tensor
+            if result is not None:
+                self.counts[rule.__name__.lstrip("_")] += 1
+                return result
+        key = (node.op, _hashable(node.attrs), tuple(_input_key(t) for t in inputs))
+        if node.prim.pure and key in self.seen:
+            self.counts["cse"] += 1
+            kept = self.seen[key]
+            # Shared by two scopes (e.g. transpose(Wh), met in every time step): it belongs
+            # to their common enclosing scope, not to the first one met.
+            kept._node.scope = _common_prefix(kept._node.scope, node.scope)
+            return kept
+        with recording_backward(node.forward_node, node.role):
+            out = apply(node.prim, *inputs)
+        _copy_metadata(node, out._node)
+        self.seen[key] = out
+        return out
+
+
+def _copy_metadata(source, target):
+    target.grad_of = source.grad_of
+    target.grad_sources = source.grad_sources
+    target.scope = source.scope
+
+
+# --- rules: each takes (node, new inputs) and returns a replacement tensor or None ---------
+
+def _constant_folding(node, inputs):
+    if node.prim.pure and all(t.constant and t.data is not None for t in inputs):
+        data = node.prim.forward(*[t.data for t in inputs])
+        return Tensor(xp.asarray(data), constant=True)
+    return None
+
+
+def _identities(node, inputs):
+    return node.prim.identity(inputs, node.output)
+
+
+def _joins(for_reading):
+    """The rule that applies the primitives' `join`s to the terms of a sum (only the
+    joins meant for reading, or all of them)."""
+    def joins(node, inputs):
+        if not _is_sum_node(node):
+            return None
+        terms = _sum_terms(inputs)
+        groups = {}
+        for t in terms:
+            n = t._node
+            if n is not None and n.prim.join is not None and (
+                    n.prim.join_for_reading or not for_reading):
+                groups.setdefault(type(n.prim), []).append(t)
+        replaced, counts = {}, []
+        with recording_backward(None, "accumulate"):
+            for cls, group in groups.items():
+                joined = cls.join(group) if len(group) > 1 else None
+                if joined is not None:
+                    replaced[cls] = joined
+                    counts.append(cls.join_name)
+            if not replaced:
+                return None
+            out, done = None, set()
+            for t in terms:
+                cls = type(t._node.prim) if t._node is not None else None
+                parts = [t] if cls not in replaced else ([] if cls in done else replaced[cls])
+                done.add(cls)
+                for part in parts:
+                    out = part if out is None else out + part
+        if out.shape != node.output.shape or out.dtype != node.output.dtype:
+            return None
+        if out._node is not None:
+            out._node.grad_of = node.grad_of
+            out._node.scope = node.scope
+        return _Joined(out, counts)
+    joins.__name__ = "joins"
+    # At the root of a sum only: joining at every partial sum would nest the joins.
+    joins.whole_sums_only = True
+    return joins
+
+
+class _Joined:
+    """A join rule's result, with the names its joins are counted under."""
+
+    def __init__(self, tensor, names):
+        self.tensor, self.names = tensor, names
+
+
+def _sum_terms(inputs):
+    """The summands of a tree of same-shape backward add nodes (iteratively, no recursion)."""
+    terms, stack = [], list(reversed(inputs))
+    while stack:
+        t = stack.pop()
+        node = t._node
+        if (node is not None and node.is_backward and isinstance(node.prim, Add)
+                and all(x.shape == t.shape for x in node.inputs)):
+            stack.extend(reversed(node.inputs))
+        else:
+            terms.append(t)
+    return terms
+
+
+def _is_sum_node(node):
+    return node.is_backward and isinstance(node.prim, Add)
+
+
+RULES = [_constant_folding, _identities, _joins(for_reading=True)]
+# For compiled programs: the readable rules plus those that only make it faster.
+SPEED_RULES = [_constant_folding, _identities, _joins(for_reading=False)]
+
+
+def _common_prefix(a, b):
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n]
+
+
+# --- keys for common-subexpression elimination -----------------------------------------------
+
+def _input_key(t):
+    if t.constant and t.size <= 64:
+        return ("constant", t.dtype.str, t.shape, t.data.tobytes())
+    return id(t)
+
+
+def _hashable(value):
+    if isinstance(value, dict):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    if isinstance(value, (tuple, list)):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, xp.ndarray):
+        return ("array", value.dtype.str, value.shape, value.tobytes())
+    if isinstance(value, slice):
+        return ("slice", value.start, value.stop, value.step)
+    return value
