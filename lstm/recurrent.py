@@ -30,6 +30,19 @@ class Recurrent(Module):
         """Forget the carried state: the next call starts from zeros."""
         self.state = None
 
+    def extra_state(self):
+        """The carried state, {"state.0": h} or {"state.0": h, "state.1": c}; {} when none."""
+        if self.state is None:
+            return {}
+        parts = self.state if isinstance(self.state, tuple) else (self.state,)
+        return {f"state.{j}": s.value().copy() for j, s in enumerate(parts)}
+
+    def load_extra_state(self, state):
+        keys = sorted((k for k in state if k.startswith("state.")), key=lambda k: int(k[6:]))
+        parts = tuple(tg.tensor(state[k]) for k in keys)
+        self.state = None if not parts else parts if len(parts) > 1 else parts[0]
+        return set(keys)
+
     def forward(self, xs, state=None):
         """Run the cell over xs (N, T, D) from `state` (None: the carried state when
         stateful, else zeros). Returns (hidden states (N, T, H), final state)."""

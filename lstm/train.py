@@ -12,7 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 import tinygraph as tg
-from tinygraph.nn import Dropout
+from tinygraph.nn import Dropout, rng_state_array
 from tinygraph.optim import SGD, DecayOnPlateau, clip_grad_norm
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -87,9 +87,10 @@ class Trainer:
         self.out_dir = pathlib.Path(out_dir)
         self.model = build_model(preset, len(corpus.vocab))
         self.optimizer = SGD(self.model.parameters(), preset.lr)
-        # compiled: each step replays one traced forward + backward (see tinygraph.compiled).
-        self.compiled_loss = (tg.compile(self.model.loss, self.model.parameters())
-                              if compiled else None)
+        # One step contract: loss = step(inputs, targets), gradients in .grad; compiled, each
+        # step replays one traced forward + backward (see tinygraph.transforms.compile).
+        make_step = tg.compile if compiled else tg.value_and_grad
+        self.step = make_step(self.model.loss, self.model.parameters())
         self.schedule = DecayOnPlateau(self.optimizer, factor=0.25)
         # Every split is checked now, not after an epoch of training.
         for split, batch_size, option in (("train", preset.batch_size, "batch_size"),
@@ -110,20 +111,15 @@ class Trainer:
                 "position": self.position, "lr": self.optimizer.lr,
                 "best": self.schedule.best, "history": self.history,
                 "epoch_loss": self.epoch_loss,
-                "vocab": self.corpus.vocab.fingerprint(), "vocab_size": len(self.corpus.vocab),
-                "rng": [d.rng.bit_generator.state for d in self._dropouts()]}
-
-    def _dropouts(self):
-        return [m for m in self.model.modules() if isinstance(m, Dropout)]
+                "vocab": self.corpus.vocab.fingerprint(), "vocab_size": len(self.corpus.vocab)}
 
     def save(self, name):
-        """Write a checkpoint `name` (e.g. "last.npz") into the output folder: parameters,
-        carried state, optimizer and schedule state, position and dropout generators."""
-        arrays = {f"param/{k}": v for k, v in self.model.state_dict().items()}
-        for k, layer in enumerate(self.model.rnn.layers):
-            if layer.state is not None:
-                for j, s in enumerate(layer.state if isinstance(layer.state, tuple) else (layer.state,)):
-                    arrays[f"state/{k}/{j}"] = s.data
+        """Write a checkpoint `name` (e.g. "last.npz") into the output folder: the model's
+        state_dict (parameters as param/<name>, carried state and dropout generators as
+        state/<name>), the optimizer and schedule state and the position."""
+        params = {name for name, _ in self.model.named_parameters()}
+        arrays = {("param/" if k in params else "state/") + k: v
+                  for k, v in self.model.state_dict().items()}
         return save_checkpoint(self.out_dir / name, arrays, self._meta())
 
     def resume(self, path):
@@ -141,21 +137,15 @@ class Trainer:
             raise CheckpointError(f"{path} was made with other settings ({', '.join(differ)} "
                                   "differ)")
         try:
-            self.model.load_state_dict(_parameters(arrays))
+            self.model.load_state_dict(_model_state(self.model, arrays, meta))
         except ValueError as e:
             raise CheckpointError(f"{path} does not fit this model: {e}") from None
-        for k, layer in enumerate(self.model.rnn.layers):
-            parts = [arrays[f"state/{k}/{j}"] for j in range(2) if f"state/{k}/{j}" in arrays]
-            layer.state = (tuple(tg.tensor(p) for p in parts) if len(parts) == 2
-                           else tg.tensor(parts[0]) if parts else None)
         try:
             self.epoch, self.position = int(meta["epoch"]), int(meta["position"])
             self.optimizer.lr, self.schedule.best = float(meta["lr"]), float(meta["best"])
             self.history, self.epoch_loss = list(meta["history"]), list(meta["epoch_loss"])
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"{path} lacks or garbles training state ({e!r})") from None
-        for dropout, state in zip(self._dropouts(), meta.get("rng", [])):
-            dropout.rng.bit_generator.state = state
         self.log(f"resumed from {path}: epoch {self.epoch + 1}, batch {self.position}")
 
     # --- the loop ----------------------------------------------------------------------------
@@ -163,15 +153,10 @@ class Trainer:
         """One SGD step with clipping on a batch; returns the loss. A non-finite loss is a
         FloatingPointError."""
         self.optimizer.zero_grad()
-        if self.compiled_loss is not None:
-            loss = self.compiled_loss(inputs, targets)      # gradients are in .grad already
-        else:
-            loss = self.model.loss(inputs, targets)
+        loss = self.step(inputs, targets)
         if not math.isfinite(float(loss.data)):
             raise FloatingPointError(f"the loss became {float(loss.data)}; training stopped "
                                      "(the last good checkpoint is kept)")
-        if self.compiled_loss is None:
-            loss.backward()
         clip_grad_norm(self.optimizer.params, self.preset.clip)
         self.optimizer.step()
         return float(loss.data)
@@ -214,10 +199,9 @@ class Trainer:
                     raise Interrupted(f"saved {path} at epoch {self.epoch + 1}, batch "
                                       f"{self.position}", path)
             bar.close()
-            training_state = [layer.state for layer in self.model.rnn.layers]
+            training_state = self.model.extra_states()   # validation resets carried state
             valid = self.perplexity("valid")
-            for layer, state in zip(self.model.rnn.layers, training_state):
-                layer.state = state
+            self.model.load_extra_states(training_state)
             improved = self.schedule.step(valid)
             self.epoch, self.position = self.epoch + 1, 0
             total, count = self.epoch_loss
@@ -238,8 +222,8 @@ class Trainer:
         """Test perplexity of the best checkpoint."""
         best = self.out_dir / "best.npz"
         if best.exists():
-            arrays, _ = load_checkpoint(best)
-            self.model.load_state_dict(_parameters(arrays))
+            arrays, meta = load_checkpoint(best)
+            self.model.load_state_dict(_model_state(self.model, arrays, meta))
         return self.perplexity("test")
 
     def perplexity(self, split):
@@ -277,9 +261,29 @@ def _interrupt_flag():
         signal.signal(signal.SIGINT, previous)
 
 
-def _parameters(arrays):
-    """The model's arrays in a checkpoint, by parameter name."""
-    return {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
+def _model_state(model, arrays, meta):
+    """The model's state_dict in a checkpoint. Checkpoints written before modules held their
+    own state stored layer k's carried state as state/k/j and the dropout generators, in
+    module order, in the metadata: those are translated to the modules' names."""
+    state = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
+    old_layers = {}
+    for key, value in arrays.items():
+        if not key.startswith("state/"):
+            continue
+        name = key[len("state/"):]
+        parts = name.split("/")
+        if len(parts) == 2 and all(p.isdigit() for p in parts):      # old: state/k/j
+            old_layers[(int(parts[0]), int(parts[1]))] = value
+        else:
+            state[name] = value
+    for (k, j), value in old_layers.items():
+        state[f"rnn.layers.{k}.state.{j}"] = value
+    dropouts = [name for name, m in model.named_modules() if isinstance(m, Dropout)]
+    for name, rng_state in zip(dropouts, meta.get("rng") or []):   # old: generators in order
+        rng = np.random.default_rng()
+        rng.bit_generator.state = rng_state
+        state[f"{name}.rng"] = rng_state_array(rng)
+    return state
 
 
 def write_summary(out_dir, summary):

@@ -187,7 +187,7 @@ def test_compiled_training_run_matches_eager_across_validation_and_resume(tmp_pa
         np.testing.assert_allclose(b.data, a.data, atol=1e-6, err_msg=name)
     assert [h["valid_ppl"] for h in resumed.history] == pytest.approx(
         [h["valid_ppl"] for h in eager.history], rel=1e-6)
-    assert len(compiled.compiled_loss.programs) == 1
+    assert len(compiled.step.programs) == 1
 
 
 # --- cases found in review: each was a silent difference from eager mode -------------------

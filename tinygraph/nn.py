@@ -83,15 +83,57 @@ class Module:
         return self.train(False)
 
     # --- state -------------------------------------------------------------------------------
+    def named_modules(self):
+        """(dotted name, module) for this module ("") and every sub-module, depth first."""
+        return [(name, m) for name, m in self._walk() if isinstance(m, Module)]
+
+    def extra_state(self):
+        """This module's own state besides its parameters, as {key: array} (copies): e.g. the
+        recurrent state a stateful layer carries, or a dropout layer's random generator.
+        Subclasses that have such state override this and `load_extra_state`."""
+        return {}
+
+    def load_extra_state(self, state):
+        """Restore what `extra_state` returned, from {key: array}; a missing key means the
+        state is absent (e.g. no carried state yet). Returns the keys it used."""
+        return set()
+
+    def extra_states(self):
+        """{name: array} of every module's extra state only (no parameters): e.g. to put the
+        carried state back after an evaluation pass that reset it."""
+        state = {}
+        for prefix, module in self.named_modules():
+            for key, value in module.extra_state().items():
+                state[f"{prefix}.{key}" if prefix else key] = value
+        return state
+
+    def load_extra_states(self, state):
+        """Restore what `extra_states` returned (modules missing from it have none)."""
+        for prefix, module in self.named_modules():
+            head = f"{prefix}." if prefix else ""
+            module.load_extra_state({k[len(head):]: v for k, v in state.items()
+                                     if k.startswith(head)})
+
     def state_dict(self):
-        """{name: array} of every parameter (copies)."""
-        return {name: p.data.copy() for name, p in self.named_parameters()}
+        """{name: array} of every parameter and every module's extra state (copies), so a
+        checkpoint holds a model whole without knowing its layout."""
+        state = {name: p.data.copy() for name, p in self.named_parameters()}
+        state.update(self.extra_states())
+        return state
 
     def load_state_dict(self, state):
-        """Load arrays by name; any missing, unexpected or mis-shaped entry is a ValueError."""
+        """Load arrays by name. Parameters: any missing, unexpected or mis-shaped entry is a
+        ValueError. Extra state: each module takes its own keys; a key no module takes is a
+        ValueError too."""
         params = dict(self.named_parameters())
         missing = sorted(set(params) - set(state))
-        unexpected = sorted(set(state) - set(params))
+        used = set(params)
+        for prefix, module in self.named_modules():
+            head = f"{prefix}." if prefix else ""
+            own = {k[len(head):]: v for k, v in state.items()
+                   if k.startswith(head) and k not in params}
+            used |= {head + k for k in module.load_extra_state(own)}
+        unexpected = sorted(set(state) - used)
         if missing or unexpected:
             raise ValueError(f"load_state_dict: missing {missing}, unexpected {unexpected}")
         for name, p in params.items():
@@ -159,6 +201,16 @@ class Dropout(Module):
         self.p = p
         self.rng = rng if rng is not None else xp.random.default_rng()
 
+    def extra_state(self):
+        """The generator's position, so a resumed run draws the masks it would have drawn."""
+        return {"rng": rng_state_array(self.rng)}
+
+    def load_extra_state(self, state):
+        if "rng" not in state:
+            return set()
+        set_rng_state(self.rng, state["rng"])
+        return {"rng"}
+
     def forward(self, x):
         """x with dropout applied in training mode; x itself in evaluation mode."""
         if not self.training or self.p == 0:
@@ -183,6 +235,29 @@ def lstm_gates(A, c_prev):
     for name, t in named.items():
         t.name = name
     return h, c
+
+
+def rng_state_array(rng):
+    """A numpy Generator's PCG64 state as 6 uint64 words (checkpoints hold arrays only)."""
+    state = rng.bit_generator.state
+    if state.get("bit_generator") != "PCG64":
+        raise ValueError(f"only PCG64 generators can be saved, got {state.get('bit_generator')}")
+    words = []
+    for big in (state["state"]["state"], state["state"]["inc"]):
+        words += [big >> 64, big & (2**64 - 1)]
+    words += [state["has_uint32"], state["uinteger"]]
+    return xp.array(words, dtype=xp.uint64)
+
+
+def set_rng_state(rng, words):
+    """Put a Generator back at the state `rng_state_array` saved."""
+    words = [int(w) for w in xp.asarray(words, dtype=xp.uint64)]
+    if len(words) != 6:
+        raise ValueError(f"a generator state has 6 words, got {len(words)}")
+    rng.bit_generator.state = {
+        "bit_generator": "PCG64",
+        "state": {"state": (words[0] << 64) | words[1], "inc": (words[2] << 64) | words[3]},
+        "has_uint32": words[4], "uinteger": words[5]}
 
 
 def mse_loss(prediction, target):
