@@ -27,7 +27,8 @@ from numpy_lstm_lm import NumpyLSTMLM  # noqa: E402
 import peak_memory  # noqa: E402
 
 import tinygraph as tg  # noqa: E402
-from tinygraph.ops.linalg import MatMul  # noqa: E402
+from tinygraph.ops import all_primitives  # noqa: E402
+from tinygraph.ops.linalg import MatMul, MatMulTN  # noqa: E402
 from tinygraph.optim import SGD, clip_grad_norm  # noqa: E402
 from lstm.models import LanguageModel, SequenceRegressor  # noqa: E402
 
@@ -50,14 +51,12 @@ def tinygraph_lm(cfg, ids, targets, compiled=False):
     model = LanguageModel(VOCAB, cfg["embed"], cfg["hidden"], cfg["layers"], cfg["dropout"],
                           cfg["tied"], seed=0)
     opt = SGD(model.parameters(), lr=20.0)
-    compiled_loss = tg.compile(model.loss, model.parameters()) if compiled else None
+    # One step contract: eager or compiled, loss = train(...) with the gradients in .grad.
+    train = (tg.compile if compiled else tg.value_and_grad)(model.loss, model.parameters())
 
     def step():
         opt.zero_grad()
-        if compiled:
-            compiled_loss(ids, targets)       # forward and backward, replayed
-        else:
-            model.loss(ids, targets).backward()
+        train(ids, targets)
         clip_grad_norm(opt.params, 0.25)
         opt.step()
     return step
@@ -115,15 +114,11 @@ def tinygraph_sine(compiled=False):
     xs, ys = sine_data()
     model = SequenceRegressor(hidden_size=100, seed=0)
     opt = SGD(model.parameters(), lr=0.01)
-    compiled_loss = tg.compile(model.loss, model.parameters()) if compiled else None
-    x = tg.tensor(xs)
+    train = (tg.compile if compiled else tg.value_and_grad)(model.loss, model.parameters())
 
     def step():
         opt.zero_grad()
-        if compiled:
-            compiled_loss(xs, ys)
-        else:
-            model.loss(x, ys).backward()
+        train(xs, ys)
         opt.step()
     return step
 
@@ -208,15 +203,19 @@ def profile_medium(ids, targets, compiled, steps=3):
     stats = pstats.Stats(profiler).stats          # (file, line, name) -> (cc, nc, tt, ct, callers)
     total = sum(v[2] for v in stats.values())
     kinds = dict.fromkeys([BLAS, ELEMENTWISE, ALLOCATION, OVERHEAD], 0.0)
-    code = MatMul.forward.__code__          # numpy's matmul runs inside it (a ufunc call)
-    matmul_forward = (code.co_filename, code.co_firstlineno, code.co_name)
+    # The primitives' own array code, found by its code objects (numpy's matmul runs inside
+    # the matmul forwards as a ufunc call, so its time is theirs).
+    kind_of_code = {}
+    for cls in all_primitives():
+        for method in ("forward", "add_into"):
+            code = getattr(getattr(cls, method, None), "__code__", None)
+            if code is not None:
+                kind_of_code[(code.co_filename, code.co_firstlineno, code.co_name)] = (
+                    BLAS if cls in (MatMul, MatMulTN) else ELEMENTWISE)
     for (filename, line, func), (_, _, tt, _, _) in stats.items():
-        if func == "compute" and filename.endswith("deferred.py"):
-            kind = BLAS                              # the joined weight-gradient matmuls
-        elif (filename, line, func) == matmul_forward:
-            kind = BLAS
-        elif func == "forward" and filename.endswith("ops.py") or "reduce" in func \
-                or "add.at" in func or "ufunc" in func:
+        if (filename, line, func) in kind_of_code:
+            kind = kind_of_code[(filename, line, func)]
+        elif "reduce" in func or "add.at" in func or "ufunc" in func:
             kind = ELEMENTWISE
         elif any(word in func for word in ("zeros", "empty", "copy", "concatenate")):
             kind = ALLOCATION
