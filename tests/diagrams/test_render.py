@@ -2,8 +2,6 @@
 drawn, determinism, and real rendering through Graphviz."""
 import re
 import shutil
-import subprocess
-import sys
 
 import graphviz
 import numpy as np
@@ -278,55 +276,6 @@ def test_really_renders_svg_with_the_expected_labels(tmp_path):
 def test_renders_png_and_pdf(tmp_path, fmt, magic):
     path = tg.save(EXAMPLES["rnn_cell"](), tmp_path / f"cell.{fmt}")
     assert path.read_bytes().startswith(magic)
-
-
-# --- command line ------------------------------------------------------------------------
-
-def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "tinygraph", *args], capture_output=True,
-                          text=True, timeout=120, cwd=cwd)
-
-
-def test_cli_lists_the_built_in_examples():
-    result = run_cli("render", "--list")
-    assert result.returncode == 0
-    assert [line.split()[0] for line in result.stdout.splitlines()] == [
-        "lstm_cell", "rnn_cell", "lstm_unrolled"]
-
-
-def test_cli_renders_a_module_function(tmp_path):
-    (tmp_path / "mygraph.py").write_text(
-        "import numpy as np\nimport tinygraph as tg\n\n"
-        "def build():\n"
-        "    x = tg.tensor(np.ones(3), name='x', requires_grad=True)\n"
-        "    return (tg.tanh(x) * x).sum()\n")
-    result = run_cli("render", "mygraph:build", "--view", "both", "-o", "out.dot", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    dot = (tmp_path / "out.dot").read_text()
-    assert "tanh" in dot and "∂L/∂x" in dot
-
-
-@needs_dot
-def test_cli_renders_an_example_to_svg(tmp_path):
-    result = run_cli("render", "lstm_unrolled", "--view", "backward", "--collapse", "t=1",
-                     "-o", str(tmp_path / "u.svg"))
-    assert result.returncode == 0, result.stderr
-    assert "<svg" in (tmp_path / "u.svg").read_text()
-
-
-@pytest.mark.parametrize("args, code, message", [
-    (("render", "nosuchmodule:f", "-o", "x.svg"), 2, "cannot import module 'nosuchmodule'"),
-    (("render", "nosuch", "-o", "x.svg"), 2, "unknown example 'nosuch'"),
-    (("render", "lstm_cell"), 2, "needs -o OUTPUT"),
-    (("render", "-o", "x.svg"), 2, "needs a target"),
-    (("render", "lstm_cell", "-o", "x.jpg"), 1, "cannot tell the format"),
-    (("render", "lstm_unrolled", "--collapse", "t=7", "-o", "x.dot"), 1, "unknown scope"),
-])
-def test_cli_errors_are_one_line(args, code, message, tmp_path):
-    result = run_cli(*args, cwd=tmp_path)
-    assert result.returncode == code
-    assert message in result.stderr and "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
 
 
 # --- review regressions ------------------------------------------------------------------------

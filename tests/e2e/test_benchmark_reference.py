@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "benchmarks"))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "benchmarks"))
 from numpy_lstm_lm import NumpyLSTMLM  # noqa: E402
 
 from tinygraph.optim import SGD, clip_grad_norm  # noqa: E402

@@ -17,7 +17,7 @@ import pytest
 import tinygraph as tg
 from tinygraph.examples import EXAMPLES
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
 FENCE = re.compile(r"^```\{([\w-]+)\}[ \t]*(.*?)\n(.*?)^```[ \t]*$", re.S | re.M)

@@ -19,12 +19,11 @@ import pytest
 import tinygraph as tg
 from lstm.cells import LSTMCell
 from lstm.checkpoint import load_checkpoint
-from lstm.data import Corpus
 from lstm.models import LanguageModel
-from lstm.train import Preset, Trainer
 from tinygraph.optim import SGD, clip_grad_norm
+from tests.corpora import long_corpus
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 # --- extreme inputs ------------------------------------------------------------------------
@@ -50,25 +49,10 @@ def test_sigmoid_tanh_log_softmax_are_exact_at_magnitude_1e4(dtype):
 
 # --- faults during training ----------------------------------------------------------------
 
-def write_corpus(folder, words=600):
-    folder.mkdir(parents=True, exist_ok=True)
-    text = " ".join(f"w{(k * 7) % 11}" for k in range(words)) + "\n"
-    for split in ("train", "valid", "test"):
-        (folder / f"ptb.{split}.txt").write_text(text if split == "train" else text[:200] + "\n")
-    return folder
-
-
-def trainer(tmp_path, out, **preset):
-    settings = dict(embed_size=6, hidden_size=6, num_layers=2, dropout=0.3, batch_size=4,
-                    steps=5, lr=1.0, epochs=2, eval_batch_size=2)
-    settings.update(preset)
-    return Trainer(Corpus(write_corpus(tmp_path / "corpus")), Preset(**settings), tmp_path / out,
-                   log=lambda *a: None)
-
-
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")     # the injected Inf, in numpy
-def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
-    run = trainer(tmp_path, "run")
+def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path,
+                                                                           fault_trainer):
+    run = fault_trainer("run")
     real_step = run.train_step
 
     def faulty_step(inputs, targets):
@@ -82,7 +66,7 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_p
     arrays, meta = load_checkpoint(tmp_path / "run" / "last.npz")
     assert meta["position"] == 4
     assert all(np.isfinite(a).all() for a in arrays.values())
-    resumed = trainer(tmp_path, "run")
+    resumed = fault_trainer("run")
     resumed.resume(tmp_path / "run" / "last.npz")      # the good checkpoint still loads
 
 
@@ -122,7 +106,7 @@ trainer.run(50, progress=False, checkpoint_every=1)
 
 
 def test_sigkill_while_writing_a_checkpoint_leaves_the_previous_one_loadable(tmp_path):
-    corpus = write_corpus(tmp_path / "corpus", words=3000)
+    corpus = long_corpus(tmp_path / "corpus", count=3000)
     out = tmp_path / "run"
     script = CHILD_SAVING.format(root=str(ROOT), corpus=str(corpus), out=str(out))
     rng = random.Random(0)
@@ -147,10 +131,9 @@ def test_sigkill_while_writing_a_checkpoint_leaves_the_previous_one_loadable(tmp
 
 CHILD_TRAINING = """
 import sys
-sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})
-from test_reliability import trainer
-import pathlib
-run = trainer(pathlib.Path({tmp!r}), "killed", dtype="float64")
+sys.path.insert(0, {root!r})
+from tests.corpora import fault_trainer
+run = fault_trainer({tmp!r}, "killed", dtype="float64")
 real_step = run.train_step
 def announced_step(inputs, targets):
     loss = real_step(inputs, targets)
@@ -161,15 +144,15 @@ run.run(2, progress=False, checkpoint_every=3)
 """
 
 
-def test_resume_after_sigkill_is_bitwise_identical_in_float64(tmp_path):
-    straight = trainer(tmp_path, "straight", dtype="float64")
+def test_resume_after_sigkill_is_bitwise_identical_in_float64(tmp_path, fault_trainer):
+    straight = fault_trainer("straight", dtype="float64")
     straight.run(2, progress=False, checkpoint_every=3)
     total = 2 * len(straight.batches)
 
-    script = CHILD_TRAINING.format(root=str(ROOT), tests=str(ROOT / "tests"), tmp=str(tmp_path))
+    script = CHILD_TRAINING.format(root=str(ROOT), tmp=str(tmp_path))
     kill_on_line(script, f"step {total // 2 + 1}")
 
-    resumed = trainer(tmp_path, "killed", dtype="float64")
+    resumed = fault_trainer("killed", dtype="float64")
     resumed.resume(tmp_path / "killed" / "last.npz")
     assert 0 < resumed.epoch * len(resumed.batches) + resumed.position <= total // 2 + 1
     resumed.run(2, progress=False, checkpoint_every=3)

@@ -1,97 +1,13 @@
-"""Bad input across the public surface, one table: each case must raise a specific exception
-type whose message names what was wrong. The command lines must exit non-zero with one
-readable line on stderr and no traceback (unless --traceback is given)."""
-import io
-import json
-import pathlib
-import subprocess
-import sys
-from contextlib import redirect_stderr, redirect_stdout
-from dataclasses import dataclass
-from typing import Callable
-
+"""Bad input to the engine (ops, NaN/Inf under detect_anomaly, grad/backward, gradcheck,
+compiled steps, layers): each case raises a specific exception type whose message names what
+was wrong."""
 import numpy as np
 import pytest
 
 import tinygraph as tg
 from tinygraph.transforms.gradcheck import GradcheckError
 from tinygraph.nn import Embedding
-from lstm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from lstm.data import BPTTBatches, Corpus, read_words
-from lstm.train import Preset, Trainer
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-
-
-@dataclass
-class Case:
-    name: str
-    run: Callable          # run(tmp_path) must raise
-    error: type
-    match: str             # regex the message must contain
-
-
-def t(shape, dtype=np.float64, name=None, grad=False):
-    return tg.tensor(np.ones(shape, dtype), name=name, requires_grad=grad)
-
-
-# --- helpers for files ------------------------------------------------------------------------
-
-def corpus_dir(tmp_path, train="a b c\nb c a\n", valid="a b\n", test="c a\n", raw=None):
-    d = tmp_path / "corpus"
-    d.mkdir(parents=True, exist_ok=True)
-    for split, text in (("train", train), ("valid", valid), ("test", test)):
-        data = raw.get(split) if raw and split in raw else text.encode()
-        if data is not None:
-            (d / f"ptb.{split}.txt").write_bytes(data)
-    return d
-
-
-def tiny_trainer(tmp_path, hidden=4, train_text=None):
-    text = train_text or " ".join(f"w{k % 5}" for k in range(300)) + "\n"
-    corpus = Corpus(corpus_dir(tmp_path, train=text, valid="w1 w2\n" * 20, test="w3 w4\n" * 20))
-    preset = Preset(embed_size=hidden, hidden_size=hidden, batch_size=2, steps=5,
-                    eval_batch_size=2)
-    return Trainer(corpus, preset, tmp_path / "run", log=lambda *a: None)
-
-
-def saved_checkpoint(tmp_path):
-    return tiny_trainer(tmp_path).save("last.npz")
-
-
-def truncated_checkpoint(tmp_path):
-    path = saved_checkpoint(tmp_path)
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
-    return path
-
-
-def tampered_checkpoint(tmp_path):
-    """One parameter value changed inside an otherwise well-formed file."""
-    path = saved_checkpoint(tmp_path)
-    with np.load(path, allow_pickle=False) as f:
-        payload = {k: f[k] for k in f.files}
-    key = next(k for k in payload if k.startswith("array/param/"))
-    payload[key] = payload[key] + 1.0
-    with open(path, "wb") as f:
-        np.savez(f, **payload)
-    return path
-
-
-def pickled_checkpoint(tmp_path):
-    """A file whose array is a pickled object: loading must refuse it, never unpickle it."""
-    path = tmp_path / "evil.npz"
-    meta = np.frombuffer(json.dumps({"format": "tinygraph-checkpoint-1"}).encode(), np.uint8)
-    with open(path, "wb") as f:
-        np.savez(f, meta=meta, **{"array/x": np.array([print], dtype=object)})
-    return path
-
-
-def resume(tmp_path, path, **trainer_options):
-    tiny_trainer(tmp_path, **trainer_options).resume(path)
-
-
-# --- the table -------------------------------------------------------------------------------
+from tests.bad_input import Case, t
 
 CASES = [
     # ops: shapes, dtypes, types, empty arrays
@@ -180,61 +96,6 @@ CASES = [
          TypeError, "seed dtype float32"),
     Case("grad: not a Tensor", lambda p: tg.grad(np.ones(3), []), TypeError,
          "expected a Tensor or a list of Tensors, got ndarray"),
-    # rendering
-    Case("render: unknown view", lambda p: tg.render(t(3, grad=True).sum(), view="sideways"),
-         ValueError, "unknown view 'sideways'"),
-    Case("render: unknown color_by",
-         lambda p: tg.render(t(3, grad=True).sum(), color_by="size"), ValueError,
-         "unknown color_by 'size'"),
-    Case("render: not tensors", lambda p: tg.render("loss"), TypeError, "must be a Tensor"),
-    Case("save: unknown file type", lambda p: tg.save(t(3, grad=True).sum(), p / "g.xyz"),
-         ValueError, "cannot tell the format"),
-    Case("render: collapse an unknown scope",
-         lambda p: tg.render(t(3, grad=True).sum(), collapse=["t=9"]), ValueError,
-         "unknown scope"),
-    Case("save: Graphviz missing", lambda p: _without_dot(
-        lambda: tg.save(t(3, grad=True).sum(), p / "g.svg")),
-         tg.GraphvizNotFoundError, "Graphviz"),
-    # data
-    Case("corpus: missing folder", lambda p: Corpus(p / "nowhere"), FileNotFoundError,
-         "data directory not found"),
-    Case("corpus: missing test file",
-         lambda p: Corpus(corpus_dir(p, raw={"test": None})), FileNotFoundError,
-         r"corpus file not found: .*ptb\.test\.txt"),
-    Case("corpus: empty file", lambda p: Corpus(corpus_dir(p, valid="\n\n")), ValueError,
-         r"ptb\.valid\.txt has no words"),
-    Case("corpus: not UTF-8",
-         lambda p: Corpus(corpus_dir(p, raw={"train": b"caf\xe9 au lait\n"})), ValueError,
-         r"ptb\.train\.txt is not UTF-8"),
-    Case("corpus: truncated inside a character",
-         lambda p: Corpus(corpus_dir(p, raw={"test": "a b caf\u00e9".encode()[:-1]})),
-         ValueError, r"ptb\.test\.txt is not UTF-8"),
-    Case("corpus: unknown token", lambda p: Corpus(corpus_dir(p, valid="a zebra b\n")),
-         ValueError, "valid: token 'zebra' is not in the training vocabulary"),
-    Case("batches: corpus too short", lambda p: BPTTBatches(np.arange(10), 4, 5), ValueError,
-         "too short"),
-    Case("read_words: a folder", lambda p: read_words(p), FileNotFoundError,
-         "corpus file not found"),
-    # checkpoints
-    Case("checkpoint: missing", lambda p: load_checkpoint(p / "none.npz"), FileNotFoundError,
-         "checkpoint not found"),
-    Case("checkpoint: truncated", lambda p: load_checkpoint(truncated_checkpoint(p)),
-         CheckpointError, "not a readable checkpoint"),
-    Case("checkpoint: tampered values", lambda p: load_checkpoint(tampered_checkpoint(p)),
-         CheckpointError, "digest"),
-    Case("checkpoint: pickled objects", lambda p: load_checkpoint(pickled_checkpoint(p)),
-         CheckpointError, "pickled Python objects, which are never loaded"),
-    Case("checkpoint: a plain npz",
-         lambda p: (np.savez(p / "plain.npz", x=np.ones(2)), load_checkpoint(p / "plain.npz")),
-         CheckpointError, "not a tinygraph-checkpoint-2 file .it has no metadata"),
-    Case("checkpoint: another model",
-         lambda p: resume(p, saved_checkpoint(p), hidden=6), CheckpointError,
-         "other settings.*embed_size, hidden_size"),
-    Case("checkpoint: another vocabulary",
-         lambda p: resume(p / "b", saved_checkpoint(p), train_text="w4 w3 w2 w1 w0 " * 60 + "\n"),
-         CheckpointError, "another vocabulary"),
-    Case("checkpoint: a directory", lambda p: load_checkpoint(p), FileNotFoundError,
-         "checkpoint not found"),
     # compiled steps
     Case("compile: input read as values",
          lambda p: tg.compile(lambda x: tg.sum(tg.tensor(x.data) * 1.0 + _W), [_W])(np.ones(2)),
@@ -249,91 +110,8 @@ def _anomaly(fn):
         fn()
 
 
-def _without_dot(fn):
-    import os
-    saved = os.environ.get("PATH", "")
-    os.environ["PATH"] = ""
-    try:
-        fn()
-    finally:
-        os.environ["PATH"] = saved
-
-
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")     # numpy's, for the NaN/Inf cases
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_bad_input_raises_a_specific_error_naming_it(case, tmp_path):
     with pytest.raises(case.error, match=case.match):
         case.run(tmp_path)
-
-
-def test_the_table_is_big_enough():
-    assert len(CASES) + len(CLI_CASES) >= 40
-
-
-# --- command lines ---------------------------------------------------------------------------
-
-def run_cli(module, argv, tmp_path):
-    """(exit status, stderr) of `python -m module argv` run in-process."""
-    main = __import__(f"{module}.__main__", fromlist=["main"]).main
-    err, out = io.StringIO(), io.StringIO()
-    with redirect_stderr(err), redirect_stdout(out):
-        try:
-            status = main(argv)
-        except SystemExit as e:
-            status = e.code
-    return status, err.getvalue()
-
-
-CLI_CASES = [
-    ("lstm", ["train"], "the following arguments are required: --data-dir"),
-    ("lstm", ["train", "--data-dir", "{tmp}/nowhere"], "data directory not found"),
-    ("lstm", ["train", "--data-dir", "{corpus}", "--preset", "huge"], "invalid choice: 'huge'"),
-    ("lstm", ["train", "--data-dir", "{corpus}", "--epochs", "0"], "--epochs must be at least 1"),
-    ("lstm", ["train", "--data-dir", "{corpus}", "--epochs", "two"], "invalid int value: 'two'"),
-    ("lstm", ["train", "--data-dir", "{corpus}", "--resume", "{tmp}/none.npz"],
-     "checkpoint not found"),
-    ("lstm", ["train", "--data-dir", "{bad_corpus}"], "is not UTF-8"),
-    ("lstm", ["fly"], "invalid choice: 'fly'"),
-    ("lstm", ["train", "--data-dir", "{corpus}", "--out", "{corpus}/ptb.train.txt"],
-     "is a file, not a folder for checkpoints"),
-    ("lstm", ["train", "--data-dir", "{corpus}", "--resume", "{corpus}/ptb.valid.txt"],
-     "is not a checkpoint (not an .npz archive)"),
-    ("lstm", ["vanishing", "--steps", "-3"], "argument --steps: must be at least 2, got -3"),
-    ("tinygraph", ["render", "no_such_example", "-o", "{tmp}/g.svg"],
-     "unknown example 'no_such_example'"),
-    ("tinygraph", ["render", "lstm_cell", "-o", "{tmp}/g.xyz"], "cannot tell the format"),
-    ("tinygraph", ["render", "lstm_cell", "--view", "sideways"], "invalid choice: 'sideways'"),
-    ("tinygraph", ["render", "lstm_cell"], "render needs -o OUTPUT"),
-    ("tinygraph", ["render", "nosuchmodule:f", "-o", "{tmp}/g.svg"],
-     "cannot import module 'nosuchmodule'"),
-    ("tinygraph", ["render", "lstm_unrolled", "--collapse", "t=9", "-o", "{tmp}/g.svg"],
-     "unknown scope"),
-    ("tinygraph", ["demo", "--hidden-size", "x"], "invalid int value: 'x'"),
-    ("tinygraph", ["demo", "--hidden-size", "0"], "argument --hidden-size: must be at least 1"),
-]
-
-
-@pytest.mark.parametrize("module, argv, message", CLI_CASES,
-                         ids=[" ".join(c[:1] + tuple(c[1])) for c in CLI_CASES])
-def test_cli_bad_input_exits_nonzero_with_one_line(module, argv, message, tmp_path):
-    corpus = corpus_dir(tmp_path)
-    bad = corpus_dir(tmp_path / "bad", raw={"train": b"\xff\xfe\n"}) if (
-        tmp_path / "bad").mkdir() is None else None
-    argv = [a.format(tmp=tmp_path, corpus=corpus, bad_corpus=bad) for a in argv]
-    status, err = run_cli(module, argv, tmp_path)
-    assert status not in (0, None)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert message in lines[0] and "Traceback" not in err
-
-
-def test_cli_in_a_real_process_prints_no_traceback_unless_asked(tmp_path):
-    def run(*extra):
-        return subprocess.run([sys.executable, "-m", "lstm", *extra, "train", "--data-dir",
-                               str(tmp_path / "nowhere")], capture_output=True, text=True,
-                              cwd=ROOT)
-    plain = run()
-    assert plain.returncode == 1 and plain.stderr.strip().count("\n") == 0
-    assert "Traceback" not in plain.stderr and "data directory not found" in plain.stderr
-    verbose = run("--traceback")
-    assert verbose.returncode != 0 and "Traceback" in verbose.stderr

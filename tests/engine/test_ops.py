@@ -6,7 +6,7 @@ from hypothesis import given, strategies as st
 from hypothesis.extra.numpy import mutually_broadcastable_shapes
 
 import tinygraph as tg
-from op_cases import CASES, PRIMITIVES
+from tests.engine.op_cases import CASES, PRIMITIVES
 
 
 def leaves(arrays):

@@ -1,5 +1,5 @@
 """The lstm package: cells against finite differences and PyTorch, layers, models, data,
-training, checkpoints. Corpora are tiny and made here."""
+training, checkpoints. Corpora are tiny (fixtures in tests/conftest.py)."""
 import numpy as np
 import pytest
 
@@ -11,6 +11,7 @@ from lstm.data import BPTTBatches, Corpus, Vocabulary
 from lstm.models import LanguageModel, SequenceClassifier, SequenceRegressor
 from lstm.recurrent import Recurrent, StackedRecurrent
 from lstm.train import Preset, Trainer, perplexity
+from tests.corpora import words
 
 
 def cell_inputs(cell, batch=2, seed=0):
@@ -189,14 +190,8 @@ def test_classifier_learns_a_many_to_one_task():
 
 # --- data ------------------------------------------------------------------------------------
 
-def write_corpus(tmp_path, train="a b c\nb c d\n", valid="a b\n", test="c d\n"):
-    for split, text in (("train", train), ("valid", valid), ("test", test)):
-        (tmp_path / f"ptb.{split}.txt").write_text(text)
-    return tmp_path
-
-
-def test_corpus_vocabulary_in_first_appearance_order_with_eos(tmp_path):
-    corpus = Corpus(write_corpus(tmp_path))
+def test_corpus_vocabulary_in_first_appearance_order_with_eos(corpus_dir):
+    corpus = Corpus(corpus_dir())
     assert corpus.vocab.id_to_word == ["a", "b", "c", "<eos>", "d"]
     assert corpus.ids["train"].tolist() == [0, 1, 2, 3, 1, 2, 4, 3]
     assert corpus.ids["valid"].tolist() == [0, 1, 3]
@@ -206,16 +201,16 @@ def test_corpus_vocabulary_in_first_appearance_order_with_eos(tmp_path):
     (dict(valid="a zebra\n"), ValueError, "token 'zebra' is not in the training vocabulary"),
     (dict(train="\n\n"), ValueError, "has no words"),
 ])
-def test_corpus_errors(tmp_path, files, error, message):
+def test_corpus_errors(corpus_dir, files, error, message):
     with pytest.raises(error, match=message):
-        Corpus(write_corpus(tmp_path, **files))
+        Corpus(corpus_dir(**files))
 
 
-def test_missing_corpus_file_is_named(tmp_path):
-    write_corpus(tmp_path)
-    (tmp_path / "ptb.test.txt").unlink()
+def test_missing_corpus_file_is_named(corpus_dir):
+    folder = corpus_dir()
+    (folder / "ptb.test.txt").unlink()
     with pytest.raises(FileNotFoundError, match="ptb.test.txt"):
-        Corpus(tmp_path)
+        Corpus(folder)
 
 
 def test_bptt_batches_read_on_from_evenly_spaced_offsets():
@@ -228,42 +223,22 @@ def test_bptt_batches_read_on_from_evenly_spaced_offsets():
     assert len(batches) == 40 // 6
 
 
-# --- optimisers --------------------------------------------------------------------------
-
-def test_clip_grad_norm_scales_to_the_bound_and_reports_the_norm():
-    a = tg.Parameter(np.zeros(2))
-    b = tg.Parameter(np.zeros(2))
-    a.grad, b.grad = tg.tensor([3.0, 0.0]), tg.tensor([0.0, 4.0])
-    assert clip_grad_norm([a, b], 1.0) == pytest.approx(5.0)
-    total = np.sqrt((a.grad.data ** 2).sum() + (b.grad.data ** 2).sum())
-    assert total == pytest.approx(1.0, rel=1e-5)
-
-
-def test_decay_on_plateau_divides_by_four():
-    opt = SGD([tg.Parameter(np.zeros(1))], lr=20.0)
-    schedule = DecayOnPlateau(opt)
-    assert schedule.step(100.0) and opt.lr == 20.0
-    assert not schedule.step(101.0) and opt.lr == 5.0
+def test_vanishing_gradients_lstm_stays_orders_of_magnitude_above_rnn():
+    from lstm.vanishing import compare
+    norms = compare(("rnn", "lstm"), steps=100)
+    assert norms["lstm"][99] / norms["rnn"][99] > 1e6
+    assert norms["rnn"][99] < 1e-12 * norms["rnn"][0]
 
 
 # --- training and checkpoints -------------------------------------------------------------
 
-def tiny_trainer(tmp_path, out="run"):
-    words = " ".join(f"w{k % 7}" for k in range(400))
-    corpus = Corpus(write_corpus(tmp_path, train=words + "\n", valid="w1 w2 w3\n" * 30,
-                                 test="w4 w5 w6\n" * 30))
-    preset = Preset(embed_size=8, hidden_size=8, num_layers=2, dropout=0.3, batch_size=4,
-                    steps=5, lr=1.0, epochs=2, eval_batch_size=2)
-    return Trainer(corpus, preset, tmp_path / out, log=lambda *a: None)
-
-
-def test_resume_continues_exactly_the_same_run(tmp_path):
-    straight = tiny_trainer(tmp_path, "straight")
+def test_resume_continues_exactly_the_same_run(tmp_path, tiny_trainer):
+    straight = tiny_trainer("straight")
     straight.run(2, progress=False, checkpoint_every=0)
 
-    first = tiny_trainer(tmp_path, "split")
+    first = tiny_trainer("split")
     first.run(1, progress=False, checkpoint_every=0)
-    second = tiny_trainer(tmp_path, "split")
+    second = tiny_trainer("split")
     second.resume(tmp_path / "split" / "last.npz")
     second.run(2, progress=False, checkpoint_every=0)
     for (name, a), (_, b) in zip(straight.model.named_parameters(), second.model.named_parameters()):
@@ -271,10 +246,10 @@ def test_resume_continues_exactly_the_same_run(tmp_path):
     assert [h["valid_ppl"] for h in straight.history] == [h["valid_ppl"] for h in second.history]
 
 
-def test_checkpoint_for_another_model_or_tampered_is_refused(tmp_path):
-    trainer = tiny_trainer(tmp_path)
+def test_checkpoint_for_another_model_or_tampered_is_refused(tmp_path, tiny_trainer):
+    trainer = tiny_trainer()
     path = trainer.save("x.npz")
-    other = tiny_trainer(tmp_path)
+    other = tiny_trainer()
     other.preset.hidden_size = 9
     with pytest.raises(CheckpointError, match="other settings"):
         other.resume(path)
@@ -293,130 +268,32 @@ def test_checkpoints_never_unpickle(tmp_path):
     assert meta["k"] == 1 and arrays["w"].tolist() == [1.0, 1.0]
 
 
-# --- the command line ------------------------------------------------------------------------
-
-def run_lstm(*args, cwd=None):
-    import subprocess
-    import sys
-    return subprocess.run([sys.executable, "-m", "lstm", *args], capture_output=True, text=True,
-                          timeout=300, cwd=cwd)
-
-
-def test_vanishing_gradients_lstm_stays_orders_of_magnitude_above_rnn():
-    from lstm.vanishing import compare
-    norms = compare(("rnn", "lstm"), steps=100)
-    assert norms["lstm"][99] / norms["rnn"][99] > 1e6
-    assert norms["rnn"][99] < 1e-12 * norms["rnn"][0]
-
-
-def test_demo_writes_diagrams_and_figures(tmp_path):
-    import shutil
-    result = run_lstm("demo", "--out", str(tmp_path), "--steps", "20", "--no-progress")
-    assert result.returncode == 0, result.stderr
-    suffix = "svg" if shutil.which("dot") else "dot"
-    for name in (f"lstm_cell_forward.{suffix}", f"lstm_cell_backward.{suffix}",
-                 "loss_curve.png", "vanishing_gradients.png"):
-        assert (tmp_path / name).stat().st_size > 0 and name in result.stdout
-    assert (tmp_path / "loss_curve.png").read_bytes().startswith(b"\x89PNG")
-    assert "concat axis=1" in (tmp_path / f"lstm_cell_backward.{suffix}").read_text()
-
-
-def test_train_cli_runs_resumes_and_reports_test_perplexity(tmp_path):
-    words = " ".join(f"w{k % 7}" for k in range(3000))
-    data = write_corpus(tmp_path, train=words + "\n", valid="w1 w2 w3 w4\n" * 200,
-                        test="w4 w5 w6 w0\n" * 200)
-    out = tmp_path / "run"
-    result = run_lstm("train", "--data-dir", str(data), "--preset", "small", "--epochs", "1",
-                      "--out", str(out), "--no-progress")
-    assert result.returncode == 0, result.stderr
-    assert "epoch 1: valid perplexity" in result.stdout and "test perplexity" in result.stdout
-    assert (out / "best.npz").exists() and (out / "summary.json").exists()
-    resumed = run_lstm("train", "--data-dir", str(data), "--preset", "small", "--epochs", "2",
-                       "--out", str(out), "--resume", str(out / "last.npz"), "--no-progress")
-    assert resumed.returncode == 0, resumed.stderr
-    assert "resumed from" in resumed.stdout and "epoch 2: valid perplexity" in resumed.stdout
-
-
-@pytest.mark.parametrize("args, message", [
-    (("train", "--data-dir", "/nonexistent/ptb"), "data directory not found"),
-    (("train", "--data-dir", ".", "--epochs", "0"), "--epochs must be at least 1"),
-])
-def test_train_cli_errors_are_one_line(args, message, tmp_path):
-    result = run_lstm(*args, cwd=tmp_path)
-    assert result.returncode == 1
-    assert message in result.stderr and "Traceback" not in result.stderr
-
-
-@pytest.mark.parametrize("script, expect", [
-    ("sine_regression.py", "held-out mse"),
-    ("classify_sequences.py", "held-out accuracy"),
-])
-def test_examples_run(script, expect):
-    import pathlib
-    import subprocess
-    import sys
-    root = pathlib.Path(__file__).resolve().parent.parent
-    result = subprocess.run([sys.executable, str(root / "examples" / script), "--steps", "30"],
-                            capture_output=True, text=True, timeout=300, cwd=root)
-    assert result.returncode == 0, result.stderr
-    assert expect in result.stdout
-
-
-def test_sigint_saves_a_checkpoint_and_resume_continues(tmp_path):
-    import signal
-    import subprocess
-    import sys
-    import time
-    words = " ".join(f"w{k % 7}" for k in range(200_000))
-    data = write_corpus(tmp_path, train=words + "\n", valid="w1 w2 w3 w4\n" * 200,
-                        test="w4 w5 w6 w0\n" * 200)
-    out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-u", "-m", "lstm", "train", "--data-dir", str(data),
-                             "--out", str(out), "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for line in proc.stdout:          # wait until training has started, however slow the machine
-        if line.startswith("training:"):
-            break
-    time.sleep(1)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    assert "interrupted: saved" in err
-    # The whole command to continue, not just the flag.
-    assert (f"to continue: python -m lstm train --data-dir {data} --out {out} --no-progress "
-            f"--resume {out / 'last.npz'}") in err
-    from lstm.checkpoint import load_checkpoint
-    _, meta = load_checkpoint(out / "last.npz")
-    assert meta["position"] > 0 or meta["epoch"] > 0
-
-
-def test_too_short_evaluation_corpus_fails_before_training(tmp_path):
-    words = " ".join(f"w{k % 7}" for k in range(2000))
-    corpus = Corpus(write_corpus(tmp_path, train=words + "\n", valid="w1 w2\n", test="w3\n"))
+def test_too_short_evaluation_corpus_fails_before_training(tmp_path, corpus_dir):
+    corpus = Corpus(corpus_dir(train=words(2000) + "\n", valid="w1 w2\n", test="w3\n"))
     with pytest.raises(ValueError, match=r"valid split: .*\(eval_batch_size=10\)"):
         Trainer(corpus, Preset(embed_size=4, hidden_size=4), tmp_path / "run")
 
 
-def test_checkpoint_missing_training_state_is_a_checkpoint_error(tmp_path):
-    trainer = tiny_trainer(tmp_path)
+def test_checkpoint_missing_training_state_is_a_checkpoint_error(tmp_path, tiny_trainer):
+    trainer = tiny_trainer()
     path = trainer.save("x.npz")
     arrays, meta = load_checkpoint(path)
     del meta["position"]
     meta.pop("format")
     save_checkpoint(tmp_path / "y.npz", arrays, meta)
     with pytest.raises(CheckpointError, match="lacks or garbles"):
-        tiny_trainer(tmp_path).resume(tmp_path / "y.npz")
+        tiny_trainer().resume(tmp_path / "y.npz")
 
 
-def test_mid_epoch_interrupt_and_resume_match_a_straight_run(tmp_path):
+def test_mid_epoch_interrupt_and_resume_match_a_straight_run(tmp_path, tiny_trainer):
     from lstm.train import Interrupted
-    straight = tiny_trainer(tmp_path, "straight")
+    straight = tiny_trainer("straight")
     straight.run(2, progress=False, checkpoint_every=0)
-    first = tiny_trainer(tmp_path, "split")
+    first = tiny_trainer("split")
     with pytest.raises(Interrupted, match="at epoch 1, batch 5") as stopped:
         first._run(2, False, 0, interrupted=lambda: first.position == 5)   # Ctrl-C at batch 5
     assert stopped.value.path == tmp_path / "split" / "last.npz"
-    second = tiny_trainer(tmp_path, "split")
+    second = tiny_trainer("split")
     second.resume(tmp_path / "split" / "last.npz")
     assert (second.epoch, second.position) == (0, 5)
     second.run(2, progress=False, checkpoint_every=0)
@@ -425,12 +302,3 @@ def test_mid_epoch_interrupt_and_resume_match_a_straight_run(tmp_path):
         assert a["valid_ppl"] == b["valid_ppl"]
     for (name, a), (_, b) in zip(straight.model.named_parameters(), second.model.named_parameters()):
         np.testing.assert_array_equal(a.data, b.data, err_msg=name)
-
-
-def test_adam_state_is_checked_on_load():
-    p = tg.Parameter(np.zeros(3))
-    opt = Adam([p])
-    state = opt.state_dict()
-    state["m0"] = np.zeros(1)
-    with pytest.raises(ValueError, match="m0 has shape"):
-        opt.load_state_dict(state)

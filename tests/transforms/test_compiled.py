@@ -160,26 +160,15 @@ def test_eval_mode_gets_its_own_program_without_dropout():
     assert loss_compiled == pytest.approx(loss_eager, rel=1e-6)
 
 
-def trainer(tmp_path, out, compiled):
-    from lstm.data import Corpus
-    from lstm.train import Preset, Trainer
-    from test_lstm_package import write_corpus
-    words = " ".join(f"w{k % 7}" for k in range(400))
-    corpus = Corpus(write_corpus(tmp_path, train=words + "\n", valid="w1 w2 w3\n" * 30,
-                                 test="w4 w5 w6\n" * 30))
-    preset = Preset(embed_size=8, hidden_size=8, num_layers=2, dropout=0.3, batch_size=4,
-                    steps=5, lr=1.0, epochs=2, eval_batch_size=2)
-    return Trainer(corpus, preset, tmp_path / out, log=lambda *a: None, compiled=compiled)
-
-
-def test_compiled_training_run_matches_eager_across_validation_and_resume(tmp_path):
+def test_compiled_training_run_matches_eager_across_validation_and_resume(tmp_path,
+                                                                           tiny_trainer):
     """Two epochs with validation between them (which swaps the carried state out and back)
     and a resume from the first epoch's checkpoint: compiled equals eager."""
-    eager = trainer(tmp_path, "eager", compiled=False)
+    eager = tiny_trainer("eager", compiled=False)
     eager.run(2, progress=False, checkpoint_every=0)
-    compiled = trainer(tmp_path, "compiled", compiled=True)
+    compiled = tiny_trainer("compiled", compiled=True)
     compiled.run(1, progress=False, checkpoint_every=0)
-    resumed = trainer(tmp_path, "compiled", compiled=True)
+    resumed = tiny_trainer("compiled", compiled=True)
     resumed.resume(tmp_path / "compiled" / "last.npz")
     resumed.run(2, progress=False, checkpoint_every=0)
     for (name, a), (_, b) in zip(eager.model.named_parameters(),

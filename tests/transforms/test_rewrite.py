@@ -7,7 +7,7 @@ import tinygraph as tg
 from tinygraph.examples import lstm_cell_step, lstm_unrolled, rnn_cell_step
 from tinygraph.core.state import recording_backward
 
-from op_cases import CASES
+from tests.engine.op_cases import CASES
 
 
 def cell_gradients(**kwargs):
