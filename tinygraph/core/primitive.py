@@ -18,7 +18,7 @@ A primitive knows everything about its op, so no other module keys on op names:
 from ..backend import xp
 from .node import Node
 from .state import current
-from .tensor import Tensor
+from .tensor import Tensor, describe
 
 
 class Primitive:
@@ -97,19 +97,29 @@ def apply(prim, *inputs):
     accumulator to sum; any other op that reads such a tensor evaluates it first.
     """
     state = current()
-    if state.abstract or (state.lazy_terms and prim.sum_term):
-        for t in inputs:
-            if t.data is None and not state.abstract:
-                evaluate(t)
-        shape, dtype = prim.spec(*inputs)
-        out = Tensor(None, spec=(shape, dtype))
-        out.requires_grad = state.grad_enabled and any(t.requires_grad for t in inputs)
-        out._node = Node(prim, inputs, out, state)   # kept: it is how the value is computed
-        return out
-    out = Tensor(run_forward(prim, [value_of(t) for t in inputs], inputs, state))
+    if state.lazy_terms:                  # the fast backward pass: lazy terms may be inputs
+        arrays = [t.data if t.data is not None else evaluate(t) for t in inputs]
+        if prim.sum_term:
+            return _unevaluated(prim, inputs, state)
+    elif state.abstract:
+        return _unevaluated(prim, inputs, state)
+    else:
+        arrays = [t.data for t in inputs]
+    out = Tensor(run_forward(prim, arrays, inputs, state))
     if state.grad_enabled:
         out.requires_grad = any(t.requires_grad for t in inputs)
         out._node = Node(prim, inputs, out, state)
+    return out
+
+
+def _unevaluated(prim, inputs, state):
+    """The output as a shape and a dtype, with the node that computes it."""
+    shape, dtype = prim.spec(*inputs)
+    out = Tensor(None, spec=(shape, dtype))
+    out.requires_grad = state.grad_enabled and any(t.requires_grad for t in inputs)
+    node = out._node = Node(prim, inputs, out, state)
+    if state.lazy_terms and state.running is not None:
+        node.forward_node = state.running.vjp_of     # named if its evaluation goes non-finite
     return out
 
 
@@ -119,22 +129,38 @@ def value_of(t):
 
 
 def evaluate(t):
-    """Compute a lazy tensor's value from its node (see `apply`) and keep it."""
+    """Compute an unevaluated tensor's value from its node (see `apply`) and keep it."""
     node = t._node
     if node is None:
-        raise ValueError(f"cannot evaluate a tensor with no value and no producing op "
-                         f"(shape {t.shape})")
-    t.data = run_forward(node.prim, [value_of(x) for x in node.inputs], node.inputs, current())
+        raise ValueError(f"{describe(t)} has no value and no op that computes it")
+    where = None if node.forward_node is None else \
+        f"in the backward pass of {node.forward_node.op!r}"
+    t.data = run_forward(node.prim, [value_of(x) for x in node.inputs], node.inputs, current(),
+                         where)
     return t.data
 
 
-def run_forward(prim, arrays, inputs, state):
+def run_forward(prim, arrays, inputs, state, where=None):
     """prim.forward on arrays, checked by detect_anomaly's check when it is on."""
-    if state.check is not None:
-        # numpy's warning would only repeat, less precisely, the error the check raises.
-        with xp.errstate(all="ignore"):
-            data = xp.asarray(prim.forward(*arrays))
-        state.check(prim.name, data, arrays, [t.name for t in inputs])
-        return data
-    data = prim.forward(*arrays)
+    try:
+        if state.check is not None:
+            # numpy's warning would only repeat, less precisely, the error the check raises.
+            with xp.errstate(all="ignore"):
+                data = xp.asarray(prim.forward(*arrays))
+            state.check(prim.name, data, arrays, [t.name for t in inputs], where=where)
+            return data
+        data = prim.forward(*arrays)
+    except Exception:
+        _no_abstract_inputs(prim, inputs)
+        raise
     return data if type(data) is xp.ndarray else xp.asarray(data)  # 0-d reductions: scalars
+
+
+def _no_abstract_inputs(prim, inputs):
+    """A clearer error than numpy's when an abstract tensor (one made by a compiled step's
+    trace) is used outside the trace."""
+    for t in inputs:
+        if t.data is None:
+            raise ValueError(f"{prim.name}: {describe(t)} has no value: it was made by "
+                             "shape-only evaluation (a compiled step's trace) and can only be "
+                             "used inside it") from None

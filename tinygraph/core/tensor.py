@@ -34,11 +34,12 @@ class Tensor:
             if spec is None:
                 raise TypeError("Tensor: give data, or a (shape, dtype) spec for an abstract one")
             spec = (tuple(spec[0]), xp.dtype(spec[1]))
-        dtype = data.dtype if data is not None else spec[1]
-        if requires_grad and not xp.issubdtype(dtype, xp.floating):
-            raise TypeError(f"tensor {name + ' ' if name else ''}requires_grad=True needs "
-                            f"floating-point data, got dtype {dtype}; pass "
-                            "dtype=np.float32 or np.float64")
+        if requires_grad:
+            dtype = data.dtype if data is not None else spec[1]
+            if not xp.issubdtype(dtype, xp.floating):
+                raise TypeError(f"tensor {name + ' ' if name else ''}requires_grad=True needs "
+                                f"floating-point data, got dtype {dtype}; pass "
+                                "dtype=np.float32 or np.float64")
         self.data = data
         self.name = name
         self.requires_grad = requires_grad

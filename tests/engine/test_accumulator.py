@@ -1,0 +1,91 @@
+"""The gradient accumulator: joins and in-place sums on the fast path, written once and run
+by every path (fast, recorded, anomaly mode, compiled traces)."""
+import numpy as np
+import pytest
+
+import tinygraph as tg
+from tinygraph.ops.indexing import SliceGrad
+from tinygraph.ops.linalg import MatMulTN
+
+
+def count_forwards(monkeypatch, cls):
+    calls = []
+    original = cls.forward
+
+    def counted(self, *arrays):
+        calls.append(tuple(a.shape for a in arrays))
+        return original(self, *arrays)
+    monkeypatch.setattr(cls, "forward", counted)
+    return calls
+
+
+def unrolled(T=5, seed=0):
+    rng = np.random.default_rng(seed)
+    W = tg.Parameter(rng.standard_normal((4, 4)) / 2, name="W")
+    h = tg.tensor(rng.standard_normal((3, 4)), name="h0", requires_grad=True)
+    for _ in range(T):
+        h = tg.tanh(h @ W)
+    return W, h0_of(h), h.sum()
+
+
+def h0_of(h):
+    return next(t for t in tg.leaves([h]) if t.name == "h0")
+
+
+def test_a_weight_used_at_every_step_gets_one_joined_matmul_on_the_fast_path(monkeypatch):
+    W, h0, loss = unrolled(T=5)
+    recorded_W, recorded_h0 = tg.grad(loss, [W, h0], create_graph=True)
+    calls = count_forwards(monkeypatch, MatMulTN)
+    fast_W, fast_h0 = tg.grad(loss, [W, h0])
+    # One product of the stacked factors: (15, 4)ᵀ (15, 4), not five (3, 4)ᵀ (3, 4).
+    assert calls == [((15, 4), (15, 4))]
+    np.testing.assert_allclose(fast_W.data, recorded_W.data, rtol=1e-12)
+    np.testing.assert_allclose(fast_h0.data, recorded_h0.data, rtol=1e-12)
+
+
+def test_the_recorded_pass_keeps_one_term_per_use_for_reading():
+    W, _, loss = unrolled(T=5)
+    (g,) = tg.grad(loss, [W], create_graph=True)
+    terms = [n for n in tg.nodes([g]) if n.op == "matmul_tn"]
+    assert len(terms) == 5
+
+
+def test_slice_gradients_on_the_fast_path_share_one_buffer(monkeypatch):
+    x = tg.tensor(np.arange(12.0).reshape(3, 4), requires_grad=True)
+    loss = (x[:, :1] * 2.0).sum() + (x[:, 1:3] * 3.0).sum() + (x[:, 2:] * 4.0).sum()
+    calls = count_forwards(monkeypatch, SliceGrad)
+    (g,) = tg.grad(loss, [x])
+    # Overlapping pieces (no concat): the first makes the sum's one buffer (zeros, its piece
+    # added), the other two are added into it by SliceGrad.add_into.
+    assert len(calls) == 1
+    np.testing.assert_array_equal(g.data, np.array([[2.0, 3.0, 7.0, 4.0]] * 3))
+
+
+def test_anomaly_mode_runs_the_same_joins_and_names_the_forward_op(monkeypatch):
+    x = tg.tensor(np.full((2, 2), 1e200), name="x")
+    W = tg.tensor(np.full((2, 2), 1e-200), name="W", requires_grad=True)
+    loss = ((x @ W) * 1e200).sum()
+    with np.errstate(all="ignore"), tg.detect_anomaly():
+        with pytest.raises(FloatingPointError,
+                           match=r"'matmul_tn' in the backward pass of 'matmul'"):
+            loss.backward()
+
+
+def test_a_compiled_trace_computes_no_value(monkeypatch):
+    rng = np.random.default_rng(1)
+    W = tg.Parameter(rng.standard_normal((4, 4)) / 2, name="W")
+
+    def loss_fn(x):
+        h = x
+        for _ in range(3):
+            h = tg.tanh(h @ W)
+        return h.sum()
+
+    step = tg.compile(loss_fn, [W])
+    calls = count_forwards(monkeypatch, tg.ops.elementwise.Tanh)
+    step(rng.standard_normal((2, 4)))          # trace (shapes only) + replay
+    # (Elementwise.spec finds the result dtype by a forward on 0-d ones: not a value.)
+    first = [shapes for shapes in calls if shapes != ((),)]
+    calls.clear()
+    step(rng.standard_normal((2, 4)))          # replay
+    assert len(first) == len(calls) == 3       # each tanh once per call, none in the trace
