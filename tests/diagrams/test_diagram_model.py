@@ -1,0 +1,127 @@
+"""The diagram model (tinygraph.diagrams.model) on its own: plain data, no Graphviz."""
+import ast
+import dataclasses
+import json
+import pathlib
+from collections import Counter
+
+import numpy as np
+
+import tinygraph as tg
+from tinygraph.diagrams import model as diagram_model
+from tinygraph.examples import EXAMPLES
+
+PACKAGE = pathlib.Path(diagram_model.__file__).parents[1]
+
+
+def imported_modules(path):
+    """The modules a tinygraph source file imports, relative imports spelled out in full."""
+    package = path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else ()
+            module = ".".join(base + ((node.module,) if node.module else ()))
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def source_of(module):
+    """The file of a tinygraph module, or None (a name imported from a module, or not ours)."""
+    path = PACKAGE.parent.joinpath(*module.split("."))
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if module.startswith("tinygraph") and candidate.is_file():
+            return candidate
+    return None
+
+
+def test_the_model_needs_neither_graphviz_nor_the_dot_emitter():
+    # Everything model.py imports, transitively within tinygraph (importing the package
+    # itself loads dot.py, so sys.modules cannot tell).
+    seen, todo = set(), [pathlib.Path(diagram_model.__file__)]
+    while todo:
+        path = todo.pop()
+        for module in imported_modules(path):
+            if module in seen:
+                continue
+            seen.add(module)
+            if (source := source_of(module)) is not None:
+                todo.append(source)
+    assert "tinygraph.backend" in seen                      # the walk does follow imports
+    assert not {m for m in seen if m.split(".")[0] == "graphviz"}
+    assert "tinygraph.diagrams.dot" not in seen
+
+
+def test_lstm_cell_model_counts_each_kind_of_node():
+    model = diagram_model.build(EXAMPLES["lstm_cell"]())
+    assert Counter(n.kind for n in model.nodes) == {
+        "op": 17, "tensor": 3, "parameter": 3, "seed": 2, "backward": 28, "sum": 2}
+    assert model.simplified == (36, 30) and model.backward_count == 30
+    assert set(n.kind for n in model.nodes) <= set(diagram_model.KINDS)
+    assert [n.id for n in model.nodes] == list(range(len(model.nodes)))
+
+
+def test_forward_view_has_no_backward_nodes():
+    model = diagram_model.build(EXAMPLES["lstm_cell"](), view="forward")
+    assert Counter(n.kind for n in model.nodes) == {"op": 17, "tensor": 3, "parameter": 3}
+    assert model.simplified is None
+
+
+def test_every_backward_op_is_paired_with_the_forward_op_whose_vjp_made_it():
+    model = diagram_model.build(EXAMPLES["lstm_cell"]())
+    ops = {n.step: n for n in model.nodes if n.kind == "op"}
+    backward = [n for n in model.nodes if n.kind == "backward"]
+    assert backward and all(n.step in ops for n in backward)
+    # ∂L/∂A_f comes from the vjp of f = sigmoid(A_f).
+    d_af = next(n for n in backward if n.grad_of == "A_f")
+    assert ops[d_af.step].lines == ["sigmoid", "f (2, 4) float64"]
+
+
+def test_a_sum_lists_one_use_per_incoming_edge():
+    for simplify in (True, False):
+        model = diagram_model.build(EXAMPLES["lstm_cell"](), simplify=simplify)
+        kind = {n.id: n.kind for n in model.nodes}
+        into_sums = [e for e in model.edges if kind[e.head] == "sum"]
+        assert into_sums and all(e.use is not None for e in into_sums)
+        assert all(e.use is None for e in model.edges if kind[e.head] != "sum")
+        d_a = next(n for n in model.nodes if n.kind == "sum" and n.grad_of == "A")
+        assert sorted(e.use for e in into_sums if e.head == d_a.id) == [
+            "via A_f", "via A_g", "via A_i", "via A_o"]
+
+
+def test_a_seed_passed_as_grad_outputs_is_a_seed_whatever_its_name():
+    x = tg.tensor(np.array([0.5, -1.0, 2.0]), name="x", requires_grad=True)
+    y = tg.tanh(x)
+    upstream = tg.tensor(np.ones(3), name="from_the_loss")
+    model = diagram_model.build(y, grad_outputs=[upstream])
+    (seed,) = [n for n in model.nodes if n.kind == "seed"]
+    assert seed.lines[0] == "upstream from_the_loss"
+    assert {e.kind for e in model.edges if e.tail == seed.id} == {"gradient"}
+
+
+def test_a_tensor_named_like_a_gradient_is_not_a_seed():
+    w = tg.tensor(np.array([1.5, 0.3, -0.7]), name="w", requires_grad=True)
+    v = tg.tensor(np.array([2.0, 1.0, 3.0]), name="∂L/∂foo")
+    model = diagram_model.build((v * w).sum())
+    (named,) = [n for n in model.nodes if n.lines[0] == "∂L/∂foo"]
+    assert named.kind == "tensor"
+    assert not [n for n in model.nodes if n.kind == "seed"]
+    assert {e.kind for e in model.edges if e.tail == named.id} == {"data", "saved"}
+
+
+def test_gradient_norms_only_when_asked_for():
+    plain = diagram_model.build(EXAMPLES["rnn_cell"]())
+    assert plain.grad_norms is None and all(n.grad_norm is None for n in plain.nodes)
+    normed = diagram_model.build(EXAMPLES["rnn_cell"](), grad_norms=True)
+    assert normed.grad_norms and all(v >= 0 for v in normed.grad_norms)
+    assert all(n.grad_norm is not None for n in normed.nodes if n.kind in ("op", "parameter"))
+
+
+def test_the_model_is_json_ready():
+    model = diagram_model.build(EXAMPLES["lstm_unrolled"](), grad_norms=True)
+    data = json.loads(json.dumps(dataclasses.asdict(model)))
+    assert len(data["nodes"]) == len(model.nodes) and data["scopes"]
+    assert {tuple(n["scope"]) for n in data["nodes"]} - {()} <= {tuple(s) for s in data["scopes"]}

@@ -1,0 +1,377 @@
+"""What a diagram shows, as plain data: no Graphviz here.
+
+`build` derives the graphs to draw (the backward graph made with create_graph=True, optionally
+simplified; gradient norms from a second backward pass) and returns a `Model`: nodes with their
+kind, label lines, shape, dtype and scope; edges with their kind and, into a Σ, the use each
+summand came from; the scopes in program order; the caption's node counts. It holds only ints,
+floats, strings, lists and tuples, so `dataclasses.asdict(model)` is JSON-ready and a front end
+(the Graphviz emitter in dot.py, an interactive explorer) needs no tensors.
+
+Node ids are the drawing order, which depends only on the graph: the same graph always gives
+the same model.
+"""
+from dataclasses import dataclass, field
+
+from ..backend import xp
+from ..core.autodiff import grad, leaves, nodes
+from ..core.tensor import Parameter, Tensor
+from ..transforms.rewrite import simplify as simplify_graph
+
+VIEWS = ("forward", "backward", "both")
+# op: a forward op; tensor, parameter: forward leaves; seed: a gradient the backward pass starts
+# from; ghost: a forward value drawn in the backward view only; backward: a backward op; sum: a
+# fan-in sum of a gradient; constant: a constant gradient term; result: a gradient that
+# simplified to no backward node (a constant or a forward value).
+KINDS = ("op", "tensor", "parameter", "seed", "ghost", "backward", "sum", "constant", "result")
+BACKWARD_KINDS = ("backward", "sum")
+
+
+@dataclass
+class Node:
+    id: int
+    kind: str
+    lines: list              # the label, line by line
+    shape: tuple
+    dtype: str
+    scope: tuple = ()        # the tinygraph.scope names it was created in, outermost first
+    # An op's position in forward order; for a backward node or a ghost, that of the forward
+    # op it belongs to (the one whose vjp made it, or that computed it); None where none.
+    step: int = None
+    grad_of: str = None      # for a gradient value: the name of the tensor it is the gradient of
+    grad_norm: float = None  # with grad_norms=True: the norm of the gradient the node shows
+
+
+@dataclass
+class Edge:
+    tail: int
+    head: int
+    kind: str                # "data" (forward), "gradient" (gradient flow) or "saved" (a
+                             # forward value the backward pass reads)
+    use: str = None          # into a Σ: which use of the tensor the summand came from
+
+
+@dataclass
+class Model:
+    view: str
+    nodes: list = field(default_factory=list)
+    edges: list = field(default_factory=list)
+    scopes: list = field(default_factory=list)   # every scope path, in program order
+    backward_count: int = 0                      # backward nodes in the drawn graph
+    simplified: tuple = None                     # (nodes before, nodes after) when simplified
+    grad_norms: list = None                      # every norm of the second pass (the colour
+                                                 # scale's range); None unless asked for
+
+
+def build(outputs, view="both", simplify=True, wrt=None, grad_outputs=None, grad_norms=False):
+    """The model of `render(outputs, ...)`'s picture; see tinygraph.render for the options."""
+    if view not in VIEWS:
+        raise ValueError(f"render: unknown view {view!r}; choose one of {', '.join(VIEWS)}")
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    if not outputs or not all(isinstance(t, Tensor) for t in outputs):
+        raise TypeError("render: outputs must be a Tensor or a non-empty list of Tensors")
+    return _Builder(outputs, view, simplify, wrt, grad_outputs, grad_norms).model
+
+
+def derive(outputs, wrt, grad_outputs):
+    """The gradients to draw, made with create_graph=True, as (tensor, gradient) pairs, and
+    the seeds as {id(seed): (seed, the output it seeds)}."""
+    if wrt is None:
+        wrt = leaves(outputs)
+    wrt = [wrt] if isinstance(wrt, Tensor) else list(wrt)
+    if not wrt:
+        raise ValueError("render: nothing requires grad, so there is no backward graph; "
+                         "create inputs with requires_grad=True, draw the forward view "
+                         "only, or (to draw gradients) compute them with create_graph=True")
+    given = _as_list(grad_outputs) if grad_outputs is not None else \
+        [default_seed(out) for out in outputs]
+    grads = grad(outputs, wrt, grad_outputs=given, create_graph=True, allow_unused=True)
+    # Array seeds become constants inside grad, so only Tensor seeds can appear as seeds.
+    seeds = {id(s): (s, out) for s, out in zip(given, outputs) if isinstance(s, Tensor)}
+    return [(t, g) for t, g in zip(wrt, grads) if g is not None], seeds
+
+
+def default_seed(out):
+    """1 for a scalar output; otherwise a symbolic upstream gradient named ∂L/∂<output>."""
+    if out.size == 1:
+        return Tensor(xp.ones_like(out.data), constant=True)
+    name = out.name or (out._node.op if out._node is not None else "y")
+    return Tensor(xp.ones_like(out.data), name=f"∂L/∂{name}")
+
+
+def gradient_norms(outputs, forward_nodes, grad_outputs):
+    """{id(tensor): norm of its gradient} for the forward tensors that require grad, from a
+    second, unrecorded backward pass (non-scalar outputs seeded with ones)."""
+    targets = [n.output for n in forward_nodes if n.output is not None
+               and n.output.requires_grad]
+    targets += leaves(outputs)
+    seeds = [Tensor(xp.ones_like(o.data)) for o in outputs] if grad_outputs is None \
+        else _as_list(grad_outputs)
+    with xp.errstate(all="ignore"):
+        grads = grad(outputs, targets, grad_outputs=seeds, allow_unused=True)
+    return {id(t): norm(g.data) for t, g in zip(targets, grads) if g is not None}
+
+
+def norm(array):
+    with xp.errstate(all="ignore"):
+        return float(xp.sqrt(xp.sum(xp.square(array, dtype=xp.float64))))
+
+
+def _as_list(grad_outputs):
+    return [grad_outputs] if isinstance(grad_outputs, (Tensor, xp.ndarray)) \
+        else list(grad_outputs)
+
+
+class _Builder:
+    """Collects the nodes and edges in drawing order. Tensors and graph nodes are looked up by
+    id(), so everything keyed here is kept alive (through the roots) until the model is built."""
+
+    def __init__(self, outputs, view, simplify, wrt, grad_outputs, grad_norms):
+        self.outputs = outputs
+        self.model = Model(view)
+        self.ids = {}            # id(Tensor or graph Node) -> model node id
+        self.step = {}           # id(forward graph node) -> its position in forward order
+        self.display = {}        # id(forward tensor) -> display name
+        self.seeds, self.results = {}, []
+        self.backward_roots = self._graphs(wrt, grad_outputs, simplify)
+        forward_nodes = [n for n in nodes(outputs) if not n.is_backward]
+        backward_nodes = [n for n in nodes(self.backward_roots) if n.is_backward]
+        self._name_forward(forward_nodes)
+        self.result_of = {id(g._node): t for t, g in self.results
+                          if g._node is not None and g._node.is_backward}
+        self.merged = _merged_sums(backward_nodes)
+        self.summands = _summand_nodes(backward_nodes)
+        self.model.backward_count = len(backward_nodes)
+        scopes = {}              # in the order the program entered them
+        for node in forward_nodes + backward_nodes:
+            for depth in range(1, len(node.scope) + 1):
+                scopes.setdefault(node.scope[:depth], None)
+        self.model.scopes = list(scopes)
+        self.norms = gradient_norms(outputs, forward_nodes, grad_outputs) if grad_norms else None
+        if self.norms is not None:
+            self.model.grad_norms = list(self.norms.values())
+
+        if view in ("forward", "both"):
+            for out in outputs:
+                if out._node is None:          # an output that is itself a leaf
+                    self._tensor_source(out)
+            for node in forward_nodes:
+                self._forward_node(node)
+        if view in ("backward", "both"):
+            for node in backward_nodes:
+                if id(node) not in self.merged:
+                    self._backward_node(node)
+            for t, g in self.results:
+                if g._node is None or not g._node.is_backward:
+                    self._result_without_node(t, g)
+
+    def _graphs(self, wrt, grad_outputs, simplify):
+        """The backward graph's roots: the outputs themselves when they are gradients already,
+        none for the forward view, otherwise the gradients derived here."""
+        if any(t._node is not None and t._node.is_backward for t in self.outputs):
+            roots = self.outputs
+        elif self.model.view == "forward":
+            roots = []
+        else:
+            self.results, self.seeds = derive(self.outputs, wrt, grad_outputs)
+            roots = [g for _, g in self.results]
+        if simplify and roots:
+            report = simplify_graph(roots)
+            self.model.simplified = (report.nodes_before, report.nodes_after)
+            self.results = [(t, new) for (t, _), new in zip(self.results, report.outputs)]
+            roots = report.outputs
+        return roots
+
+    def _name_forward(self, forward_nodes):
+        """Display names for unnamed tensors: the op and a counter (matmul₂), or tensor₁."""
+        counters = {}
+
+        def name(t, base):
+            if t is not None and not t.name and id(t) not in self.display:
+                counters[base] = counters.get(base, 0) + 1
+                self.display[id(t)] = f"{base}{_subscript(counters[base])}"
+
+        for node in forward_nodes:
+            self.step[id(node)] = len(self.step)
+            name(node.output, node.op)
+        for t in self.outputs + [t for n in forward_nodes for t in n.inputs]:
+            if t._node is None and not t.constant:
+                name(t, "tensor")
+
+    def _name(self, t):
+        return t.name or self.display.get(id(t)) or "tensor"
+
+    def _is_seed(self, t):
+        return id(t) in self.seeds
+
+    # --- nodes and edges ---------------------------------------------------------------------
+    def _add(self, kind, t, lines, scope=(), key=None, **fields):
+        node = Node(len(self.model.nodes), kind, [str(line) for line in lines],
+                    tuple(t.shape), str(t.dtype), tuple(scope), **fields)
+        self.model.nodes.append(node)
+        if key is not None:
+            self.ids[id(key)] = node.id
+        return node.id
+
+    def _edge(self, tail, head, kind, use=None):
+        self.model.edges.append(Edge(tail, head, kind, use))
+
+    def _forward_node(self, node):
+        out = node.output
+        head = self._add("op", out, [node.prim.label(node.inputs, self._inline),
+                                     self._tensor_line(out)],
+                         node.scope, node, step=self.step[id(node)], grad_norm=self._norm_of(out))
+        for t in node.inputs:
+            if not t.constant:            # constants are written into the op's label
+                self._edge(self._tensor_source(t), head, "data")
+
+    def _backward_node(self, node):
+        out = node.output
+        is_sum = node.role == "accumulate"
+        op = "Σ" if is_sum and node.op == "add" else node.prim.label(node.inputs, self._inline)
+        extra = []
+        if is_sum and node.op == "concat" and node.grad_sources:
+            order = " | ".join(self._name(u.output) if u is not None and u.output is not None
+                               else "·" for u in node.grad_sources)
+            extra = [f"[{order}]"]        # the gradients it joins, in order
+        of = self.result_of.get(id(node), node.grad_of)
+        part = "part of " if id(node) in self.summands and id(node) not in self.result_of else ""
+        lines = [f"{part}∂L/∂{self._name(of)}"] if of is not None else []
+        head = self._add("sum" if is_sum else "backward", out,
+                         lines + [op] + extra + [_shape_text(out)], node.scope, node,
+                         step=self.step.get(id(node.forward_node)),
+                         grad_of=self._name(of) if of is not None else None,
+                         grad_norm=norm(out.data) if self.norms is not None and of is not None
+                         else None)
+        summands = _summands(node, self.merged) if is_sum and node.op == "add" else [
+            (t, node.grad_sources[k] if is_sum and node.grad_sources else None)
+            for k, t in enumerate(node.inputs)]
+        for t, use in summands:
+            if t.constant and not is_sum:
+                continue                 # written into the op's label instead
+            if t.constant:               # a constant gradient term: a small value node
+                tail = self._add("constant", t, [self._inline(t)], node.scope)
+            else:
+                tail = self._tensor_source(t)
+            if t.constant or t._node is not None and t._node.is_backward or self._is_seed(t):
+                self._edge(tail, head, "gradient",
+                           self._use_label(use, t, node.scope) if is_sum else None)
+            else:
+                self._edge(tail, head, "saved")
+
+    def _result_without_node(self, wrt, g):
+        """A gradient that simplified to a constant or to a forward value still gets a node."""
+        value = self._inline(g) if g.constant else self._name(g)
+        head = self._add("result", g, [f"∂L/∂{self._name(wrt)}", f"= {value}", _shape_text(g)],
+                         grad_of=self._name(wrt))
+        if not g.constant:
+            self._edge(self._tensor_source(g), head, "saved")
+
+    def _use_label(self, use, summand, sum_scope):
+        """Which use of the tensor a summand of its gradient came from (and where, when that
+        is another scope than the sum's)."""
+        if use is None:
+            return "from the output" if self._is_seed(summand) or summand.constant \
+                else "partial sum"
+        out = use.output
+        if out is not None and out.name:
+            text = f"via {out.name}" if use.op in ("slice", "index") else f"via {use.op} → {out.name}"
+        else:
+            text = f"via {use.op}"
+        return text + (f" [{'/'.join(use.scope)}]" if use.scope and use.scope != sum_scope else "")
+
+    def _tensor_source(self, t):
+        """The node that stands for tensor t: its producing node, or a leaf node."""
+        if t._node is not None:
+            if id(t._node) not in self.ids:   # a forward value drawn in the backward view
+                return self._ghost(t)
+            return self.ids[id(t._node)]
+        if id(t) in self.ids:
+            return self.ids[id(t)]
+        if self._is_seed(t):
+            name = t.name or f"∂L/∂{self._name(self.seeds[id(t)][1])}"
+            return self._add("seed", t, [f"upstream {name}", _shape_text(t)], key=t)
+        return self._add("parameter" if isinstance(t, Parameter) else "tensor", t,
+                         [self._name(t), _shape_dtype(t)], key=t, grad_norm=self._norm_of(t))
+
+    def _ghost(self, t):
+        if id(t) not in self.ids:
+            self._add("ghost", t, [self._name(t), _shape_text(t)], t._node.scope, t,
+                      step=self.step.get(id(t._node)))
+        return self.ids[id(t)]
+
+    def _norm_of(self, t):
+        return None if self.norms is None else self.norms.get(id(t))
+
+    def _tensor_line(self, t):
+        return f"{t.name} {_shape_dtype(t)}" if t.name else _shape_dtype(t)
+
+    def _inline(self, t):
+        """How an input appears inside an op label: constants by value, tensors as ·."""
+        if not t.constant:
+            return "·"
+        flat = t.data.reshape(-1)
+        if flat.size and bool(xp.all(flat == flat[0])):
+            value = _number(flat[0])
+            return value if t.ndim == 0 else f"{value}[{'×'.join(map(str, t.shape))}]"
+        return f"const[{'×'.join(map(str, t.shape))}]"
+
+
+def _merged_sums(backward_nodes):
+    """ids of fan-in add nodes drawn inside a later one: a chain of binary sums of one
+    tensor's gradient is drawn as one Σ whose edges name every use."""
+    consumers = {}
+    for node in backward_nodes:
+        for t in node.inputs:
+            if t._node is not None:
+                consumers.setdefault(id(t._node), []).append(node)
+    merged = set()
+    for node in backward_nodes:
+        users = consumers.get(id(node), [])
+        if (node.role == "accumulate" and node.op == "add" and len(users) == 1
+                and users[0].role == "accumulate" and users[0].op == "add"
+                and users[0].grad_of is node.grad_of):
+            merged.add(id(node))
+    return merged
+
+
+def _summand_nodes(backward_nodes):
+    """ids of nodes whose output is one use's share of a gradient that a Σ then sums."""
+    shares = set()
+    for node in backward_nodes:
+        if node.role == "accumulate":
+            for t in node.inputs:
+                if t._node is not None and t._node.grad_of is node.grad_of \
+                        and t._node.role == "vjp":
+                    shares.add(id(t._node))
+    return shares
+
+
+def _summands(node, merged):
+    """(summand, use) pairs of a Σ, looking through the sums merged into it."""
+    found, stack = [], [node]
+    while stack:
+        current = stack.pop()
+        uses = current.grad_sources or (None,) * len(current.inputs)
+        for t, use in reversed(list(zip(current.inputs, uses))):
+            if t._node is not None and id(t._node) in merged:
+                stack.append(t._node)
+            else:
+                found.append((t, use))
+    return found
+
+
+def _shape_dtype(t):
+    return f"{_shape_text(t)} {t.dtype}"
+
+
+def _shape_text(t):
+    return str(tuple(t.shape))
+
+
+def _number(value):
+    value = float(value)
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:.4g}"
+
+
+def _subscript(k):
+    return str(k).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
