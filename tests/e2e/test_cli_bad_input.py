@@ -79,6 +79,7 @@ def test_cli_bad_input_exits_nonzero_with_one_line(module, argv, message, tmp_pa
     assert message in lines[0] and "Traceback" not in err
 
 
+@pytest.mark.subprocess
 def test_cli_in_a_real_process_prints_no_traceback_unless_asked(tmp_path):
     def run(*extra):
         return subprocess.run([sys.executable, "-m", "lstm", *extra, "train", "--data-dir",

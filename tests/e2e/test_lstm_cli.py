@@ -4,6 +4,8 @@ import pytest
 
 from tests.corpora import words
 
+pytestmark = pytest.mark.subprocess     # every test here starts python -m lstm
+
 
 def run_lstm(*args, cwd=None):
     import subprocess
@@ -12,6 +14,7 @@ def run_lstm(*args, cwd=None):
                           timeout=300, cwd=cwd)
 
 
+@pytest.mark.slow
 def test_demo_writes_diagrams_and_figures(tmp_path):
     import shutil
     result = run_lstm("demo", "--out", str(tmp_path), "--steps", "20", "--no-progress")
@@ -24,6 +27,7 @@ def test_demo_writes_diagrams_and_figures(tmp_path):
     assert "concat axis=1" in (tmp_path / f"lstm_cell_backward.{suffix}").read_text()
 
 
+@pytest.mark.slow
 def test_train_cli_runs_resumes_and_reports_test_perplexity(tmp_path, corpus_dir):
     data = corpus_dir(train=words(3000) + "\n", valid="w1 w2 w3 w4\n" * 200,
                         test="w4 w5 w6 w0\n" * 200)
@@ -53,6 +57,7 @@ def test_train_cli_errors_are_one_line(args, message, tmp_path):
     ("sine_regression.py", "held-out mse"),
     ("classify_sequences.py", "held-out accuracy"),
 ])
+@pytest.mark.slow
 def test_examples_run(script, expect):
     import pathlib
     import subprocess
@@ -64,6 +69,7 @@ def test_examples_run(script, expect):
     assert expect in result.stdout
 
 
+@pytest.mark.slow
 def test_sigint_saves_a_checkpoint_and_resume_continues(tmp_path, corpus_dir):
     import signal
     import subprocess

@@ -5,6 +5,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
@@ -21,6 +23,7 @@ def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_test_one():
     assert commands[1] in [line.strip() for line in ci]
 
 
+@pytest.mark.subprocess
 def test_demo_prints_outputs_gradients_and_backward_nodes_and_draws_them(tmp_path):
     result = subprocess.run([sys.executable, "-m", "tinygraph", "demo", "--out", str(tmp_path)],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -39,6 +42,7 @@ def test_demo_prints_outputs_gradients_and_backward_nodes_and_draws_them(tmp_pat
     assert "concat axis=1" in (tmp_path / f"lstm_cell_backward.{suffix}").read_text()
 
 
+@pytest.mark.subprocess
 def test_demo_rejects_bad_flags_with_one_line():
     result = subprocess.run([sys.executable, "-m", "tinygraph", "demo", "--hidden-size", "x"],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)

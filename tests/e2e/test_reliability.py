@@ -105,6 +105,8 @@ trainer.run(50, progress=False, checkpoint_every=1)
 """
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_sigkill_while_writing_a_checkpoint_leaves_the_previous_one_loadable(tmp_path):
     corpus = long_corpus(tmp_path / "corpus", count=3000)
     out = tmp_path / "run"
@@ -144,6 +146,8 @@ run.run(2, progress=False, checkpoint_every=3)
 """
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_resume_after_sigkill_is_bitwise_identical_in_float64(tmp_path, fault_trainer):
     straight = fault_trainer("straight", dtype="float64")
     straight.run(2, progress=False, checkpoint_every=3)
@@ -165,6 +169,7 @@ def test_resume_after_sigkill_is_bitwise_identical_in_float64(tmp_path, fault_tr
 
 # --- scale and memory -----------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_10000_step_unrolled_lstm_differentiates_in_bounded_memory():
     """160,000 nodes: no recursion limit is hit, and the whole graph with every saved value
     stays under 250 MB (about 12 KB per time step for batch 1, 4 units)."""
@@ -187,6 +192,7 @@ def test_a_10000_step_unrolled_lstm_differentiates_in_bounded_memory():
         assert np.abs(p.grad.data).max() > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
 def test_1000_stateful_steps_keep_memory_flat(compiled):
     """Truncated BPTT must drop each step's graph: memory after step 1000 is within 256 KB of

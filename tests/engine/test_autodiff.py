@@ -196,6 +196,7 @@ def test_nodes_are_in_topological_order_and_deterministic():
     assert order[-1].outputs == (loss,)
 
 
+@pytest.mark.slow
 def test_a_chain_of_100000_ops_differentiates():
     x = tg.tensor(np.array([0.5]), requires_grad=True)
     y = x

@@ -2,6 +2,7 @@
 that match central finite differences (float64), and the fast backward pass agrees with the
 recorded one (create_graph=True) on every one of them."""
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -60,6 +61,7 @@ def build(steps):
     return fn
 
 
+@pytest.mark.slow
 @settings(max_examples=400)
 @given(programs())
 def test_random_compositions_match_finite_differences(program):
@@ -67,6 +69,7 @@ def test_random_compositions_match_finite_differences(program):
     assert tg.gradcheck(build(steps), [x, y], atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.slow
 @settings(max_examples=200)
 @given(programs())
 def test_fast_backward_equals_the_recorded_backward(program):

@@ -5,6 +5,7 @@ import pytest
 
 import tinygraph as tg
 
+pytestmark = pytest.mark.torch
 torch = pytest.importorskip("torch")
 
 ROWS, COLS = 3, 4

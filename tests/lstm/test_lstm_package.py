@@ -139,6 +139,7 @@ def test_weight_tying_shares_one_parameter_and_sums_both_gradients():
                                untied.embed.W.grad.data + untied.out.W.grad.data.T, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_tiny_language_model_overfits_a_short_corpus():
     corpus = np.array([0, 1, 2, 3, 4, 5, 6, 7] * 30)
     model = LanguageModel(8, 16, 16, seed=0)

@@ -5,6 +5,7 @@ import pytest
 import tinygraph as tg
 from lstm.cells import GRUCell, LSTMCell
 
+pytestmark = pytest.mark.torch
 torch = pytest.importorskip("torch")
 
 
