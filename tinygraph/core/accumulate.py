@@ -56,14 +56,17 @@ class Accumulator:
     def _total(self, tensor, entry):
         if self.record and not self.join:
             return entry.total
-        terms = _joined(entry.terms) if self.join else entry.terms
+        terms = [t for t, _ in entry.terms]
+        if self.join:
+            terms, _ = join_terms(terms)
         if self.record:
-            total, use = terms[0]
-            for t, u in terms[1:]:
-                total, use = _recorded_sum(tensor, _Entry(total, use), t, u), None
+            uses = {id(t): use for t, use in entry.terms}
+            total, use = terms[0], uses.get(id(terms[0]))
+            for t in terms[1:]:
+                total, use = _recorded_sum(tensor, _Entry(total, use), t, uses.get(id(t))), None
             return total
         # Fast pass: the dense terms are summed already; the lazy ones go in now.
-        for t, _ in terms:
+        for t in terms:
             if t.data is None:
                 _add_lazy(tensor, entry, t)
             else:
@@ -80,19 +83,27 @@ class _Entry:
         self.total, self.use, self.owned, self.terms = total, use, False, []
 
 
-def _joined(terms):
-    """Replace each group of terms made by one primitive class by that class's join."""
+def join_terms(terms, accept=None):
+    """The terms of a sum with each group made by one primitive class (with a `join`, and
+    accepted by `accept(cls)` when given) replaced by that class's join; also the names of
+    the joins done. Order: the terms no join touched first, then the joins' results."""
     groups, rest = {}, []
-    for t, use in terms:
+    for t in terms:
         node = t._node
-        if node is not None and node.prim.join is not None:
-            groups.setdefault(type(node.prim), []).append((t, use))
+        cls = type(node.prim) if node is not None else None
+        if cls is not None and cls.join is not None and (accept is None or accept(cls)):
+            groups.setdefault(cls, []).append(t)
         else:
-            rest.append((t, use))
+            rest.append(t)
+    names = []
     for cls, group in groups.items():
-        joined = cls.join([t for t, _ in group]) if len(group) > 1 else None
-        rest.extend(group if joined is None else [(t, None) for t in joined])
-    return rest
+        joined = cls.join(group) if len(group) > 1 else None
+        if joined is None:
+            rest.extend(group)
+        else:
+            rest.extend(joined)
+            names.append(cls.join_name)
+    return rest, names
 
 
 def _add_dense(tensor, entry, contribution):

@@ -22,6 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..backend import xp
+from ..core.accumulate import join_terms
 from ..core.autodiff import nodes
 from ..core.primitive import apply
 from ..core.state import recording_backward
@@ -135,40 +136,26 @@ def _identities(node, inputs):
 
 
 def _joins(for_reading):
-    """The rule that applies the primitives' `join`s to the terms of a sum (only the
-    joins meant for reading, or all of them)."""
+    """The rule that applies the primitives' joins (core.accumulate.join_terms, as the
+    gradient accumulator does) to the terms of a sum: only those meant for reading, or all."""
+    accept = (lambda cls: cls.join_for_reading) if for_reading else None
+
     def joins(node, inputs):
         if not _is_sum_node(node):
             return None
-        terms = _sum_terms(inputs)
-        groups = {}
-        for t in terms:
-            n = t._node
-            if n is not None and n.prim.join is not None and (
-                    n.prim.join_for_reading or not for_reading):
-                groups.setdefault(type(n.prim), []).append(t)
-        replaced, counts = {}, []
         with recording_backward(None, "accumulate"):
-            for cls, group in groups.items():
-                joined = cls.join(group) if len(group) > 1 else None
-                if joined is not None:
-                    replaced[cls] = joined
-                    counts.append(cls.join_name)
-            if not replaced:
+            terms, names = join_terms(_sum_terms(inputs), accept)
+            if not names:
                 return None
-            out, done = None, set()
-            for t in terms:
-                cls = type(t._node.prim) if t._node is not None else None
-                parts = [t] if cls not in replaced else ([] if cls in done else replaced[cls])
-                done.add(cls)
-                for part in parts:
-                    out = part if out is None else out + part
+            out = terms[0]
+            for t in terms[1:]:
+                out = out + t
         if out.shape != node.output.shape or out.dtype != node.output.dtype:
             return None
         if out._node is not None:
             out._node.grad_of = node.grad_of
             out._node.scope = node.scope
-        return _Joined(out, counts)
+        return _Joined(out, names)
     joins.__name__ = "joins"
     # At the root of a sum only: joining at every partial sum would nest the joins.
     joins.whole_sums_only = True
