@@ -1,11 +1,34 @@
 """The table of primitives the op tests run over: how to call each, its numpy reference, and
-inputs drawn from a domain where it is smooth."""
+inputs drawn from a domain where it is smooth.
+
+tests/engine/test_ops.py checks that every primitive tinygraph defines
+(`tinygraph.ops.all_primitives()`) has at least one case here, and that each case really
+records its primitive.
+
+Most cases are "differentiable": values, first- and second-order gradients against finite
+differences, float32 end to end, and shape-only evaluation (`spec`). The other kinds skip the
+gradient checks, for these reasons:
+
+- "no_gradient" (step): its derivative is zero wherever it exists (it is relu's derivative,
+  a Heaviside step) and its vjp passes None back, so no gradient flows through it; finite
+  differences across the jump would be meaningless.
+- "integer" (ids_in_range): integer ids in, the same ids out (after a range check); integers
+  have no gradient and cannot require grad.
+- "random" (dropout_mask): no inputs at all, so nothing to differentiate; it draws from a
+  generator, so the reference repeats the draw from an equally seeded generator. It takes the
+  dtype as an argument (`fn(dtype=...)`), having no input to take it from.
+
+test_ops checks that these cases' vjps indeed pass no gradient back.
+"""
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 import tinygraph as tg
+from tinygraph.core.primitive import apply
+from tinygraph.core.tensor import Tensor
+from tinygraph.ops.indexing import INDEX_SLOT, IndexGrad, SliceGrad
 
 
 @dataclass
@@ -15,8 +38,24 @@ class OpCase:
     reference: Callable     # the same on numpy arrays
     shapes: tuple           # input shapes
     domain: str = "any"     # "any", "positive" or "away_from_zero"
+    kind: str = "differentiable"    # or "no_gradient", "integer", "random" (module docstring)
+    make_inputs: Callable = None    # make_inputs(rng, dtype) -> arrays, instead of normals
+
+    @property
+    def differentiable(self):
+        return self.kind == "differentiable"
+
+    def apply(self, tensors, dtype=np.float64):
+        """The case's tinygraph function on input tensors (a random case takes the dtype)."""
+        return self.fn(dtype=dtype) if self.kind == "random" else self.fn(*tensors)
+
+    def expected(self, arrays, dtype=np.float64):
+        """The numpy reference on the input arrays."""
+        return self.reference(dtype=dtype) if self.kind == "random" else self.reference(*arrays)
 
     def inputs(self, rng, dtype=np.float64):
+        if self.make_inputs is not None:
+            return self.make_inputs(rng, dtype)
         arrays = []
         for shape in self.shapes:
             a = rng.standard_normal(shape)
@@ -46,7 +85,27 @@ def _cross_entropy_ref(logits, targets):
     return -logp[np.arange(targets.size), targets.reshape(-1)].mean()
 
 
+def _placed(key, shape, g):
+    out = np.zeros(shape, g.dtype)
+    out[key] = g
+    return out
+
+
+def _scattered(ids, shape, g):
+    out = np.zeros(shape, g.dtype)
+    np.add.at(out, ids, g)
+    return out
+
+
+def _dropout_ref(p, shape, dtype, rng):
+    dtype = np.dtype(dtype)
+    return (rng.random(shape) >= p).astype(dtype) / dtype.type(1 - p)
+
+
 TARGETS_2D = np.array([0, 4, 4])
+SLICE_KEY = (slice(None), slice(1, 3))
+COLUMN_KEY = (slice(None), 2)
+ROWS = np.array([2, 0, 2, 3])           # a repeated row: its gradients must add up
 TARGETS_3D = np.array([[1, 0], [3, 3]])
 
 CASES = [
@@ -106,9 +165,25 @@ CASES = [
            lambda a: _cross_entropy_ref(a, TARGETS_2D), [(3, 5)]),
     OpCase("cross_entropy:3d", lambda x: tg.cross_entropy(x, TARGETS_3D),
            lambda a: _cross_entropy_ref(a, TARGETS_3D), [(2, 2, 4)]),
+    # aᵀ·g, the weight gradient of matmul (a primitive of its own; see tinygraph.ops.linalg)
+    OpCase("matmul_tn", tg.matmul_tn, lambda a, g: np.swapaxes(a, -1, -2) @ g, [(4, 3), (4, 5)]),
+    OpCase("matmul_tn:batched", tg.matmul_tn, lambda a, g: np.swapaxes(a, -1, -2) @ g,
+           [(2, 1, 4, 3), (3, 4, 2)]),
+    # The gradients of indexing: scatters into zeros, themselves differentiable.
+    OpCase("slice_grad", lambda g: apply(SliceGrad(SLICE_KEY, (3, 4)), g),
+           lambda g: _placed(SLICE_KEY, (3, 4), g), [(3, 2)]),
+    OpCase("slice_grad:dropped_axis", lambda g: apply(SliceGrad(COLUMN_KEY, (3, 4)), g),
+           lambda g: _placed(COLUMN_KEY, (3, 4), g), [(3,)]),
+    OpCase("index_grad", lambda g: apply(IndexGrad((INDEX_SLOT,), (4, 3)), g, Tensor(
+        ROWS, constant=True)), lambda g: _scattered(ROWS, (4, 3), g), [(4, 3)]),
+    # No gradient checks for these (see the module docstring).
+    OpCase("step", tg.step, lambda a: (a > 0).astype(a.dtype), [(3, 4)], "away_from_zero",
+           kind="no_gradient"),
+    OpCase("ids_in_range", lambda ids: tg.ops.ids_in_range(ids, 5, "id {bad} not below {size}"),
+           lambda ids: ids, [(2, 3)], kind="integer",
+           make_inputs=lambda rng, dtype: [rng.integers(0, 5, (2, 3))]),
+    OpCase("dropout_mask",
+           lambda dtype: tg.ops.dropout_mask(0.3, (3, 4), dtype, np.random.default_rng(7)),
+           lambda dtype: _dropout_ref(0.3, (3, 4), dtype, np.random.default_rng(7)), [],
+           kind="random"),
 ]
-
-# Each public primitive must appear above (test_ops checks this list against the table).
-PRIMITIVES = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sigmoid", "tanh",
-              "relu", "matmul", "sum", "mean", "reshape", "transpose", "broadcast_to",
-              "sum_to", "slice", "index", "concat", "log_softmax", "cross_entropy"]
