@@ -57,7 +57,13 @@ class Accumulator:
         if self.record and not self.join:
             return entry.total
         terms = [t for t, _ in entry.terms]
-        if self.join:
+        if self.join and self.record:
+            with recording_backward(None, "accumulate"):    # the joins are backward nodes
+                terms, _ = join_terms(terms)
+            for t in terms:
+                if t._node is not None and t._node.role == "accumulate":
+                    t._node.grad_of = tensor
+        elif self.join:
             terms, _ = join_terms(terms)
         if self.record:
             uses = {id(t): use for t, use in entry.terms}
