@@ -54,7 +54,7 @@ class Accumulator:
         return list(self.entries)
 
     def _total(self, tensor, entry):
-        if self.record and not self.join:
+        if (self.record and not self.join) or not entry.terms:
             return entry.total
         terms = [t for t, _ in entry.terms]
         if self.join and self.record:

@@ -265,8 +265,7 @@ def getitem(x, key):
     x = tensor_arg(x, "getitem")
     key, indices = _normalize_key(key, "getitem")
     prim = Index(key) if indices else Slice(key)
-    try:
-        prim.spec(x, *indices)       # numpy's own rules say whether the key fits
+    try:                             # numpy's own rules say whether the key fits
         return apply(prim, x, *indices)
     except IndexError as e:
         shown = fill(key, [t.data if t.data is not None else t for t in indices])
