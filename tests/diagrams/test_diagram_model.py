@@ -112,6 +112,18 @@ def test_a_tensor_named_like_a_gradient_is_not_a_seed():
     assert {e.kind for e in model.edges if e.tail == named.id} == {"data", "saved"}
 
 
+def test_the_seed_of_gradients_made_elsewhere_is_found_by_structure():
+    x = tg.tensor(np.ones((2, 3)), name="x", requires_grad=True)
+    W = tg.Parameter(np.ones((3, 4)), name="W")
+    upstream = tg.tensor(np.ones((2, 4)), name="g_from_above")   # any name
+    (gW,) = tg.grad(tg.tanh(x @ W), [W], grad_outputs=[upstream], create_graph=True)
+    model = diagram_model.build(gW, view="backward")
+    (seed,) = [n for n in model.nodes if n.kind == "seed"]
+    assert seed.lines[0] == "upstream g_from_above"
+    # x is read by the forward matmul too: a forward value, not a seed.
+    assert [n.kind for n in model.nodes if n.lines[0] == "x"] == ["tensor"]
+
+
 def test_gradient_norms_only_when_asked_for():
     plain = diagram_model.build(EXAMPLES["rnn_cell"]())
     assert plain.grad_norms is None and all(n.grad_norm is None for n in plain.nodes)

@@ -27,6 +27,8 @@ class Primitive:
     name = "primitive"
     pure = True          # False: draws random numbers (never CSE'd or constant-folded)
     neutral = None       # (element, also on the left?) for the identity rewrite, e.g. (0, True)
+    selects_part = False  # the output is a part of the input (slice, index): diagrams name
+                          # such a use by the part's name
     sum_term = False     # its results are gradient terms the accumulator evaluates itself
     join = None          # staticmethod(terms) -> a list of tensors with the same sum, or None
     join_name = None     # the name rewrite reports count its joins under

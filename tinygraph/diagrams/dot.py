@@ -59,8 +59,8 @@ def render(outputs, view="both", simplify=True, wrt=None, grad_outputs=None, col
     wrt: the tensors to differentiate with respect to (default: every leaf that requires grad).
     grad_outputs: seeds for the outputs; by default a scalar output is seeded with 1 and a
         non-scalar output with a symbolic input named ∂L/∂<name>. Tensor seeds are drawn as
-        upstream gradients whatever their name; the seeds of gradients passed as `outputs`
-        are not known here, so they are drawn as ordinary leaves.
+        upstream gradients whatever their name; for gradients passed as `outputs`, the seeds
+        are the leaves only their backward graph reads.
     color_by: None, or "grad_norm" to colour nodes by log10 of their gradient's norm.
     collapse: scope names whose clusters are drawn as one box each, or True for all.
     """

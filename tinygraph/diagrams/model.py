@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from ..backend import xp
 from ..core.autodiff import grad, leaves, nodes
 from ..core.tensor import Parameter, Tensor
+from ..ops.elementwise import Add
 from ..transforms.rewrite import simplify as simplify_graph
 
 VIEWS = ("forward", "backward", "both")
@@ -28,6 +29,8 @@ BACKWARD_KINDS = ("backward", "sum")
 
 @dataclass
 class Node:
+    """One box of the picture: an op, a leaf, a seed, a backward op or a Σ (see KINDS)."""
+
     id: int
     kind: str
     lines: list              # the label, line by line
@@ -43,6 +46,8 @@ class Node:
 
 @dataclass
 class Edge:
+    """An arrow between two nodes, by id."""
+
     tail: int
     head: int
     kind: str                # "data" (forward), "gradient" (gradient flow) or "saved" (a
@@ -52,6 +57,8 @@ class Edge:
 
 @dataclass
 class Model:
+    """The whole picture: nodes, edges, scopes and the caption's facts."""
+
     view: str
     nodes: list = field(default_factory=list)
     edges: list = field(default_factory=list)
@@ -169,6 +176,7 @@ class _Builder:
         none for the forward view, otherwise the gradients derived here."""
         if any(t._node is not None and t._node.is_backward for t in self.outputs):
             roots = self.outputs
+            self.seeds = _upstream_leaves(roots)
         elif self.model.view == "forward":
             roots = []
         else:
@@ -227,9 +235,10 @@ class _Builder:
     def _backward_node(self, node):
         out = node.output
         is_sum = node.role == "accumulate"
-        op = "Σ" if is_sum and node.op == "add" else node.prim.label(node.inputs, self._inline)
+        adds = is_sum and _is_add(node)
+        op = "Σ" if adds else node.prim.label(node.inputs, self._inline)
         extra = []
-        if is_sum and node.op == "concat" and node.grad_sources:
+        if is_sum and not adds and node.grad_sources:     # a join, e.g. a concat of slices
             order = " | ".join(self._name(u.output) if u is not None and u.output is not None
                                else "·" for u in node.grad_sources)
             extra = [f"[{order}]"]        # the gradients it joins, in order
@@ -242,7 +251,7 @@ class _Builder:
                          grad_of=self._name(of) if of is not None else None,
                          grad_norm=norm(out.data) if self.norms is not None and of is not None
                          else None)
-        summands = _summands(node, self.merged) if is_sum and node.op == "add" else [
+        summands = _summands(node, self.merged) if adds else [
             (t, node.grad_sources[k] if is_sum and node.grad_sources else None)
             for k, t in enumerate(node.inputs)]
         for t, use in summands:
@@ -274,7 +283,7 @@ class _Builder:
                 else "partial sum"
         out = use.output
         if out is not None and out.name:
-            text = f"via {out.name}" if use.op in ("slice", "index") else f"via {use.op} → {out.name}"
+            text = f"via {out.name}" if use.prim.selects_part else f"via {use.op} → {out.name}"
         else:
             text = f"via {use.op}"
         return text + (f" [{'/'.join(use.scope)}]" if use.scope and use.scope != sum_scope else "")
@@ -288,7 +297,8 @@ class _Builder:
         if id(t) in self.ids:
             return self.ids[id(t)]
         if self._is_seed(t):
-            name = t.name or f"∂L/∂{self._name(self.seeds[id(t)][1])}"
+            output = self.seeds[id(t)][1]
+            name = t.name or (f"∂L/∂{self._name(output)}" if output is not None else "∂L/∂y")
             return self._add("seed", t, [f"upstream {name}", _shape_text(t)], key=t)
         return self._add("parameter" if isinstance(t, Parameter) else "tensor", t,
                          [self._name(t), _shape_dtype(t)], key=t, grad_norm=self._norm_of(t))
@@ -327,11 +337,29 @@ def _merged_sums(backward_nodes):
     merged = set()
     for node in backward_nodes:
         users = consumers.get(id(node), [])
-        if (node.role == "accumulate" and node.op == "add" and len(users) == 1
-                and users[0].role == "accumulate" and users[0].op == "add"
+        if (node.role == "accumulate" and _is_add(node) and len(users) == 1
+                and users[0].role == "accumulate" and _is_add(users[0])
                 and users[0].grad_of is node.grad_of):
             merged.add(id(node))
     return merged
+
+
+def _upstream_leaves(gradients):
+    """The seeds of gradients made elsewhere, found by structure: the leaves (not constants,
+    not requiring grad) that only backward nodes read. A forward leaf is read by a forward op."""
+    found, read_forward = {}, set()
+    for node in nodes(gradients):
+        for t in node.inputs:
+            if node.is_backward:
+                if t._node is None and not t.constant and not t.requires_grad:
+                    found[id(t)] = (t, None)
+            else:
+                read_forward.add(id(t))
+    return {k: v for k, v in found.items() if k not in read_forward}
+
+
+def _is_add(node):
+    return isinstance(node.prim, Add)
 
 
 def _summand_nodes(backward_nodes):

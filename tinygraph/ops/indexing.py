@@ -46,6 +46,7 @@ class Slice(Primitive):
     """x[key] for a basic key (ints, slices, None, Ellipsis): a view."""
 
     name = "slice"
+    selects_part = True
 
     def __init__(self, key):
         self.key = key
@@ -160,6 +161,7 @@ class Index(Primitive):
     """
 
     name = "index"
+    selects_part = True
 
     def __init__(self, key):
         self.key = key
