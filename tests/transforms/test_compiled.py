@@ -21,16 +21,12 @@ def batches(n, shape=(3, 6), seed=0):
     return [(rng.integers(0, VOCAB, shape), rng.integers(0, VOCAB, shape)) for _ in range(n)]
 
 
-def eager_step(model, opt, ids, targets):
-    opt.zero_grad()
-    loss = model.loss(ids, targets)
-    loss.backward()
-    clip_grad_norm(opt.params, 0.25)
-    opt.step()
-    return float(loss.data)
+def make_step(model, compiled):
+    """The one step contract: eager and compiled steps are called the same way."""
+    return (tg.compile if compiled else tg.value_and_grad)(model.loss, model.parameters())
 
 
-def compiled_step(step, opt, ids, targets):
+def train_step(step, opt, ids, targets):
     opt.zero_grad()
     loss = step(ids, targets)
     clip_grad_norm(opt.params, 0.25)
@@ -48,10 +44,10 @@ def test_language_model_compiled_matches_eager(dtype, tolerance):
     """Dropout masks, tied weights, two layers and the carried state all replay exactly."""
     eager, eager_opt = lm(dtype)
     compiled, compiled_opt = lm(dtype)
-    step = tg.compile(compiled.loss, compiled.parameters())
+    step, eager_step = make_step(compiled, True), make_step(eager, False)
     for ids, targets in batches(6):
-        loss_e = eager_step(eager, eager_opt, ids, targets)
-        loss_c = compiled_step(step, compiled_opt, ids, targets)
+        loss_e = train_step(eager_step, eager_opt, ids, targets)
+        loss_c = train_step(step, compiled_opt, ids, targets)
         assert loss_c == pytest.approx(loss_e, rel=tolerance, abs=tolerance)
         assert max_difference(eager, compiled) < tolerance
     assert len(step.programs) == 1
@@ -64,33 +60,33 @@ def test_replay_builds_no_graph():
     model, opt = lm()
     step = tg.compile(model.loss, model.parameters())
     (ids, targets), (ids2, targets2) = batches(2)
-    compiled_step(step, opt, ids, targets)          # traces
+    train_step(step, opt, ids, targets)             # traces
     before = next(Node._serials)
-    compiled_step(step, opt, ids2, targets2)        # replays
+    train_step(step, opt, ids2, targets2)           # replays
     assert next(Node._serials) == before + 1
 
 
 def test_reset_state_retraces_and_stays_exact():
     eager, eager_opt = lm()
     compiled, compiled_opt = lm()
-    step = tg.compile(compiled.loss, compiled.parameters())
+    step, eager_step = make_step(compiled, True), make_step(eager, False)
     data = batches(5)
     for k, (ids, targets) in enumerate(data):
         if k == 3:
             eager.reset_state()
             compiled.reset_state()
-        eager_step(eager, eager_opt, ids, targets)
-        compiled_step(step, compiled_opt, ids, targets)
+        train_step(eager_step, eager_opt, ids, targets)
+        train_step(step, compiled_opt, ids, targets)
     assert max_difference(eager, compiled) < 1e-6
 
 
 def test_new_input_shape_gets_its_own_program():
     eager, eager_opt = lm(dropout=0.0)
     compiled, compiled_opt = lm(dropout=0.0)
-    step = tg.compile(compiled.loss, compiled.parameters())
+    step, eager_step = make_step(compiled, True), make_step(eager, False)
     for ids, targets in batches(2) + batches(2, shape=(3, 4), seed=1):
-        eager_step(eager, eager_opt, ids, targets)
-        compiled_step(step, compiled_opt, ids, targets)
+        train_step(eager_step, eager_opt, ids, targets)
+        train_step(step, compiled_opt, ids, targets)
     assert len(step.programs) == 2
     assert max_difference(eager, compiled) < 1e-6
 
@@ -99,16 +95,12 @@ def test_sequence_regressor_with_float_inputs():
     rng = np.random.default_rng(0)
     eager = SequenceRegressor(hidden_size=8, seed=1, dtype=np.float64)
     compiled = SequenceRegressor(hidden_size=8, seed=1, dtype=np.float64)
-    step = tg.compile(compiled.loss, compiled.parameters())
+    step, eager_step = make_step(compiled, True), make_step(eager, False)
     for _ in range(4):
         xs, ys = rng.standard_normal((2, 7, 1)), rng.standard_normal((2, 7, 1))
-        for p in eager.parameters():
-            p.zero_grad()
-        loss_e = eager.loss(xs, ys)
-        loss_e.backward()
-        for p in compiled.parameters():
-            p.zero_grad()
-        loss_c = step(xs, ys)
+        eager.zero_grad()
+        compiled.zero_grad()
+        loss_e, loss_c = eager_step(xs, ys), step(xs, ys)
         assert float(loss_c.data) == pytest.approx(float(loss_e.data), rel=1e-12)
         for p, q in zip(eager.parameters(), compiled.parameters()):
             np.testing.assert_allclose(q.grad.data, p.grad.data, rtol=1e-10, atol=1e-12)
@@ -279,3 +271,23 @@ def test_ids_are_checked_on_every_replay():
     bad_targets[0, 0] = VOCAB
     with pytest.raises(ValueError, match="cross_entropy: target 50 is outside the 50 classes"):
         step(ids, bad_targets)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_both_steps_keep_one_contract(compiled):
+    """Same call, same effect: the loss returned, gradients added into .grad (an unused
+    parameter's .grad left alone), the same errors."""
+    w = tg.Parameter(np.array([1.0, 2.0, 3.0]))
+    unused = tg.Parameter(np.ones(2))
+    unused.grad = tg.tensor(np.array([7.0, 7.0]))
+    make = tg.compile if compiled else tg.value_and_grad
+    step = make(lambda x: tg.sum(w * w * x), [w, unused])
+    loss = step(np.array([1.0, 1.0, 2.0]))
+    assert isinstance(loss, tg.Tensor) and loss.node is None and float(loss.data) == 23.0
+    step(np.array([1.0, 1.0, 2.0]))
+    np.testing.assert_array_equal(w.grad.data, [4.0, 8.0, 24.0])
+    np.testing.assert_array_equal(unused.grad.data, [7.0, 7.0])
+    with pytest.raises(ValueError, match="scalar loss"):
+        make(lambda x: w * x, [w])(np.ones(3))
+    with pytest.raises(TypeError, match="require grad"):
+        make(lambda x: tg.sum(x), [tg.tensor(np.ones(2))])
