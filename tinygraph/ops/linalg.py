@@ -129,11 +129,7 @@ def matmul(a, b):
         shape = out.shape[:-2] + (out.shape[-2:-1] if a.ndim > 1 else ()) + (
             out.shape[-1:] if b.ndim > 1 else ())
         return _shape.reshape(out, shape)
-    try:
-        xp.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    except ValueError:
-        raise ValueError(f"matmul: batch dimensions of {describe(a)} and {describe(b)} do "
-                         "not broadcast") from None
+    _check_batch(a, b, "matmul")
     return apply(MatMul(), a, b)
 
 
@@ -146,9 +142,13 @@ def matmul_tn(a, g):
     if a.shape[-2] != g.shape[-2]:
         raise ValueError(f"matmul_tn: cannot multiply the transpose of {describe(a)} by "
                          f"{describe(g)}: inner dimensions {a.shape[-2]} and {g.shape[-2]} differ")
-    try:
-        xp.broadcast_shapes(a.shape[:-2], g.shape[:-2])
-    except ValueError:
-        raise ValueError(f"matmul_tn: batch dimensions of {describe(a)} and {describe(g)} do "
-                         "not broadcast") from None
+    _check_batch(a, g, "matmul_tn")
     return apply(MatMulTN(), a, g)
+
+
+def _check_batch(a, b, op_name):
+    try:
+        xp.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ValueError(f"{op_name}: batch dimensions of {describe(a)} and {describe(b)} do "
+                         "not broadcast") from None
