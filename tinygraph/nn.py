@@ -109,10 +109,7 @@ class Module:
 
     def load_extra_states(self, state):
         """Restore what `extra_states` returned (modules missing from it have none)."""
-        for prefix, module in self.named_modules():
-            head = f"{prefix}." if prefix else ""
-            module.load_extra_state({k[len(head):]: v for k, v in state.items()
-                                     if k.startswith(head)})
+        self._load_extra(state)
 
     def state_dict(self):
         """{name: array} of every parameter and every module's extra state (copies), so a
@@ -124,24 +121,33 @@ class Module:
     def load_state_dict(self, state):
         """Load arrays by name. Parameters: any missing, unexpected or mis-shaped entry is a
         ValueError. Extra state: each module takes its own keys; a key no module takes is a
-        ValueError too."""
+        ValueError too. On an error the module is left as it was."""
         params = dict(self.named_parameters())
         missing = sorted(set(params) - set(state))
-        used = set(params)
+        for name, p in params.items():
+            if name in state:
+                array = xp.asarray(state[name])
+                if array.shape != p.shape or array.dtype != p.dtype:
+                    raise ValueError(f"load_state_dict: {name} is {array.dtype}{array.shape} "
+                                     f"in the state but {p.dtype}{p.shape} in the model")
+        before = self.extra_states()
+        used = set(params) | self._load_extra(state, params)
+        unexpected = sorted(set(state) - used)
+        if missing or unexpected:
+            self._load_extra(before, params)          # put the extra state back
+            raise ValueError(f"load_state_dict: missing {missing}, unexpected {unexpected}")
+        for name, p in params.items():
+            p.data[...] = state[name]
+
+    def _load_extra(self, state, params=()):
+        """Give each module its own extra-state keys; returns the (full) keys taken."""
+        used = set()
         for prefix, module in self.named_modules():
             head = f"{prefix}." if prefix else ""
             own = {k[len(head):]: v for k, v in state.items()
                    if k.startswith(head) and k not in params}
             used |= {head + k for k in module.load_extra_state(own)}
-        unexpected = sorted(set(state) - used)
-        if missing or unexpected:
-            raise ValueError(f"load_state_dict: missing {missing}, unexpected {unexpected}")
-        for name, p in params.items():
-            array = xp.asarray(state[name])
-            if array.shape != p.shape or array.dtype != p.dtype:
-                raise ValueError(f"load_state_dict: {name} is {array.dtype}{array.shape} in the "
-                                 f"state but {p.dtype}{p.shape} in the model")
-            p.data[...] = array
+        return used
 
 
 def scaled_normal(rng, shape, scale, dtype):
@@ -202,7 +208,8 @@ class Dropout(Module):
         self.rng = rng if rng is not None else xp.random.default_rng()
 
     def extra_state(self):
-        """The generator's position, so a resumed run draws the masks it would have drawn."""
+        """The generator's position, so a resumed run draws the masks it would have drawn
+        (a PCG64 generator, numpy's default)."""
         return {"rng": rng_state_array(self.rng)}
 
     def load_extra_state(self, state):

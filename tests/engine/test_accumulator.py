@@ -102,3 +102,42 @@ def test_joined_terms_of_a_recorded_pass_are_backward_nodes():
     assert any(n.op == "matmul_tn" and n.inputs[0].shape == (12, 4) for n in made)  # joined
     assert all(n.is_backward for n in made)
     assert tg.nodes([g])[-1].grad_of is W
+
+
+class _SameTermTwice(tg.Primitive):
+    """a @ b, whose vjp hands one and the same aᵀg term to both inputs (a test double: no
+    built-in primitive does this, but the accumulator must not rely on that)."""
+
+    name = "same_term_twice"
+
+    def forward(self, a, b):
+        return a @ b
+
+    def spec(self, a, b):
+        return (a.shape[0], b.shape[1]), a.dtype
+
+    def vjp(self, node, g, needs):
+        a, _ = node.inputs
+        shared = tg.matmul_tn(a, g)
+        return [shared, shared]
+
+
+def test_one_lazy_term_handed_to_two_tensors_is_not_added_into_twice():
+    rng = np.random.default_rng(3)
+    a = tg.tensor(rng.standard_normal((3, 3)), requires_grad=True)
+    b = tg.tensor(rng.standard_normal((3, 3)), requires_grad=True)
+    loss = (tg.apply(_SameTermTwice(), a, b) + tg.apply(_SameTermTwice(), b, b)).sum()
+    fast = tg.grad(loss, [a, b])
+    recorded = tg.grad(loss, [a, b], create_graph=True)
+    for f, r in zip(fast, recorded):
+        np.testing.assert_allclose(f.data, r.data, rtol=1e-12)
+
+
+def test_anomaly_in_a_joined_weight_gradient_names_the_sum():
+    x = tg.tensor(np.full((2, 2), 1e200), name="x")
+    W = tg.tensor(np.full((2, 2), 1e-200), name="W", requires_grad=True)
+    loss = ((x @ W) * 1e200).sum() + ((x @ W) * 1e200).sum()    # W used twice: joined
+    with np.errstate(all="ignore"), tg.detect_anomaly():
+        with pytest.raises(FloatingPointError, match=r"'matmul_tn' in the backward pass, "
+                                                     r"summing the gradients of 'W'"):
+            loss.backward()

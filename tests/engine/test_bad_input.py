@@ -41,6 +41,8 @@ CASES = [
     Case("concat: no tensors", lambda p: tg.concat([]), ValueError, "at least one tensor"),
     Case("concat: shapes differ off the axis", lambda p: tg.concat([t((2, 3)), t((3, 3))], 1),
          ValueError, "concat"),
+    Case("log_softmax: integer input", lambda p: tg.log_softmax(tg.tensor([[1, 2]])), TypeError,
+         "log_softmax: .* has dtype int64; cast it to a float dtype"),
     Case("log_softmax: 0-d", lambda p: tg.log_softmax(t(())), ValueError,
          "at least one dimension"),
     Case("log_softmax: empty class axis", lambda p: tg.log_softmax(t((2, 0))), ValueError,

@@ -105,3 +105,37 @@ def test_detect_anomaly_in_one_thread_does_not_check_another():
     assert seen["woken"]
     # A's own op, inside its detect_anomaly, was checked.
     assert "op 'log' in the forward pass produced NaN" in seen.get("a", "")
+
+
+def test_no_grad_as_a_decorator_is_safe_in_two_threads_at_once():
+    """One decorated function, entered by thread A, then by B, left by A first: each call
+    has its own context manager, so neither pops the other's state."""
+    a_inside, b_inside, a_left = threading.Event(), threading.Event(), threading.Event()
+    seen, errors = {}, []
+
+    @tg.no_grad()
+    def evaluate(first):
+        if first:
+            a_inside.set()
+            b_inside.wait(TIMEOUT)            # A leaves while B is still inside
+        else:
+            b_inside.set()
+            a_left.wait(TIMEOUT)
+        return tg.is_grad_enabled()
+
+    def run(first):
+        try:
+            seen["A" if first else "B"] = evaluate(first)
+        except Exception as e:            # reported below, in the main thread
+            errors.append(e)
+        finally:
+            if first:
+                a_left.set()
+
+    a = start(lambda: run(True))
+    assert a_inside.wait(TIMEOUT)
+    b = start(lambda: run(False))
+    a.join(TIMEOUT)
+    b.join(TIMEOUT)
+    assert errors == [] and seen == {"A": False, "B": False}
+    assert tg.is_grad_enabled()

@@ -291,3 +291,21 @@ def test_both_steps_keep_one_contract(compiled):
         make(lambda x: w * x, [w])(np.ones(3))
     with pytest.raises(TypeError, match="require grad"):
         make(lambda x: tg.sum(x), [tg.tensor(np.ones(2))])
+
+
+def test_a_gradient_taken_inside_the_function_is_part_of_the_program():
+    """tg.grad inside a compiled function: recorded into the program, not frozen at its
+    trace-time value; backward() there is refused (the step makes the gradients itself)."""
+    W = tg.Parameter(np.array([1.0, 2.0, 3.0]), name="W")
+
+    def loss_fn(x):
+        (g,) = tg.grad((W * W * x).sum(), [W])        # 2 W x, a value: no gradient through it
+        return (W * x).sum() + (g * g).sum()
+
+    for make in (tg.value_and_grad, tg.compile):
+        W.zero_grad()
+        step = make(loss_fn, [W])
+        assert [float(step(np.full(3, float(k))).data) for k in (1, 2)] == [62.0, 236.0]
+        np.testing.assert_array_equal(W.grad.data, [3.0, 3.0, 3.0])
+    with pytest.raises(RuntimeError, match="compiled step traces"):
+        tg.compile(lambda x: (W * x).sum().backward(), [W])(np.ones(3))

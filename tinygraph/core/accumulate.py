@@ -9,11 +9,13 @@ where cheaper evaluation orders live, written once for every path:
   concat. The fast backward pass and compiled traces join; a backward pass recorded for
   reading (create_graph=True) keeps each use's term, so diagrams can name it.
 - in place (fast pass only): dense terms are added into one buffer the accumulator owns, and
-  scatter terms (slice and index gradients, left unevaluated by `apply`) are added into it
-  by their primitive's `add_into`, with no zero-filled buffer of their own.
+  scatter terms (slice and index gradients, which `apply` leaves as lazy terms) are added
+  into it by their primitive's `add_into`, with no zero-filled buffer of their own.
 - recorded: the sum is explicit `add` nodes with role "accumulate", whose `grad_sources`
   name the uses the summands came from.
 """
+import contextlib
+
 from ..backend import xp
 from .primitive import evaluate, value_of
 from .state import current, recording_backward
@@ -28,11 +30,20 @@ class Accumulator:
         self.record = record       # sums become add nodes (create_graph, compiled traces)
         self.join = join           # apply the primitives' join rules
         self.entries = {}          # id(tensor) -> _Entry
+        self.lazy_seen = set()     # ids of the lazy terms pending in some entry (alive: the
+                                   # entry holds them, so no id is reused while listed)
 
     def add(self, tensor, contribution, use):
         entry = self.entries.get(id(tensor))
         if entry is None:
             entry = self.entries[id(tensor)] = _Entry()
+        if contribution.data is None and not self.record:
+            if id(contribution) in self.lazy_seen:
+                # One lazy term handed to two tensors (a vjp may return the same term for
+                # both inputs): evaluated now, so neither sum adds into the other's array.
+                evaluate(contribution)
+            else:
+                self.lazy_seen.add(id(contribution))
         if self.record and not self.join:
             # Summed as they come, so each add node names the two uses it joins.
             if entry.total is None:
@@ -57,6 +68,7 @@ class Accumulator:
         if (self.record and not self.join) or not entry.terms:
             return entry.total
         terms = [t for t, _ in entry.terms]
+        self.lazy_seen.difference_update(id(t) for t in terms)
         if self.join and self.record:
             with recording_backward(None, "accumulate"):    # the joins are backward nodes
                 terms, _ = join_terms(terms)
@@ -71,7 +83,8 @@ class Accumulator:
             for t in terms[1:]:
                 total, use = _recorded_sum(tensor, _Entry(total, use), t, uses.get(id(t))), None
             return total
-        # Fast pass: the dense terms are summed already; the lazy ones go in now.
+        # Fast pass: the dense terms are summed already; the lazy ones go in now (a join made
+        # here runs between vjps: its where names the sum).
         for t in terms:
             if t.data is None:
                 _add_lazy(tensor, entry, t)
@@ -118,7 +131,7 @@ def _add_dense(tensor, entry, contribution):
         entry.total = contribution
         return
     check = current().check
-    with xp.errstate(all="ignore") if check is not None else _nothing:
+    with xp.errstate(all="ignore") if check is not None else contextlib.nullcontext():
         if entry.owned:
             entry.total.data += contribution.data
         else:
@@ -128,11 +141,12 @@ def _add_dense(tensor, entry, contribution):
 
 
 def _add_lazy(tensor, entry, term):
-    """entry.total += term, where term is unevaluated: a scatter adds itself into the buffer
-    (no zero-filled array of its own); anything else is evaluated and added."""
+    """entry.total += term, where term is lazy: a scatter adds itself into the buffer (no
+    zero-filled array of its own); anything else is evaluated and added."""
     prim = term._node.prim
-    if entry.total is None or not hasattr(prim, "add_into"):
-        value = Tensor(evaluate(term))
+    if entry.total is None or prim.add_into is None:
+        value = Tensor(evaluate(term, where=f"in the backward pass, summing the gradients "
+                                            f"of {describe(tensor)}"))
         if entry.total is None:
             entry.total, entry.owned = value, value.data.base is None
         else:
@@ -142,7 +156,7 @@ def _add_lazy(tensor, entry, term):
         entry.total, entry.owned = Tensor(entry.total.data.copy()), True
     arrays = [value_of(t) for t in term._node.inputs]
     check = current().check
-    with xp.errstate(all="ignore") if check is not None else _nothing:
+    with xp.errstate(all="ignore") if check is not None else contextlib.nullcontext():
         prim.add_into(entry.total.data, *arrays)
     if check is not None:
         _check_sum(check, tensor, entry.total.data, arrays[0])
@@ -150,17 +164,6 @@ def _add_lazy(tensor, entry, term):
 
 def _check_sum(check, tensor, total, term):
     check("add", total, [term], where=f"summing the gradients of {describe(tensor)}")
-
-
-class _Nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
-
-
-_nothing = _Nothing()
 
 
 def _recorded_sum(tensor, entry, contribution, use):

@@ -42,6 +42,11 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=Fa
     allow_unused: return None for an input the outputs do not depend on, instead of raising.
     """
     single = isinstance(inputs, Tensor)
+    # Inside a compiled step's trace nothing is computed: the gradients become nodes of the
+    # program, recorded as create_graph=True makes them. Asked for values, they are made
+    # constants for differentiation, as eagerly.
+    values_in_trace = current().abstract and not create_graph
+    create_graph = create_graph or values_in_trace
     outputs = _as_list(outputs, "grad")
     inputs = _as_list(inputs, "grad")
     for t in inputs:
@@ -59,6 +64,9 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=Fa
                                  "outputs; pass allow_unused=True to get None for it")
             # Reachable only through non-differentiable paths (e.g. a step): zero gradient.
             g = Tensor(xp.zeros(t.shape, t.dtype)) if reachable else None
+        elif values_in_trace:
+            if g._node is not None and g._node.is_backward:
+                g.requires_grad = False          # made here: no gradient flows back through it
         elif not create_graph:
             g = Tensor(_owned_array(g.data, owned))
         result.append(g)
@@ -92,6 +100,10 @@ def backward(output, grad_output=None, create_graph=False):
         raise ValueError(f"backward: {describe(output)} does not require grad: no input of "
                          "its graph was created with requires_grad=True (or it was computed "
                          "under no_grad)")
+    if current().abstract:
+        raise RuntimeError("backward: called while a compiled step traces its function; the "
+                           "step computes the parameters' gradients itself (use tg.grad(..., "
+                           "create_graph=True) for a gradient the function needs)")
     order = nodes([output])             # once per call: the training step's hot path
     targets = leaves([output], order)
     seeds = _seeds([output], None if grad_output is None else [grad_output], create_graph)

@@ -5,14 +5,16 @@ A primitive knows everything about its op, so no other module keys on op names:
 - `forward(*arrays)`: the op on arrays; `spec(*inputs)`: its output's (shape, dtype) without
   computing it (shape-only evaluation);
 - `vjp(node, g, needs)`: the input gradients, written in tinygraph ops (never on arrays);
-- `label(inputs, inline)`: how diagrams name it; `pure`: False for ops that draw random
-  numbers (never merged or folded by rewrites); `neutral`: its neutral element for the
-  identity rewrites; `identity(inputs, out)`: a rewrite to one of its inputs;
+- `label(inputs, inline)`: how diagrams name it; `selects_part`: its output is a part of its
+  input (a use diagrams name by the part); `pure`: False for ops that draw random numbers
+  (never merged or folded by rewrites); `neutral`: its neutral element for the identity
+  rewrites; `identity(inputs, out)`: a rewrite to one of its inputs;
 - `sum_term`: True for primitives whose results are terms of gradient sums that the
   accumulator evaluates its own way (see tinygraph.core.accumulate); such a primitive may
   have `join`, a cheaper equal form for several such terms (a weight's per-step products
   as one matmul, slice gradients tiling a buffer as one concat), used by the accumulator
-  and by the rewrites, and `add_into(buffer, *arrays)`, its work added into an existing
+  and by the rewrites (counted under `join_name`; `join_for_reading`: the readable
+  rewrites apply it too), and `add_into(buffer, *arrays)`, its work added into an existing
   buffer (a scatter without a zero-filled array of its own).
 """
 from ..backend import xp
@@ -30,6 +32,7 @@ class Primitive:
     selects_part = False  # the output is a part of the input (slice, index): diagrams name
                           # such a use by the part's name
     sum_term = False     # its results are gradient terms the accumulator evaluates itself
+    add_into = None      # for a sum_term: (buffer, *arrays) -> adds its result into buffer
     join = None          # staticmethod(terms) -> a list of tensors with the same sum, or None
     join_name = None     # the name rewrite reports count its joins under
     join_for_reading = False   # whether the readable rewrites (RULES) apply `join` too
@@ -95,16 +98,16 @@ def apply(prim, *inputs):
     """Run a primitive on tensors; when recording, link the output to a new node.
 
     Under shape-only evaluation the output is abstract (shape and dtype from `prim.spec`).
-    On the fast backward pass a `sum_term` primitive is left unevaluated, for the gradient
-    accumulator to sum; any other op that reads such a tensor evaluates it first.
+    On the fast backward pass a `sum_term` primitive's result is a lazy term, left for the
+    gradient accumulator to sum; any other op that reads one evaluates it first.
     """
     state = current()
+    if state.abstract:
+        return _without_value(prim, inputs, state)
     if state.lazy_terms:                  # the fast backward pass: lazy terms may be inputs
         arrays = [t.data if t.data is not None else evaluate(t) for t in inputs]
         if prim.sum_term:
-            return _unevaluated(prim, inputs, state)
-    elif state.abstract:
-        return _unevaluated(prim, inputs, state)
+            return _without_value(prim, inputs, state)
     else:
         arrays = [t.data for t in inputs]
     out = Tensor(run_forward(prim, arrays, inputs, state))
@@ -114,8 +117,9 @@ def apply(prim, *inputs):
     return out
 
 
-def _unevaluated(prim, inputs, state):
-    """The output as a shape and a dtype, with the node that computes it."""
+def _without_value(prim, inputs, state):
+    """The output as a shape and a dtype, with the node that computes it: an abstract tensor
+    (a trace) or a lazy term (the fast backward pass)."""
     shape, dtype = prim.spec(*inputs)
     out = Tensor(None, spec=(shape, dtype))
     out.requires_grad = state.grad_enabled and any(t.requires_grad for t in inputs)
@@ -130,13 +134,14 @@ def value_of(t):
     return t.data if t.data is not None else evaluate(t)
 
 
-def evaluate(t):
-    """Compute an unevaluated tensor's value from its node (see `apply`) and keep it."""
+def evaluate(t, where=None):
+    """Compute a lazy term's value from its node (see `apply`) and keep it. where: how
+    detect_anomaly's error says where it ran (default: the vjp that made it)."""
     node = t._node
     if node is None:
         raise ValueError(f"{describe(t)} has no value and no op that computes it")
-    where = None if node.forward_node is None else \
-        f"in the backward pass of {node.forward_node.op!r}"
+    if node.forward_node is not None:
+        where = f"in the backward pass of {node.forward_node.op!r}"
     t.data = run_forward(node.prim, [value_of(x) for x in node.inputs], node.inputs, current(),
                          where)
     return t.data

@@ -3,7 +3,8 @@
 One immutable `State` per context (a `contextvars.ContextVar`), replaced, never mutated, by
 the context managers that change it. So each thread (and each asyncio task) has its own: a
 `no_grad()` in one thread leaves recording in another untouched, as in JAX's thread-local
-trace state. Nothing else in tinygraph keeps mutable global state.
+trace state. Nothing else in tinygraph keeps mutable global state (Node's creation counter
+only numbers nodes, in any thread).
 """
 import contextlib
 import contextvars
@@ -31,8 +32,8 @@ class State:
     # Shape-only evaluation: ops make tensors that carry shape and dtype but no value (a
     # compiled step's trace). See Primitive.spec.
     abstract: bool = False
-    # On the fast backward pass: results of primitives that declare a `join` rule are left
-    # unevaluated until the accumulator sums them (see tinygraph.core.accumulate).
+    # On the fast backward pass: the results of `sum_term` primitives are lazy terms, left
+    # for the gradient accumulator to sum (see tinygraph.core.accumulate).
     lazy_terms: bool = False
     # The compiled-step trace in progress: a list its stateful layers report carries to.
     trace: object = None
@@ -75,6 +76,11 @@ class _GradMode(contextlib.ContextDecorator):
     def __exit__(self, *exc):
         _STATE.reset(self._tokens.pop())
         return False
+
+    def _recreate_cm(self):
+        # Used as a decorator, each call gets its own instance: calls in other threads (or
+        # tasks) must not share the stack of tokens.
+        return type(self)(self.enabled)
 
 
 def no_grad():

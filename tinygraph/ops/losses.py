@@ -35,6 +35,9 @@ class LogSoftmax(Primitive):
 def log_softmax(x, axis=-1):
     """log(exp(x) / sum(exp(x), axis)), computed without overflow."""
     x = tensor_arg(x, "log_softmax")
+    if not xp.issubdtype(x.dtype, xp.floating):
+        raise TypeError(f"log_softmax: {describe(x)} has dtype {x.dtype}; cast it to a float "
+                        "dtype")
     if x.ndim == 0:
         raise ValueError("log_softmax: needs at least one dimension")
     (axis,) = normalize_axes(axis, x.ndim, "log_softmax")

@@ -154,10 +154,19 @@ def _restore(carries):
         if key in done:
             continue
         done.add(key)
-        if c.previous is None and c.start_value is not None:
+        if c.previous is None and c.start and all(t.data is not None for t in c.start):
             setattr(c.holder, c.attribute, c.start_value)
         else:
             setattr(c.holder, c.attribute, c.previous)
+
+
+def _where(node):
+    """Where a program step runs, as detect_anomaly's errors say it."""
+    if node.forward_node is not None:
+        return f"in the backward pass of {node.forward_node.op!r}"
+    if node.role is not None:
+        return "in the backward pass, summing the gradients of a tensor used more than once"
+    return "in the forward pass"
 
 
 class _Program:
@@ -181,6 +190,7 @@ class _Program:
             for leaf, final in zip(c.stored, c.final):
                 stored_by[id(leaf)] = final
         self.steps = []              # (forward, input slots, output slot)
+        self.holder_reads = []       # ((holder, attribute, k), traced shape, traced dtype)
         self.wheres = []             # per step, for detect_anomaly's errors
         for node in nodes(outputs):
             for t in node.inputs:
@@ -191,15 +201,12 @@ class _Program:
                         continue
                     slots[id(t)] = len(slots)
                     self.leaves.append((slots[id(t)], t if how is None else how[1]))
+                    if how is not None:     # carried state, read from its holder
+                        self.holder_reads.append((how[1], t.shape, t.dtype))
             slots[id(node.output)] = len(slots)
             self.steps.append((node.prim.forward, tuple(slots[id(t)] for t in node.inputs),
                                slots[id(node.output)]))
-            self.wheres.append("in the forward pass" if node.forward_node is None and
-                               node.role is None else
-                               f"in the backward pass of {node.forward_node.op!r}"
-                               if node.forward_node is not None else
-                               "in the backward pass, summing the gradients of a tensor "
-                               "used more than once")
+            self.wheres.append(_where(node))
         for t in outputs:            # an output may be a leaf itself (a gradient equal to x)
             if id(t) not in slots:
                 slots[id(t)] = len(slots)
@@ -217,7 +224,6 @@ class _Program:
                          isinstance(c.start_value if c.start_value is not None else
                                     c.previous, tuple) or len(c.final) > 1)
                         for c in last.values()]
-        self.holder_reads = [source for _, source in self.leaves if isinstance(source, tuple)]
         self.frees = self._last_uses(outputs, slots)
         # Gradients that are not this step's own fresh arrays are copied before they are
         # handed out: the caller may scale them in place (clipping does).
@@ -266,13 +272,12 @@ class _Program:
 
     def carries_current(self):
         """False when a carried state the program reads is missing (reset_state()) or has
-        another shape than traced: then the program must be traced again."""
-        for holder, attribute, k in self.holder_reads:
+        another shape or dtype than traced: then the program must be traced again."""
+        for (holder, attribute, k), shape, dtype in self.holder_reads:
             value = getattr(holder, attribute, None)
-            if value is None:
-                return False
-            parts = _as_tuple(value)
-            if k >= len(parts) or parts[k].data is None:
+            parts = () if value is None else _as_tuple(value)
+            if k >= len(parts) or parts[k].data is None or parts[k].shape != shape \
+                    or parts[k].dtype != dtype:
                 return False
         return True
 

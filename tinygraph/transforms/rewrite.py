@@ -101,7 +101,7 @@ class _Rewriter:
             if result is not None:
                 self.counts[rule.__name__.lstrip("_")] += 1
                 return result
-        key = (node.op, _hashable(node.attrs), tuple(_input_key(t) for t in inputs))
+        key = (type(node.prim), _hashable(node.attrs), tuple(_input_key(t) for t in inputs))
         if node.prim.pure and key in self.seen:
             self.counts["cse"] += 1
             kept = self.seen[key]
