@@ -356,9 +356,8 @@ def write_report(rows, profiles, repeats, memory):
             rise = {n: r["peak_mb"] - r["before_mb"] for n, r in memory.items()}
             lines += ["", "Step memory / PyTorch's: " + ", ".join(
                 f"{n} {rise[n] / rise['PyTorch']:.2f}" for n in (EAGER, COMPILED)) + "."]
-        lines += ["", "A compiled step's first call is its trace, which holds the recorded forward",
-                  "and backward graphs with their values, then the simplified copy; the memory",
-                  "goes back to the system when the trace ends."]
+        lines += ["", "A compiled step's first call traces the step on shapes only (no values) and",
+                  "then replays it, so it needs about the memory of a steady step."]
     path = ROOT / "docs" / "benchmarks.md"
     path.write_text("\n".join(lines) + "\n")
     print(f"wrote {path}")

@@ -46,7 +46,7 @@ autodoc_typehints = "none"
 autodoc_default_options = {"members": True}
 
 # The doctests: ```{doctest} blocks in the pages, run by `sphinx-build -b doctest` (and by
-# tests/test_docs.py under pytest, with the same flags).
+# tests/e2e/test_docs.py under pytest, with the same flags).
 doctest_test_doctest_blocks = ""
 
 html_theme = "furo"

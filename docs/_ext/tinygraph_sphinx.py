@@ -4,7 +4,7 @@ Directives (usable from MyST Markdown as ```{name} fences):
 
 ``tinygraph-diagram [EXAMPLE | MODULE:FUNCTION]``
     Draws a graph with tinygraph's own renderer (`tinygraph.render`, piped through Graphviz
-    by `tinygraph.diagram.pipe`). The graph is either a built-in example
+    by `tinygraph.diagrams.dot.pipe`). The graph is either a built-in example
     (`tinygraph.examples.EXAMPLES`), a function returning tensors, or the directive's body: Python
     code that assigns the tensors to draw to ``outputs`` (and may assign ``wrt`` and
     ``grad_outputs``). Options: ``:view:`` forward/backward/both, ``:no-simplify:``,

@@ -24,9 +24,8 @@ FENCE = re.compile(r"^```\{([\w-]+)\}[ \t]*(.*?)\n(.*?)^```[ \t]*$", re.S | re.M
 # sphinx.ext.doctest's default flags (docs/conf.py does not change them).
 FLAGS = doctest.ELLIPSIS | doctest.IGNORE_EXCEPTION_DETAIL | doctest.DONT_ACCEPT_TRUE_FOR_1
 
-# Public names documented in the API reference whose docstring lives in a file this test
-# cannot fix (tinygraph/ops.py): autodoc leaves undocumented members out, so the page is
-# complete without them, but they should get one.
+# Public names documented in the API reference that have no docstring yet (autodoc leaves
+# undocumented members out, so the page is complete without them, but they should get one).
 KNOWN_UNDOCUMENTED = set()
 
 

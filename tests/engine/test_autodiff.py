@@ -339,15 +339,16 @@ def test_truth_value_and_array_conversion_follow_numpy():
 
 
 @pytest.mark.parametrize("build", [
-    # A deferred gradient handed to both inputs of an add, one input used earlier too (the
-    # earlier use's vjp runs later, adding into the shared pending gradient).
+    # A gradient handed to both inputs of an add, one input used earlier too (the earlier
+    # use's vjp runs later, adding into the shared pending gradient).
     lambda a, b, c: (a * c).sum() + (a + b)[0].sum(),
     lambda a, b, c: (b * b).sum() + (a @ (b.T + c.T)).sum(),
     lambda a, b, c: (a * a).sum() + (a + b)[np.array([1, 1, 0])].sum(),
     lambda a, b, c: (b * c).sum() + (a[:, 1:] * 2.0).sum() + ((a + b) @ c.T).sum(),
 ])
 def test_fast_backward_equals_the_recorded_one(build):
-    """The fast path (deferred, in-place sums) must give what the recorded path gives."""
+    """The fast path (lazy terms, joins, in-place sums) must give what the recorded path
+    gives."""
     rng = np.random.default_rng(0)
     xs = [tg.tensor(rng.standard_normal((2, 3)), requires_grad=True) for _ in range(3)]
     fast = tg.grad(build(*xs), xs, allow_unused=True)

@@ -26,6 +26,20 @@ def primitive_names():
     return {cls.name for cls in all_primitives() if not cls.__module__.startswith("tests.")}
 
 
+def test_every_primitive_class_has_a_name_of_its_own():
+    """all_primitives() finds primitives by their own `name`: a new primitive class (a leaf
+    of the class tree) that inherited its name would escape the op table."""
+    stack, concrete = list(tg.Primitive.__subclasses__()), []
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        if not cls.__subclasses__() and not cls.__module__.startswith("tests."):
+            concrete.append(cls)
+    assert [c.__name__ for c in concrete if "name" not in vars(c)] == []
+    names = [c.name for c in all_primitives() if not c.__module__.startswith("tests.")]
+    assert len(names) == len(set(names))
+
+
 def test_every_primitive_has_a_case():
     covered = {case.primitive for case in CASES}
     missing = primitive_names() - covered

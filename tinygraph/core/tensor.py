@@ -147,6 +147,7 @@ class Tensor:
         from .autodiff import backward
         backward(self, grad, create_graph=create_graph)
 
+
 def tensor(data, name=None, requires_grad=False, dtype=None):
     """Create a leaf tensor from an array, a nested list or a number.
 

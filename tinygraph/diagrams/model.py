@@ -16,6 +16,7 @@ from ..backend import xp
 from ..core.autodiff import grad, leaves, nodes
 from ..core.tensor import Parameter, Tensor
 from ..ops.elementwise import Add
+from ..ops.labels import number_text
 from ..transforms.rewrite import simplify as simplify_graph
 
 VIEWS = ("forward", "backward", "both")
@@ -321,7 +322,7 @@ class _Builder:
             return "·"
         flat = t.data.reshape(-1)
         if flat.size and bool(xp.all(flat == flat[0])):
-            value = _number(flat[0])
+            value = number_text(flat[0])
             return value if t.ndim == 0 else f"{value}[{'×'.join(map(str, t.shape))}]"
         return f"const[{'×'.join(map(str, t.shape))}]"
 
@@ -394,11 +395,6 @@ def _shape_dtype(t):
 
 def _shape_text(t):
     return str(tuple(t.shape))
-
-
-def _number(value):
-    value = float(value)
-    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:.4g}"
 
 
 def _subscript(k):

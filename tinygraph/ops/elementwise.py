@@ -2,6 +2,7 @@
 tanh, relu and step, with their checked public functions."""
 from ..backend import xp
 from ..core.primitive import Primitive, apply
+from .labels import number_text
 from .operands import broadcast_shape, pair, tensor_arg
 from . import shape as _shape
 
@@ -141,7 +142,7 @@ class Pow(Elementwise):
         return [g * p * pow(x, p - 1)]
 
     def label(self, inputs, inline):
-        return f"pow ** {_number(self.exponent)}"
+        return f"pow ** {number_text(self.exponent)}"
 
     def identity(self, inputs, out):
         return inputs[0] if self.exponent == 1 else None
@@ -259,8 +260,3 @@ def relu(x):
 def step(x):
     """Elementwise 1 where x > 0 else 0 (no gradient flows through it)."""
     return apply(Step(), tensor_arg(x, "step"))
-
-
-def _number(value):
-    value = float(value)
-    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:.4g}"

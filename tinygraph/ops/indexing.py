@@ -3,6 +3,7 @@ slice_grad and index_grad (scatters into zeros), and ids_in_range (a checked pas
 from ..backend import xp
 from ..core.primitive import Primitive, apply
 from ..core.tensor import Tensor, describe
+from .labels import key_text
 from .operands import placeholder, tensor_arg
 from . import shape as _shape
 
@@ -21,25 +22,6 @@ def fill(key, indices):
     """The key with its index slots replaced by the index arrays, in order."""
     it = iter(indices)
     return tuple(next(it) if part is INDEX_SLOT else part for part in key)
-
-
-def key_text(key):
-    """A key as diagrams write it: [:, 0:4], [ints(2, 3), 1]."""
-    parts = []
-    for k in key:
-        if isinstance(k, slice):
-            text = ("" if k.start is None else str(k.start)) + ":" + (
-                "" if k.stop is None else str(k.stop))
-            parts.append(text + (f":{k.step}" if k.step is not None else ""))
-        elif k is None:
-            parts.append("None")
-        elif k is Ellipsis:
-            parts.append("...")
-        elif isinstance(k, (xp.ndarray, Tensor)):
-            parts.append(f"ints{tuple(k.shape)}")
-        else:
-            parts.append(str(k))
-    return "[" + ", ".join(parts) + "]"
 
 
 class Slice(Primitive):

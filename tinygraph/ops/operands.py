@@ -66,5 +66,6 @@ def shape_arg(shape, op_name):
 
 def placeholder(shape, dtype=bool):
     """A read-only array of `shape` that costs no memory (all strides 0): numpy's own shape
-    rules (slicing, indexing) can run on it to compute an output shape."""
+    rules (slicing, indexing) can run on it to compute an output shape. (Basic slicing gives
+    a view; integer-array indexing allocates its result, a small bool array.)"""
     return xp.broadcast_to(xp.zeros((), dtype), shape)
