@@ -343,17 +343,17 @@ def write_report(rows, profiles, repeats, memory):
     if memory:
         lines += ["", "## Peak memory of the medium step", "",
                   "Each implementation in a fresh process (`benchmarks/peak_memory.py`): the",
-                  "peak resident set size of the first step (which, compiled, is the trace);",
-                  "then, the peak reset, the peak of the next 3 steps and its rise over the",
-                  "size before them: the memory a step needs beyond the model, its state and",
-                  "the libraries.", "",
-                  "| implementation | first step: peak RSS (MB) | next steps: peak RSS (MB) "
-                  "| rise during the steps (MB) |", "|---|---|---|---|"]
+                  "resident set size of the built model, the peak of the first step (which,",
+                  "compiled, is the trace and a replay), then, the peak reset, the peak of the",
+                  "next 3 steps; step memory is that peak above the model: what a step needs",
+                  "beyond the model, its state and the libraries.", "",
+                  "| implementation | model (MB) | first step: peak RSS (MB) | next steps: peak "
+                  "RSS (MB) | step memory (MB) |", "|---|---|---|---|---|"]
         for name, r in memory.items():
-            lines.append(f"| {name} | {r['first_step_peak_mb']:,.0f} | {r['peak_mb']:,.0f} "
-                         f"| {r['peak_mb'] - r['before_mb']:,.0f} |")
+            lines.append(f"| {name} | {r['model_mb']:,.0f} | {r['first_step_peak_mb']:,.0f} | "
+                         f"{r['peak_mb']:,.0f} | {peak_memory.step_memory(r):,.0f} |")
         if "PyTorch" in memory:
-            rise = {n: r["peak_mb"] - r["before_mb"] for n, r in memory.items()}
+            rise = {n: peak_memory.step_memory(r) for n, r in memory.items()}
             lines += ["", "Step memory / PyTorch's: " + ", ".join(
                 f"{n} {rise[n] / rise['PyTorch']:.2f}" for n in (EAGER, COMPILED)) + "."]
         lines += ["", "A compiled step's first call traces the step on shapes only (no values) and",

@@ -1,9 +1,11 @@
 """Peak memory of one training step, each framework in a fresh process.
 
-For each implementation, a child process builds the model (same settings as lm_step.py), runs
-one warm-up step (for a compiled step, the trace), resets the peak, reads its resident set
-size, runs 3 training steps, and reports the peak RSS (VmHWM) and the rise over the RSS before
-them: the memory a step needs beyond the model, its state and the libraries.
+For each implementation, a child process builds the model (same settings as lm_step.py) and
+reads its resident set size (the model, its state and the libraries), runs one warm-up step
+(for a compiled step, the trace and a replay) and reads that step's peak, resets the peak,
+runs 3 training steps, and reports their peak RSS (VmHWM) and its rise over the size before
+the first step: the memory a step needs beyond the model, including what the allocator keeps
+from one step to the next.
 
     python benchmarks/peak_memory.py [--config medium]
 """
@@ -33,14 +35,15 @@ def child(name, config):
     builders = {lm_step.EAGER: lm_step.tinygraph_lm, lm_step.COMPILED: lm_step.tinygraph_compiled_lm,
                 "numpy (hand-derived)": lm_step.numpy_lm, "PyTorch": lm_step.torch_lm}
     step = builders[name](lm_step.CONFIGS[config], ids, targets)
+    model_mb = rss_mb()
     step()                  # warm-up: lazy allocations, and the trace of a compiled step
     first_peak = peak_rss_mb()
     reset_peak_rss()
     before = rss_mb()
     for _ in range(3):
         step()
-    print(json.dumps({"first_step_peak_mb": first_peak, "before_mb": before,
-                      "peak_mb": peak_rss_mb()}))
+    print(json.dumps({"model_mb": model_mb, "first_step_peak_mb": first_peak,
+                      "before_mb": before, "peak_mb": peak_rss_mb()}))
 
 
 def reset_peak_rss():
@@ -60,7 +63,8 @@ def peak_rss_mb():
 
 
 def measure(config):
-    """{implementation: {"before_mb", "peak_mb"}}, each measured in a fresh process."""
+    """{implementation: {"model_mb", "first_step_peak_mb", "before_mb", "peak_mb"}}, each
+    measured in a fresh process."""
     names = ["tinygraph eager", "tinygraph compiled", "numpy (hand-derived)"]
     try:
         import torch  # noqa: F401
@@ -75,6 +79,11 @@ def measure(config):
     return results
 
 
+def step_memory(result):
+    """MB a training step needs beyond the model, its state and the libraries."""
+    return result["peak_mb"] - result["model_mb"]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="medium", choices=["small", "medium"])
@@ -84,14 +93,15 @@ def main():
         child(args.child, args.config)
         return
     results = measure(args.config)
-    print(f"{args.config} LM step, peak RSS (MB): first step / next 3 steps / their rise")
+    print(f"{args.config} LM step, RSS (MB): model / first step's peak / next 3 steps' peak / "
+          "step memory (their peak above the model)")
     for name, r in results.items():
-        rise = r["peak_mb"] - r["before_mb"]
-        print(f"  {name:<22} {r['first_step_peak_mb']:8.0f} {r['peak_mb']:8.0f} {rise:8.0f}")
+        print(f"  {name:<22} {r['model_mb']:8.0f} {r['first_step_peak_mb']:8.0f} "
+              f"{r['peak_mb']:8.0f} {step_memory(r):8.0f}")
     if "PyTorch" in results:
-        theirs = results["PyTorch"]["peak_mb"] - results["PyTorch"]["before_mb"]
+        theirs = step_memory(results["PyTorch"])
         for name in ("tinygraph eager", "tinygraph compiled"):
-            ours = results[name]["peak_mb"] - results[name]["before_mb"]
+            ours = step_memory(results[name])
             print(f"  step memory {name} / PyTorch: {ours / theirs:.2f}")
 
 
