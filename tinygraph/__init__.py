@@ -20,6 +20,7 @@ from .transforms.step import Step, value_and_grad
 from .transforms.compile import compile, carry, CompiledStep
 from .transforms.anomaly import detect_anomaly
 from .diagrams.dot import render, to_dot, save, GraphvizNotFoundError
+from .diagrams.explorer import explore, Explorer
 
 __all__ = [
     "Tensor", "Parameter", "tensor", "Node", "no_grad", "enable_grad", "is_grad_enabled", "scope",
@@ -28,6 +29,6 @@ __all__ = [
     "getitem", "concat", "log_softmax", "cross_entropy", "dropout_mask", "Primitive", "apply",
     "grad", "backward", "nodes", "leaves", "render", "to_dot", "save", "GraphvizNotFoundError",
     "gradcheck", "GradcheckError", "simplify", "Simplified", "Step", "value_and_grad",
-    "compile", "carry", "CompiledStep", "detect_anomaly",
+    "compile", "carry", "CompiledStep", "detect_anomaly", "explore", "Explorer",
 ]
 __version__ = "0.1.0"

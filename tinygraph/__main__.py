@@ -7,6 +7,8 @@
         Draws the graph of the tensors a function returns (svg, png, pdf or dot).
     python -m tinygraph render --list
         Lists the built-in examples.
+    python -m tinygraph explore MODULE:FUNCTION|EXAMPLE -o graph.html
+        Writes the interactive explorer of the graph: one self-contained, offline HTML file.
 """
 import importlib
 import pathlib
@@ -18,6 +20,7 @@ import numpy as np
 from . import examples, grad, nodes, simplify, tensor
 from .cli import ArgumentParser, at_least
 from .diagrams.dot import VIEWS, GraphvizNotFoundError, save
+from .diagrams.explorer import explore
 from .core.tensor import Tensor
 
 
@@ -94,6 +97,21 @@ def render_command(args):
     return 0
 
 
+def explore_command(args):
+    """`explore`: write the interactive explorer page of an example or a function's output."""
+    if not args.target:
+        raise CommandError("explore needs a target: MODULE:FUNCTION or an example name (see "
+                           "render --list)")
+    if not args.output.lower().endswith((".html", ".htm")):
+        raise CommandError(f"explore writes an .html file, got -o {args.output}")
+    outputs = _call_target(args.target)
+    page = explore(outputs, view=args.view, simplify=not args.no_simplify,
+                   collapse=True if args.collapse_all else args.collapse, title=args.title)
+    path = page.save(args.output)
+    print(path)
+    return 0
+
+
 def _call_target(target):
     if target in examples.EXAMPLES:
         fn = examples.EXAMPLES[target]
@@ -148,6 +166,19 @@ def main(argv=None):
     p.add_argument("--title", help="caption above the diagram")
     p.add_argument("--list", action="store_true", help="list the built-in examples")
     p.set_defaults(run=render_command)
+
+    p = sub.add_parser("explore", help="write the interactive explorer page of a graph (.html)")
+    p.add_argument("target", nargs="?", help="MODULE:FUNCTION, or a built-in example name")
+    p.add_argument("-o", "--output", default="explorer.html",
+                   help="the .html file to write (default: %(default)s)")
+    p.add_argument("--view", choices=VIEWS, default="both", help="the view it opens with")
+    p.add_argument("--no-simplify", action="store_true",
+                   help="open on the backward graph as generated (both are in the page)")
+    p.add_argument("--collapse", action="append", default=[], metavar="SCOPE",
+                   help="open with this scope collapsed (repeatable)")
+    p.add_argument("--collapse-all", action="store_true", help="open with every scope collapsed")
+    p.add_argument("--title", help="the page's title")
+    p.set_defaults(run=explore_command)
 
     args = parser.parse_args(argv)
     try:

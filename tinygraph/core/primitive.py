@@ -33,6 +33,9 @@ class Primitive:
                           # such a use by the part's name
     sum_term = False     # its results are gradient terms the accumulator evaluates itself
     add_into = None      # for a sum_term: (buffer, *arrays) -> adds its result into buffer
+    # The vjp in formula notation, one template per input (or one for all), for the explorer:
+    # {gy} is the output's gradient, {y} the output, {x0}, {x1}, ... the inputs.
+    rules = None
     join = None          # staticmethod(terms) -> a list of tensors with the same sum, or None
     join_name = None     # the name rewrite reports count its joins under
     join_for_reading = False   # whether the readable rewrites (RULES) apply `join` too
@@ -67,6 +70,14 @@ class Primitive:
         if any(t.constant for t in inputs):
             return f"{self.name}({', '.join(inline(t) for t in inputs)})"
         return self.name
+
+    def rule(self, k):
+        """The formula of the gradient of input k, as a template (see `rules`), or None."""
+        if self.rules is None:
+            return None
+        if isinstance(self.rules, str):
+            return self.rules
+        return self.rules[k] if k < len(self.rules) else None
 
     def identity(self, inputs, out):
         """An input that equals the output (x + 0, x * 1, ...), or None. Only returned when

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from ..backend import xp
 from ..core.autodiff import grad, leaves, nodes
+from ..core.node import Node as GraphNode
 from ..core.tensor import Parameter, Tensor
 from ..ops.elementwise import Add
 from ..ops.labels import number_text
@@ -43,6 +44,7 @@ class Node:
     step: int = None
     grad_of: str = None      # for a gradient value: the name of the tensor it is the gradient of
     grad_norm: float = None  # with grad_norms=True: the norm of the gradient the node shows
+    rule: str = None         # for a backward node, the formula that made it (the op's vjp)
 
 
 @dataclass
@@ -70,14 +72,19 @@ class Model:
                                                  # scale's range); None unless asked for
 
 
-def build(outputs, view="both", simplify=True, wrt=None, grad_outputs=None, grad_norms=False):
-    """The model of `render(outputs, ...)`'s picture; see tinygraph.render for the options."""
+def build(outputs, view="both", simplify=True, wrt=None, grad_outputs=None, grad_norms=False,
+          with_sources=False):
+    """The model of `render(outputs, ...)`'s picture; see tinygraph.render for the options.
+
+    with_sources: also return, per model node, (the tensor it shows, the graph Node it
+    draws or None): for an emitter that shows values (the explorer)."""
     if view not in VIEWS:
         raise ValueError(f"render: unknown view {view!r}; choose one of {', '.join(VIEWS)}")
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     if not outputs or not all(isinstance(t, Tensor) for t in outputs):
         raise TypeError("render: outputs must be a Tensor or a non-empty list of Tensors")
-    return _Builder(outputs, view, simplify, wrt, grad_outputs, grad_norms).model
+    builder = _Builder(outputs, view, simplify, wrt, grad_outputs, grad_norms)
+    return (builder.model, builder.sources) if with_sources else builder.model
 
 
 def derive(outputs, wrt, grad_outputs):
@@ -140,6 +147,7 @@ class _Builder:
         self.step = {}           # id(forward graph node) -> its position in forward order
         self.display = {}        # id(forward tensor) -> display name
         self.seeds, self.results = {}, []
+        self.sources = []        # per model node: (its tensor, the graph Node or None)
         self.backward_roots = self._graphs(wrt, grad_outputs, simplify)
         forward_nodes = [n for n in nodes(outputs) if not n.is_backward]
         backward_nodes = [n for n in nodes(self.backward_roots) if n.is_backward]
@@ -217,6 +225,7 @@ class _Builder:
         node = Node(len(self.model.nodes), kind, [str(line) for line in lines],
                     tuple(t.shape), str(t.dtype), tuple(scope), **fields)
         self.model.nodes.append(node)
+        self.sources.append((t, key if isinstance(key, GraphNode) else None))
         if key is not None:
             self.ids[id(key)] = node.id
         return node.id
@@ -251,7 +260,7 @@ class _Builder:
                          step=self.step.get(id(node.forward_node)),
                          grad_of=self._name(of) if of is not None else None,
                          grad_norm=norm(out.data) if self.norms is not None and of is not None
-                         else None)
+                         else None, rule=self._rule(node, of, part))
         summands = _summands(node, self.merged) if adds else [
             (t, node.grad_sources[k] if is_sum and node.grad_sources else None)
             for k, t in enumerate(node.inputs)]
@@ -267,6 +276,29 @@ class _Builder:
                            self._use_label(use, t, node.scope) if is_sum else None)
             else:
                 self._edge(tail, head, "saved")
+
+    def _rule(self, node, of, part):
+        """The formula that made a gradient node, in the notation of its op's vjp, e.g.
+        ∂L/∂A_f = ∂L/∂f ⊙ f ⊙ (1 − f); None for the intermediate nodes of a vjp."""
+        if of is None:
+            return None
+        head = f"{part}∂L/∂{self._name(of)} = "
+        if node.role == "accumulate":
+            return head + ("Σ of the gradients of its uses" if _is_add(node)
+                           else "the gradients of its parts, joined")
+        forward = node.forward_node
+        if forward is None or not any(t is of for t in forward.inputs):
+            return None
+        k = next(i for i, t in enumerate(forward.inputs) if t is of)
+        template = forward.prim.rule(k)
+        if template is None:
+            return None
+        out = forward.output       # None once nothing holds the forward output any more
+        y = self._name(out) if out is not None else forward.op
+        names = {"gy": f"∂L/∂{y}", "y": y}
+        names.update({f"x{i}": self._inline(t) if t.constant else self._name(t)
+                      for i, t in enumerate(forward.inputs)})
+        return head + template.format(**names)
 
     def _result_without_node(self, wrt, g):
         """A gradient that simplified to a constant or to a forward value still gets a node."""

@@ -28,6 +28,7 @@ class Elementwise(Primitive):
 
 class Add(Elementwise):
     name = "add"
+    rules = "{gy}"
     neutral = (0, True)
 
     def forward(self, a, b):
@@ -41,6 +42,7 @@ class Add(Elementwise):
 
 class Sub(Elementwise):
     name = "sub"
+    rules = ("{gy}", "−{gy}")
     neutral = (0, False)
 
     def forward(self, a, b):
@@ -54,6 +56,7 @@ class Sub(Elementwise):
 
 class Mul(Elementwise):
     name = "mul"
+    rules = ("{gy} ⊙ {x1}", "{gy} ⊙ {x0}")
     # x * 0 is not rewritten to 0: it is NaN where x is infinite.
     neutral = (1, True)
 
@@ -68,6 +71,7 @@ class Mul(Elementwise):
 
 class Div(Elementwise):
     name = "div"
+    rules = ("{gy} / {x1}", "−{gy} ⊙ {y} / {x1}")
     neutral = (1, False)
 
     def forward(self, a, b):
@@ -111,6 +115,7 @@ def div(a, b):
 
 class Neg(Elementwise):
     name = "neg"
+    rules = "−{gy}"
 
     def forward(self, a):
         return -a
@@ -125,6 +130,7 @@ class Neg(Elementwise):
 
 class Pow(Elementwise):
     name = "pow"
+    rules = "{gy} ⊙ p·{x0}^(p−1)"
 
     def __init__(self, exponent):
         self.exponent = exponent
@@ -150,6 +156,7 @@ class Pow(Elementwise):
 
 class Exp(Elementwise):
     name = "exp"
+    rules = "{gy} ⊙ {y}"
 
     def forward(self, a):
         return xp.exp(a)
@@ -160,6 +167,7 @@ class Exp(Elementwise):
 
 class Log(Elementwise):
     name = "log"
+    rules = "{gy} / {x0}"
 
     def forward(self, a):
         return xp.log(a)
@@ -170,6 +178,7 @@ class Log(Elementwise):
 
 class Sigmoid(Elementwise):
     name = "sigmoid"
+    rules = "{gy} ⊙ {y} ⊙ (1 − {y})"
 
     def forward(self, a):
         # exp of a non-positive number only: no overflow for large |a|.
@@ -183,6 +192,7 @@ class Sigmoid(Elementwise):
 
 class Tanh(Elementwise):
     name = "tanh"
+    rules = "{gy} ⊙ (1 − {y}²)"
 
     def forward(self, a):
         return xp.tanh(a)
@@ -194,6 +204,7 @@ class Tanh(Elementwise):
 
 class Relu(Elementwise):
     name = "relu"
+    rules = "{gy} ⊙ step({x0})"
 
     def forward(self, a):
         return xp.maximum(a, 0)

@@ -28,6 +28,7 @@ class Slice(Primitive):
     """x[key] for a basic key (ints, slices, None, Ellipsis): a view."""
 
     name = "slice"
+    rules = "zeros with {gy} put in at the slice"
     selects_part = True
 
     def __init__(self, key):
@@ -73,6 +74,7 @@ class SliceGrad(Scatter):
     """Place g at `key` in zeros of `shape`: the gradient of a slice, itself differentiable."""
 
     name = "slice_grad"
+    rules = "the slice of {gy}"
     join_name = "slice_tiling"
     join_for_reading = True   # for an LSTM cell: the textbook dA = concat(df, dg, di, do)
 
@@ -143,6 +145,7 @@ class Index(Primitive):
     """
 
     name = "index"
+    rules = ("zeros with {gy} added in at the ids", None)
     selects_part = True
 
     def __init__(self, key):
@@ -169,6 +172,7 @@ class IndexGrad(Scatter):
     """Scatter-add g into zeros of `shape` at `key`: repeated indices accumulate."""
 
     name = "index_grad"
+    rules = ("{gy} at the ids", None)
 
     def add_into(self, target, g, *indices):
         xp.add.at(target, fill(self.key, indices), g)

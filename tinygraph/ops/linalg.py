@@ -28,6 +28,7 @@ def _product_shape(a_shape, b_shape):
 
 class MatMul(Primitive):
     name = "matmul"
+    rules = ("{gy} · {x1}ᵀ", "{x0}ᵀ · {gy}")
 
     def forward(self, a, b):
         if b.ndim == 2 and a.ndim > 2:
@@ -65,6 +66,7 @@ class MatMulTN(Primitive):
     operand, as one node. Terms of a gradient sum join into one product (see the module)."""
 
     name = "matmul_tn"
+    rules = ("{x1} · {gy}ᵀ", "{x0} · {gy}")
     sum_term = True
     join_name = "join_weight_gradients"   # for speed only: a diagram reads better per step
 

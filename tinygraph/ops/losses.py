@@ -13,6 +13,7 @@ class LogSoftmax(Primitive):
     """log(softmax(x)) along an axis, fused for numerical stability (max subtracted first)."""
 
     name = "log_softmax"
+    rules = "{gy} − softmax ⊙ Σ{gy}"
 
     def __init__(self, axis):
         self.axis = axis

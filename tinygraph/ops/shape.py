@@ -24,6 +24,7 @@ class ShapeOp(Primitive):
 
 class Sum(Primitive):
     name = "sum"
+    rules = "broadcast({gy})"
 
     def __init__(self, axis, keepdims):
         self.axis = axis
@@ -51,6 +52,7 @@ class Sum(Primitive):
 
 class BroadcastTo(ShapeOp):
     name = "broadcast_to"
+    rules = "sum_to({gy})"
 
     def __init__(self, shape):
         self.shape = shape
@@ -66,6 +68,7 @@ class SumTo(ShapeOp):
     """Sum over the axes that broadcasting from `shape` would have added or stretched."""
 
     name = "sum_to"
+    rules = "broadcast({gy})"
 
     def __init__(self, shape):
         self.shape = shape
@@ -83,6 +86,7 @@ class SumTo(ShapeOp):
 
 class Reshape(ShapeOp):
     name = "reshape"
+    rules = "reshape({gy})"
 
     def __init__(self, shape):
         self.shape = shape
@@ -96,6 +100,7 @@ class Reshape(ShapeOp):
 
 class Transpose(Primitive):
     name = "transpose"
+    rules = "transpose({gy})"
 
     def __init__(self, axes):
         self.axes = axes
@@ -119,6 +124,7 @@ class Transpose(Primitive):
 
 class Concat(Primitive):
     name = "concat"
+    rules = "the piece of {gy} where the input went"
 
     def __init__(self, axis):
         self.axis = axis

@@ -1,0 +1,180 @@
+"""The interactive explorer: one self-contained HTML page for a forward and generated backward
+graph, built from the diagram model.
+
+    ex = tg.explore(loss)           # shows inline in Jupyter / VS Code notebooks
+    ex.save("graph.html")           # one file: works offline, no server, no CDN
+
+The page holds the model of both the generated and the simplified backward graph (nodes,
+edges, scopes, the rule behind each gradient, the engine's order), the values of the tensors
+(small ones whole, for heatmaps; statistics for all), Graphviz compiled to WebAssembly
+(vendor/viz-global.js, with its licences in vendor/LICENSES.txt) to lay the graph out in the
+browser whenever a scope is collapsed or expanded, and the page's own script (explorer/).
+"""
+import base64
+import dataclasses
+import html
+import json
+import math
+import pathlib
+import re
+
+from ..backend import xp
+from ..core.tensor import Tensor
+from .model import build, norm
+
+HERE = pathlib.Path(__file__).resolve().parent
+VIEWS = ("forward", "backward", "both")
+HEATMAP_MAX = 1024        # tensors up to this many elements are embedded whole
+TIME_STEP = re.compile(r"^t=(\d+)$")
+# A recurrent cell's hidden and cell state, as lstm_gates names them (h, c) or per step (h3).
+STATE_NAME = re.compile(r"^([hc])\d*$")
+MARKER = re.compile(r"/\*(TITLE|STYLE|DATA|VIZ|APP)\*/")
+
+
+class Explorer:
+    """An explorer page: `.html` (the text), `.save(path)`, and `_repr_html_` for notebooks."""
+
+    def __init__(self, html_text, data):
+        self.html = html_text
+        self.data = data          # what the page embeds, as plain Python data
+
+    def save(self, path):
+        """Write the page to `path` (one .html file); returns the path."""
+        path = pathlib.Path(path)
+        if path.suffix.lower() not in (".html", ".htm"):
+            raise ValueError(f"explore: save to a file ending in .html, got {str(path)!r}")
+        path.write_text(self.html, encoding="utf-8")
+        return path
+
+    def _repr_html_(self):
+        # An iframe keeps the page's script and style apart from the notebook's.
+        return (f'<iframe srcdoc="{html.escape(self.html, quote=True)}" '
+                'style="width:100%;height:720px;border:1px solid #ccc" '
+                'sandbox="allow-scripts allow-downloads"></iframe>')
+
+
+def explore(outputs, view="both", simplify=True, wrt=None, grad_outputs=None, collapse=(),
+            title=None):
+    """An interactive explorer of the graph behind `outputs` (see `tinygraph.render` for
+    outputs, wrt and grad_outputs). The page can switch view (forward, backward, both) and
+    generated/simplified at any time; these arguments choose how it opens. collapse: scope
+    names drawn collapsed at first, or True for every top-level scope."""
+    if view not in VIEWS:
+        raise ValueError(f"explore: unknown view {view!r}; choose one of {', '.join(VIEWS)}")
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    variants = {}
+    for name, simplified in (("simplified", True), ("generated", False)):
+        model, sources = build(outputs, "both", simplified, wrt, grad_outputs,
+                               grad_norms=True, with_sources=True)
+        variants[name] = _variant(model, sources)
+    data = {"title": title or "tinygraph explorer", "view": view,
+            "variant": "simplified" if simplify else "generated",
+            "collapsed": _initial_collapse(collapse, variants["simplified"]["scopes"]),
+            "variants": variants}
+    return Explorer(_page(data), data)
+
+
+def _initial_collapse(collapse, scopes):
+    if collapse is True:
+        return sorted({s[0] for s in scopes})
+    names = [collapse] if isinstance(collapse, str) else list(collapse)
+    known = {s[-1] for s in scopes}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"explore: cannot collapse unknown scope(s) {unknown}; the graph has "
+                         f"{sorted(known)}")
+    return names
+
+
+def _variant(model, sources):
+    """The model as plain data, with what the page shows beyond the diagram: values, the
+    engine's order of the backward pass, running sums, the per-step gradient norms."""
+    data = dataclasses.asdict(model)
+    order = 0
+    for node, (tensor, graph_node) in zip(data["nodes"], sources):
+        node["value"] = _value(tensor)
+        node["op"] = graph_node.op if graph_node is not None else None
+        node["name"] = tensor.name
+        if node["kind"] in ("backward", "sum"):
+            node["order"] = order      # drawing order follows creation: the engine's order
+            order += 1
+    for node in data["nodes"]:
+        if node["kind"] == "sum":
+            node["partials"] = _partial_sums(node["id"], data["edges"], sources)
+    data["time_steps"] = _time_steps(data["nodes"])
+    return data
+
+
+def _value(tensor):
+    """Statistics of a value (NaN and Inf counted), and the value itself when small."""
+    array = tensor.data
+    if array is None:
+        return None
+    floats = xp.asarray(array, dtype=xp.float64)
+    finite = floats[xp.isfinite(floats)]
+    stats = {"size": int(floats.size), "nan": int(xp.isnan(floats).sum()),
+             "inf": int(xp.isinf(floats).sum()), "norm": _number(norm(floats))}
+    if finite.size:
+        stats.update(min=_number(finite.min()), max=_number(finite.max()),
+                     mean=_number(finite.mean()), std=_number(finite.std()))
+    value = {"shape": list(array.shape), "stats": stats}
+    if 0 < floats.size <= HEATMAP_MAX:
+        raw = xp.ascontiguousarray(floats.astype("<f4")).tobytes()
+        value["f32"] = base64.b64encode(raw).decode("ascii")
+    return value
+
+
+def _partial_sums(sum_id, edges, sources):
+    """The running sum of a Σ after each summand, in the order of its edges."""
+    total, partials = None, []
+    for edge in edges:
+        if edge["head"] != sum_id or edge["kind"] != "gradient":
+            continue
+        term = sources[edge["tail"]][0].data
+        if term is None:
+            continue
+        total = term.astype(xp.float64) if total is None else total + term
+        partials.append({"from": edge["tail"], "use": edge["use"],
+                         "value": _value(Tensor(xp.asarray(total)))})
+    return partials
+
+
+def _time_steps(nodes):
+    """Per time-step scope (t=1, t=2, ...): the norms of ∂L/∂h and ∂L/∂c there, and the
+    nodes to jump to."""
+    steps = {}
+    for node in nodes:
+        if not node["scope"]:
+            continue
+        match = TIME_STEP.match(node["scope"][-1])
+        if match is None:
+            continue
+        entry = steps.setdefault(int(match.group(1)), {"step": int(match.group(1)),
+                                                       "scope": node["scope"]})
+        name = STATE_NAME.match(node["name"] or "") if node["kind"] == "op" else None
+        if name is not None:
+            entry[name.group(1)] = node["grad_norm"]
+            entry.setdefault(name.group(1) + "_forward", node["id"])
+        of = STATE_NAME.match(node["grad_of"] or "")
+        if node["kind"] in ("backward", "sum") and of is not None \
+                and node["rule"] is not None and not node["rule"].startswith("part of"):
+            entry[of.group(1) + "_node"] = node["id"]
+    return [steps[k] for k in sorted(steps)]
+
+
+def _number(value):
+    value = float(value)
+    return value if math.isfinite(value) else str(value)
+
+
+def _page(data):
+    """The HTML page: the data, Viz.js and the explorer's own script and style, inline."""
+    def part(path):
+        return (HERE / path).read_text(encoding="utf-8")
+
+    # In a <script> element, "</" must not appear: it could close the element.
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+    parts = {"TITLE": html.escape(data["title"]), "STYLE": part("explorer/style.css"),
+             "DATA": payload, "VIZ": part("vendor/viz-global.js"), "APP": part("explorer/app.js")}
+    # One pass over the template: inserted text is never searched for markers again.
+    return MARKER.sub(lambda m: parts[m.group(1)], part("explorer/page.html"))

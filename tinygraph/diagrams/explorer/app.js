@@ -1,0 +1,625 @@
+// The tinygraph explorer: draws the diagram model embedded in this page with Graphviz (Viz.js,
+// WebAssembly, in the page) and makes it explorable. Everything it needs is in this file and
+// the page; it makes no network request.
+"use strict";
+(function () {
+  const DATA = JSON.parse(document.getElementById("tinygraph-data").textContent);
+  const FORWARD = new Set(["op", "tensor", "parameter"]);
+  const BACKWARD = new Set(["backward", "sum", "seed", "constant", "result"]);
+  // (forward tint, backward tone) per hue; a forward op k and its backward nodes share hue k.
+  const HUES = [["#dbe9f6", "#6fa8dc"], ["#fde2cf", "#f0a05a"], ["#dcefdc", "#6dbf6d"],
+    ["#f3dcec", "#c27ba0"], ["#fff2c2", "#e0b83a"], ["#d9f0ee", "#4fb3a9"],
+    ["#e6e0f5", "#8e7cc3"], ["#f6dada", "#e06666"]];
+  const NORM_COLORS = ["#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89",
+    "#35b779", "#6ece58", "#b5de2b", "#fde725"];
+  const HIGHWAY = /^c(\d+|_prev)?$/;      // the cell state's names: c, c_prev, c3
+
+  const state = {
+    variant: DATA.variant, view: DATA.view, collapsed: new Set(DATA.collapsed),
+    norms: false, highway: false, step: -1, selected: null, playing: null, zoom: null,
+  };
+  let viz = null, svg = null, drawn = null;   // drawn: what the current picture shows
+  const api = { state, renders: 0, firstPaintMs: null };
+  window.tinygraphExplorer = api;
+
+  const $ = (id) => document.getElementById(id);
+  const variant = () => DATA.variants[state.variant];
+  const scopeKey = (scope) => scope.join("/");
+
+  // --- what to draw ------------------------------------------------------------------------
+  function picture() {
+    const v = variant();
+    const byId = v.nodes;
+    const kept = new Map();      // model id -> "node" or "ghost"
+    for (const n of byId) {
+      if (state.view !== "backward" && FORWARD.has(n.kind)) kept.set(n.id, "node");
+      if (state.view !== "forward" && BACKWARD.has(n.kind)) kept.set(n.id, "node");
+    }
+    if (state.view === "backward") {      // forward values the backward pass reads: ghosts
+      for (const e of v.edges) {
+        if (kept.get(e.head) === "node" && !kept.has(e.tail)) kept.set(e.tail, "ghost");
+      }
+    }
+    // The outermost collapsed scope each node is in, if any.
+    const boxOf = new Map();
+    for (const id of kept.keys()) {
+      const scope = byId[id].scope;
+      for (let d = 1; d <= scope.length; d++) {
+        const key = scopeKey(scope.slice(0, d));
+        if (state.collapsed.has(key) || state.collapsed.has(scope[d - 1])) {
+          boxOf.set(id, key);
+          break;
+        }
+      }
+    }
+    const edges = v.edges.filter((e) => kept.has(e.tail) && kept.has(e.head) &&
+      (state.view !== "forward" || e.kind === "data"));
+    return { v, kept, boxOf, edges };
+  }
+
+  function esc(text) {
+    return String(text).replace(/\\/g, "\\\\").replace(/"/g, '\\"');
+  }
+
+  function normColor(norm) {
+    const all = variant().grad_norms || [];
+    const logs = all.filter((x) => typeof x === "number" && x > 0).map(Math.log10);
+    if (norm === null || norm === undefined) return null;
+    if (typeof norm !== "number" || !isFinite(norm)) return "#ff00ff";
+    if (norm <= 0 || !logs.length) return "#bbbbbb";
+    const lo = Math.floor(Math.min(...logs)), hi = Math.floor(Math.max(...logs)) + 1;
+    const k = Math.min(NORM_COLORS.length - 1,
+      Math.floor((Math.log10(norm) - lo) / (hi - lo) * NORM_COLORS.length));
+    return NORM_COLORS[Math.max(0, k)];
+  }
+
+  function nodeAttrs(n, role) {
+    const hue = HUES[(n.step || 0) % HUES.length];
+    const a = { label: n.lines.join("\n"), id: "n" + n.id };
+    if (role === "ghost") {
+      Object.assign(a, { shape: "box", style: "dashed,rounded", color: "#999999",
+        fontcolor: "#555555", label: (n.name || n.lines[0]) + "\n" + "(" + n.shape.join(", ") + ")" });
+      return a;
+    }
+    switch (n.kind) {
+      case "op": Object.assign(a, { shape: "box", style: "rounded,filled", fillcolor: hue[0] }); break;
+      case "tensor": Object.assign(a, { shape: "ellipse", style: "filled", fillcolor: "#f3f3f3" }); break;
+      case "parameter": Object.assign(a, { shape: "box", style: "filled", peripheries: "2",
+        fillcolor: "#ffe599" }); break;
+      case "seed": Object.assign(a, { shape: "box", style: "filled,bold", fillcolor: "#f4cccc",
+        color: "#b03a2e" }); break;
+      case "sum": case "result": Object.assign(a, { shape: "box", style: "rounded,filled,bold",
+        fillcolor: "#cc0000", fontcolor: "white", color: "#5b0f00" }); break;
+      case "constant": Object.assign(a, { shape: "plaintext", fontcolor: "#b03a2e" }); break;
+      default: Object.assign(a, { shape: "box", style: "rounded,filled,bold", fillcolor: hue[1],
+        color: "#5b0f00" });
+    }
+    if (state.norms) {
+      const c = normColor(n.grad_norm);
+      if (c) {
+        a.fillcolor = c;
+        a.fontcolor = NORM_COLORS.indexOf(c) >= 0 && NORM_COLORS.indexOf(c) < 5 ? "white" : "black";
+      }
+    }
+    return a;
+  }
+
+  function attrText(a) {
+    return "[" + Object.entries(a).map(([k, v]) => k + '="' + esc(v) + '"').join(" ") + "]";
+  }
+
+  function dot(p) {
+    const out = ['digraph tinygraph {', 'rankdir=TB; ordering=out; nodesep=0.25; ranksep=0.35;',
+      'node [fontname="Helvetica", fontsize=10, margin="0.08,0.03"];',
+      'edge [fontname="Helvetica", fontsize=9, arrowsize=0.7];'];
+    // Items by scope path; collapsed scopes become one box each.
+    const items = new Map();     // scope key -> lines
+    const put = (scope, line) => {
+      const key = scopeKey(scope);
+      if (!items.has(key)) items.set(key, []);
+      items.get(key).push(line);
+    };
+    const boxes = new Map();     // collapsed scope key -> {id, counts}
+    for (const [id, role] of p.kept) {
+      const n = p.v.nodes[id];
+      const box = p.boxOf.get(id);
+      if (box !== undefined) {
+        if (!boxes.has(box)) boxes.set(box, { id: "c" + boxes.size, f: 0, b: 0 });
+        boxes.get(box)[FORWARD.has(n.kind) ? "f" : "b"] += 1;
+        continue;
+      }
+      put(n.scope, '"n' + id + '" ' + attrText(nodeAttrs(n, role)) + ";");
+    }
+    // A node linked to several collapsed boxes (a weight every step reads, the Σ of its
+    // gradient over the steps) gets no edge to them: those long edges would cross the whole
+    // picture (and take Graphviz seconds to place). The boxes name them instead.
+    const boxEnd = (id) => p.boxOf.get(id);
+    const linked = new Map();    // non-box node id -> set of boxes
+    for (const e of p.edges) {
+      for (const [mine, other] of [[e.tail, e.head], [e.head, e.tail]]) {
+        if (boxEnd(mine) === undefined && boxEnd(other) !== undefined) {
+          if (!linked.has(mine)) linked.set(mine, new Set());
+          linked.get(mine).add(boxEnd(other));
+        }
+      }
+    }
+    const shared = new Set([...linked].filter(([, set]) => set.size > 1).map(([id]) => id));
+    for (const e of p.edges) {
+      const box = boxEnd(e.head) ?? boxEnd(e.tail);
+      const other = boxEnd(e.head) !== undefined ? e.tail : e.head;
+      if (box === undefined || !shared.has(other) || !boxes.has(box)) continue;
+      const list = boxEnd(e.head) !== undefined ? "reads" : "feeds";
+      const name = p.v.nodes[other].name || p.v.nodes[other].lines[0];
+      const b = boxes.get(box);
+      b[list] = b[list] || new Set();
+      b[list].add(name);
+    }
+    for (const [key, b] of boxes) {
+      const scope = key.split("/");
+      const counts = [b.f ? b.f + " forward ops" : "", b.b ? b.b + " backward ops" : ""]
+        .filter(Boolean).join(", ");
+      const lines = [scope[scope.length - 1], counts];
+      if (b.reads) lines.push("reads " + [...b.reads].join(", "));
+      if (b.feeds) lines.push("feeds " + [...b.feeds].join(", "));
+      put(scope.slice(0, -1), '"' + b.id + '" ' + attrText({ id: b.id, shape: "box3d",
+        style: "filled", fillcolor: "#eeeeee", label: lines.join("\n"), tooltip: key }) + ";");
+    }
+    // Nested clusters, in the order the program entered the scopes.
+    const scopes = p.v.scopes.map(scopeKey);
+    const children = (key) => scopes.filter((s) => {
+      const parent = s.split("/").slice(0, -1).join("/");
+      return parent === key && s !== "";
+    });
+    let clusterCount = 0;
+    const emit = (key, indent) => {
+      for (const line of items.get(key) || []) out.push(indent + line);
+      for (const child of children(key)) {
+        if (boxes.has(child) || !hasContent(child)) continue;
+        const name = child.split("/").pop();
+        out.push(indent + 'subgraph "cluster_' + (clusterCount++) + '" {');
+        out.push(indent + '  label="' + esc(name) + '"; id="s:' + esc(child) +
+          '"; style="rounded,dashed"; color="#999999";');
+        emit(child, indent + "  ");
+        out.push(indent + "}");
+      }
+    };
+    const hasContent = (key) => (items.get(key) || []).length > 0 ||
+      children(key).some((c) => boxes.has(c) || hasContent(c));
+    emit("", "");
+    const seen = new Set();
+    p.edges.forEach((e) => {
+      const end = (id) => p.boxOf.has(id) ? boxes.get(p.boxOf.get(id)).id : "n" + id;
+      const tail = end(e.tail), head = end(e.head);
+      if (tail === head) return;
+      if ((p.boxOf.has(e.head) && shared.has(e.tail)) ||
+          (p.boxOf.has(e.tail) && shared.has(e.head))) return;
+      const a = { id: "e" + e.index };
+      if (e.kind === "gradient") Object.assign(a, { color: "#b03a2e", penwidth: "1.6" });
+      if (e.kind === "saved") Object.assign(a, { style: "dashed", color: "#999999",
+        arrowhead: "empty" });
+      if (e.kind === "saved" && state.view === "both") a.constraint = "false";
+      if (e.use && !p.boxOf.has(e.head)) Object.assign(a, { label: e.use, fontcolor: "#b03a2e" });
+      if (p.boxOf.has(e.tail) || p.boxOf.has(e.head)) {
+        const key = tail + ">" + head;
+        if (seen.has(key)) return;
+        seen.add(key);
+      }
+      out.push('"' + tail + '" -> "' + head + '" ' + attrText(a) + ";");
+    });
+    out.push("}");
+    return { text: out.join("\n"), boxes };
+  }
+
+  // --- drawing -----------------------------------------------------------------------------
+  function render() {
+    const t0 = performance.now();
+    const p = picture();
+    p.v.edges.forEach((e, k) => { e.index = k; });
+    const d = dot(p);
+    const t1 = performance.now();
+    const element = viz.renderSVGElement(d.text);
+    api.timings = { dotMs: t1 - t0, layoutMs: performance.now() - t1 };
+    api.dotText = d.text;
+    const graph = $("graph");
+    graph.innerHTML = "";
+    graph.appendChild(element);
+    svg = element;
+    drawn = { p, boxes: d.boxes, dot: d.text };
+    applyZoom();
+    api.renders += 1;
+    api.drawnNodeIds = [...p.kept.keys()].filter((id) => !p.boxOf.has(id));
+    api.boxes = [...d.boxes.keys()];
+    if (api.firstPaintMs === null) api.firstPaintMs = performance.now();
+    updateControls();
+    applyHighlights();
+    document.body.dataset.renders = String(api.renders);
+  }
+
+  function gOf(id) {
+    if (!svg) return null;
+    const box = drawn.p.boxOf.get(id);
+    const key = box !== undefined ? drawn.boxes.get(box).id : "n" + id;
+    return svg.querySelector('g[id="' + key + '"]');
+  }
+
+  function clearClass(cls) {
+    if (svg) svg.querySelectorAll("." + cls).forEach((g) => g.classList.remove(cls));
+  }
+
+  function mark(ids, cls) {
+    for (const id of ids) {
+      const g = gOf(id);
+      if (g) g.classList.add(cls);
+    }
+  }
+
+  // --- hover: inputs, consumers, pairing -------------------------------------------------------
+  function related(id) {
+    const v = variant(), n = v.nodes[id];
+    const inputs = [], outputs = [], saved = [], pair = [];
+    for (const e of v.edges) {
+      if (e.head === id) (e.kind === "saved" ? saved : inputs).push(e.tail);
+      if (e.tail === id) outputs.push(e.head);
+    }
+    if (BACKWARD.has(n.kind) && n.step !== null) {
+      for (const m of v.nodes) if (m.kind === "op" && m.step === n.step) pair.push(m.id);
+    } else if (n.kind === "op") {
+      for (const m of v.nodes) if (BACKWARD.has(m.kind) && m.step === n.step) pair.push(m.id);
+      for (const e of v.edges) if (e.kind === "saved" && e.tail === id) pair.push(e.head);
+    }
+    return { inputs, outputs, saved, pair };
+  }
+
+  function hover(id) {
+    ["hl-self", "hl-in", "hl-out", "hl-pair", "hl-saved"].forEach(clearClass);
+    if (id === null) return;
+    const r = related(id);
+    mark(r.inputs, "hl-in");
+    mark(r.outputs, "hl-out");
+    mark(r.saved, "hl-saved");
+    mark(r.pair, "hl-pair");
+    mark([id], "hl-self");
+    api.hovered = { id, ...r };
+  }
+
+  // --- the side panel ------------------------------------------------------------------------
+  function decode(value) {
+    if (!value || !value.f32) return null;
+    const bytes = Uint8Array.from(atob(value.f32), (c) => c.charCodeAt(0));
+    return new Float32Array(bytes.buffer);
+  }
+
+  function fmt(x) {
+    if (typeof x === "string") return x;
+    if (x === undefined || x === null) return "–";
+    if (!isFinite(x)) return String(x);
+    return Number(x.toPrecision(4)).toString();
+  }
+
+  function valueHTML(value) {
+    if (!value) return "<p>(no value)</p>";
+    const s = value.stats;
+    let html = '<table class="stats"><tr><td>shape</td><td>(' + value.shape.join(", ") +
+      ")</td></tr><tr><td>min / max</td><td>" + fmt(s.min) + " / " + fmt(s.max) +
+      "</td></tr><tr><td>mean / std</td><td>" + fmt(s.mean) + " / " + fmt(s.std) +
+      "</td></tr><tr><td>norm</td><td>" + fmt(s.norm) + "</td></tr>";
+    if (s.nan || s.inf) html += '<tr><td>non-finite</td><td class="bad">' + s.nan + " NaN, " +
+      s.inf + " Inf</td></tr>";
+    html += "</table>";
+    const data = decode(value);
+    if (data) {
+      const cols = value.shape.length ? value.shape[value.shape.length - 1] : 1;
+      const maxAbs = Math.max(1e-30, ...Array.from(data).filter(isFinite).map(Math.abs));
+      html += '<div class="grid values" style="grid-template-columns: repeat(' + cols +
+        ', auto)">';
+      data.forEach((x, k) => {
+        let cls = "cell", style = "";
+        if (Number.isNaN(x)) cls += " nan";
+        else if (!isFinite(x)) cls += " inf";
+        else {
+          const t = x / maxAbs;     // blue negative, red positive
+          style = "background:" + (t >= 0 ? "rgba(214,39,40," + t.toFixed(3) + ")"
+            : "rgba(31,119,180," + (-t).toFixed(3) + ")");
+        }
+        html += '<div class="' + cls + '" style="' + style + '" title="[' + k + "] " + x +
+          '">' + fmt(x) + "</div>";
+      });
+      html += "</div>";
+    }
+    return html;
+  }
+
+  function show(id) {
+    const v = variant(), n = v.nodes[id];
+    state.selected = id;
+    let html = "<h3>" + n.lines.map(escapeHTML).join("<br>") + "</h3>";
+    html += "<p>" + n.kind + (n.op ? " · op <b>" + n.op + "</b>" : "") + " · " + n.dtype +
+      (n.scope.length ? " · scope " + escapeHTML(n.scope.join(" / ")) : "") + "</p>";
+    if (n.rule) html += '<div class="rule">' + escapeHTML(n.rule) + "</div>";
+    html += '<div class="value" data-node="' + id + '">' + valueHTML(n.value) + "</div>";
+    if (n.kind === "sum" && n.partials) {
+      html += "<h3>summands, in order</h3>";
+      n.partials.forEach((p, k) => {
+        html += "<p>+ " + escapeHTML(v.nodes[p.from].lines[0]) + (p.use ? " <i>(" +
+          escapeHTML(p.use) + ")</i>" : "") + "<br>running sum after " + (k + 1) + ":</p>" +
+          valueHTML(p.value);
+      });
+    }
+    const r = related(id);
+    if (r.inputs.length || r.saved.length) {
+      html += "<h3>reads</h3><ul>" + r.inputs.concat(r.saved).map((i) =>
+        '<li><a href="#" data-go="' + i + '">' + escapeHTML(v.nodes[i].lines[0]) +
+        "</a> " + (v.nodes[i].value ? "norm " + fmt(v.nodes[i].value.stats.norm) : "") +
+        "</li>").join("") + "</ul>";
+    }
+    $("panel").innerHTML = html;
+    api.panelNode = id;
+  }
+
+  function escapeHTML(text) {
+    return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  }
+
+  // --- stepping through the backward pass ------------------------------------------------------
+  function order() {
+    const p = drawn ? drawn.p : picture();
+    return p.v.nodes.filter((n) => n.order !== undefined && p.kept.get(n.id) === "node")
+      .sort((a, b) => a.order - b.order).map((n) => n.id);
+  }
+
+  function goStep(k) {
+    const ids = order();
+    if (!ids.length) return;
+    state.step = Math.max(0, Math.min(ids.length - 1, k));
+    const id = ids[state.step];
+    clearClass("hl-step");
+    mark([id], "hl-step");
+    show(id);
+    const n = variant().nodes[id];
+    $("steptext").textContent = "step " + (state.step + 1) + " / " + ids.length + ": " +
+      n.lines.join(" ");
+    $("scrub").value = String(state.step);
+    api.stepNode = id;
+    const g = gOf(id);
+    if (g && g.scrollIntoView) g.scrollIntoView({ block: "nearest", inline: "nearest" });
+  }
+
+  function play() {
+    if (state.playing) {
+      clearInterval(state.playing);
+      state.playing = null;
+      $("play").textContent = "▶";
+      return;
+    }
+    $("play").textContent = "⏸";
+    state.playing = setInterval(() => {
+      if (state.step >= order().length - 1) return play();
+      goStep(state.step + 1);
+    }, 700);
+  }
+
+  // --- time steps, highway, search -------------------------------------------------------------
+  function strip() {
+    const steps = variant().time_steps;
+    const el = $("strip");
+    el.innerHTML = "";
+    $("highway-toggle").style.display = steps.some((s) => s.c !== undefined) ? "" : "none";
+    if (!steps.length) return;
+    const all = steps.flatMap((s) => [s.h, s.c]).filter((x) => typeof x === "number" && x > 0);
+    const lo = Math.log10(Math.min(...all)), hi = Math.log10(Math.max(...all));
+    const height = (x) => typeof x === "number" && x > 0 ?
+      4 + 40 * (hi > lo ? (Math.log10(x) - lo) / (hi - lo) : 1) : 2;
+    for (const s of steps) {
+      const t = document.createElement("div");
+      t.className = "t";
+      t.dataset.step = s.step;
+      t.title = "t=" + s.step + ": ‖∂L/∂h‖ " + fmt(s.h) + ", ‖∂L/∂c‖ " + fmt(s.c);
+      t.innerHTML = '<div class="bars"><div class="bar h" style="height:' + height(s.h) +
+        'px"></div><div class="bar c" style="height:' + height(s.c) + 'px"></div></div>t=' +
+        s.step;
+      t.addEventListener("click", () => jumpTo(s.h_node ?? s.c_node ?? s.h_forward, t));
+      el.appendChild(t);
+    }
+  }
+
+  function expandTo(id) {
+    const scope = variant().nodes[id].scope;
+    let changed = false;
+    for (let d = 1; d <= scope.length; d++) {
+      const key = scopeKey(scope.slice(0, d));
+      for (const k of [key, scope[d - 1]]) {
+        if (state.collapsed.delete(k)) changed = true;
+      }
+    }
+    if (changed) render();
+  }
+
+  function jumpTo(id, stripItem) {
+    if (id === undefined || id === null) return;
+    const n = variant().nodes[id];
+    if (state.view === "forward" && BACKWARD.has(n.kind)) setView("both");
+    expandTo(id);
+    document.querySelectorAll("#strip .t.on").forEach((t) => t.classList.remove("on"));
+    if (stripItem) stripItem.classList.add("on");
+    clearClass("hl-match");
+    mark([id], "hl-match");
+    show(id);
+    const g = gOf(id);
+    if (g && g.scrollIntoView) g.scrollIntoView({ block: "center", inline: "center" });
+  }
+
+  function highwayIds() {
+    const v = variant();
+    const ids = v.nodes.filter((n) => (n.kind === "backward" || n.kind === "sum") &&
+      HIGHWAY.test(n.grad_of || "")).map((n) => n.id);
+    const set = new Set(ids);
+    const edges = v.edges.filter((e) => set.has(e.tail) && set.has(e.head)).map((e) => e.index);
+    return { ids, edges };
+  }
+
+  function applyHighlights() {
+    clearClass("hl-highway");
+    if (state.highway) {
+      const h = highwayIds();
+      mark(h.ids, "hl-highway");
+      for (const k of h.edges) {
+        const g = svg && svg.querySelector('g[id="e' + k + '"]');
+        if (g) g.classList.add("hl-highway");
+      }
+      api.highway = h.ids;
+    }
+    if (state.step >= 0) mark([order()[state.step]], "hl-step");
+  }
+
+  function search(query) {
+    clearClass("hl-match");
+    const q = query.trim().toLowerCase();
+    if (!q) { $("found").textContent = ""; return []; }
+    const m = q.match(/^(.*\D)(\d+)$/);          // "∂l/∂c3": name ∂L/∂c in scope t=3
+    const v = variant();
+    const matches = v.nodes.filter((n) => {
+      const names = [n.lines[0], n.name || "", n.grad_of ? "∂l/∂" + n.grad_of : ""]
+        .map((s) => s.toLowerCase());
+      if (names.some((s) => s === q || s.includes(q))) return true;
+      return m && names.some((s) => s === m[1]) && n.scope.includes("t=" + m[2]);
+    }).filter((n) => drawn.p.kept.has(n.id)).map((n) => n.id);
+    $("found").textContent = matches.length + (matches.length === 1 ? " match" : " matches");
+    if (matches.length) jumpTo(matches[0]);
+    mark(matches, "hl-match");
+    api.matches = matches;
+    return matches;
+  }
+
+  // --- controls --------------------------------------------------------------------------------
+  function updateControls() {
+    document.querySelectorAll("[data-view]").forEach((b) =>
+      b.classList.toggle("on", b.dataset.view === state.view));
+    document.querySelectorAll("[data-variant]").forEach((b) => {
+      b.classList.toggle("on", b.dataset.variant === state.variant);
+      b.textContent = b.dataset.variant + " (" + DATA.variants[b.dataset.variant].backward_count +
+        ")";
+    });
+    const shown = drawn.p.kept.size - [...drawn.p.boxOf.keys()].length;
+    $("counts").textContent = shown + " nodes drawn" + (drawn.boxes.size ?
+      ", " + drawn.boxes.size + " collapsed scopes" : "");
+    const n = order().length;
+    $("scrub").max = String(Math.max(0, n - 1));
+    $("legend").innerHTML = state.norms ? legend() :
+      "dashed: forward values the backward pass reads · Σ: a gradient summed over the uses " +
+      "named on its edges · click a cluster's title to collapse it, a collapsed box to expand it";
+  }
+
+  function legend() {
+    const all = (variant().grad_norms || []).filter((x) => typeof x === "number" && x > 0);
+    if (!all.length) return "no gradient norms";
+    const lo = Math.floor(Math.log10(Math.min(...all)));
+    const hi = Math.floor(Math.log10(Math.max(...all))) + 1;
+    return "‖∂L/∂·‖ (log scale): " + NORM_COLORS.map((c, k) => '<span class="sw" style="background:' +
+      c + '"></span>' + (k === 0 ? "1e" + lo : k === NORM_COLORS.length - 1 ? "1e" + hi : ""))
+      .join("") + ' <span class="sw" style="background:#bbbbbb"></span>0 ' +
+      '<span class="sw" style="background:#ff00ff"></span>inf or NaN';
+  }
+
+  // Graphviz sizes the SVG in points; "fit" scales it to the pane (the viewBox keeps it
+  // sharp). A graph wider than the pane opens fitted, a small one at 100%.
+  function applyZoom() {
+    const width = parseFloat(svg.getAttribute("width")) * 4 / 3;
+    const height = parseFloat(svg.getAttribute("height")) * 4 / 3;
+    if (state.zoom === null) state.zoom = width > $("graph").clientWidth ? "fit" : "1";
+    $("zoom").value = state.zoom;
+    if (state.zoom === "fit") {
+      svg.style.width = "100%";
+      svg.style.height = "auto";
+    } else {
+      svg.style.width = width * Number(state.zoom) + "px";
+      svg.style.height = height * Number(state.zoom) + "px";
+    }
+  }
+
+  function setView(view) { state.view = view; state.step = -1; render(); }
+
+  function exportSVG() {
+    const text = new XMLSerializer().serializeToString(svg);
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(new Blob([text], { type: "image/svg+xml" }));
+    link.download = "tinygraph-" + state.view + ".svg";
+    document.body.appendChild(link);
+    link.click();
+    link.remove();
+    return text;
+  }
+
+  function idOf(target) {
+    const g = target.closest && target.closest("g.node");
+    if (!g) return null;
+    if (g.id.startsWith("n")) return { node: Number(g.id.slice(1)) };
+    if (g.id.startsWith("c")) {
+      for (const [key, b] of drawn.boxes) if (b.id === g.id) return { box: key };
+    }
+    return null;
+  }
+
+  function wire() {
+    document.querySelectorAll("[data-view]").forEach((b) =>
+      b.addEventListener("click", () => setView(b.dataset.view)));
+    document.querySelectorAll("[data-variant]").forEach((b) =>
+      b.addEventListener("click", () => { state.variant = b.dataset.variant; state.step = -1;
+        strip(); render(); }));
+    $("norms").addEventListener("change", (e) => { state.norms = e.target.checked; render(); });
+    $("highway").addEventListener("change", (e) => { state.highway = e.target.checked;
+      applyHighlights(); });
+    $("export").addEventListener("click", exportSVG);
+    $("zoom").addEventListener("change", (e) => { state.zoom = e.target.value; applyZoom(); });
+    $("search").addEventListener("keydown", (e) => { if (e.key === "Enter") search(e.target.value); });
+    $("first").addEventListener("click", () => goStep(0));
+    $("prev").addEventListener("click", () => goStep(state.step - 1));
+    $("next").addEventListener("click", () => goStep(state.step + 1));
+    $("play").addEventListener("click", play);
+    $("scrub").addEventListener("input", (e) => goStep(Number(e.target.value)));
+    document.addEventListener("keydown", (e) => {
+      if (e.target.tagName === "INPUT" && e.target.type !== "range") return;
+      if (e.key === "ArrowRight") { goStep(state.step + 1); e.preventDefault(); }
+      if (e.key === "ArrowLeft") { goStep(state.step - 1); e.preventDefault(); }
+      if (e.key === "Home") goStep(0);
+      if (e.key === " ") { play(); e.preventDefault(); }
+    });
+    const graph = $("graph");
+    graph.addEventListener("mouseover", (e) => {
+      const hit = idOf(e.target);
+      hover(hit && hit.node !== undefined ? hit.node : null);
+    });
+    graph.addEventListener("click", (e) => {
+      const cluster = e.target.closest && e.target.closest("g.cluster");
+      const hit = idOf(e.target);
+      if (hit && hit.box) { state.collapsed.delete(hit.box); render(); return; }
+      if (hit && hit.node !== undefined) { show(hit.node); return; }
+      if (cluster && e.target.tagName === "text") {
+        const key = cluster.id.slice(2);     // id "s:<scope path>"
+        state.collapsed.add(key);
+        render();
+      }
+    });
+    $("panel").addEventListener("click", (e) => {
+      const go = e.target.dataset && e.target.dataset.go;
+      if (go !== undefined) { e.preventDefault(); jumpTo(Number(go)); }
+    });
+  }
+
+  Object.assign(api, {
+    render, goStep, order, search, hover, show, exportSVG, related, jumpTo,
+    setView, collapse: (key) => { state.collapsed.add(key); render(); },
+    expand: (key) => { state.collapsed.delete(key); render(); },
+    setVariant: (name) => { state.variant = name; state.step = -1; strip(); render(); },
+  });
+
+  wire();
+  strip();
+  Viz.instance().then((instance) => {
+    viz = instance;
+    render();
+    document.body.dataset.ready = "1";
+  }).catch((error) => {
+    $("graph").textContent = "Graphviz (WebAssembly) could not start: " + error;
+    throw error;
+  });
+})();
