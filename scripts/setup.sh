@@ -29,6 +29,19 @@ if [ ! -f "$stamp" ]; then
     touch "$stamp"
 fi
 
+# The browser tests (test extras) drive Debian's Chromium; Playwright never downloads one.
+if [[ ",$EXTRAS," == *",test,"* ]] && [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null 2>&1; then
+        echo "Installing Chromium (for the explorer's browser tests) with apt-get ..."
+        apt-get install -y -q chromium > /dev/null 2>&1 \
+            || { apt-get update -q > /dev/null 2>&1 && apt-get install -y -q chromium > /dev/null; } \
+            || echo "NOTE: could not install chromium; the browser tests will be skipped." >&2
+    else
+        echo "NOTE: /usr/bin/chromium is missing, so the explorer's browser tests will be" >&2
+        echo "      skipped. Install it: 'sudo apt-get install chromium' (Debian/Ubuntu)." >&2
+    fi
+fi
+
 if ! command -v dot > /dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null 2>&1; then
         echo "Installing Graphviz (the dot executable) with apt-get ..."

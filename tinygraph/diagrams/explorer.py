@@ -101,7 +101,7 @@ def _variant(model, sources):
     for node in data["nodes"]:
         if node["kind"] == "sum":
             node["partials"] = _partial_sums(node["id"], data["edges"], sources)
-    data["time_steps"] = _time_steps(data["nodes"])
+    data["time_steps"] = _time_steps(data["nodes"], sources)
     return data
 
 
@@ -139,26 +139,31 @@ def _partial_sums(sum_id, edges, sources):
     return partials
 
 
-def _time_steps(nodes):
-    """Per time-step scope (t=1, t=2, ...): the norms of ∂L/∂h and ∂L/∂c there, and the
-    nodes to jump to."""
+def _time_steps(nodes, sources):
+    """Per time-step scope (t=1, t=2, ...): the norms of ∂L/∂h and ∂L/∂c of the state made
+    in that step, and the nodes to jump to (the whole gradient, not one use's part of it;
+    ∂L/∂h_t is made in step t+1, by the vjps that read h_t)."""
     steps = {}
-    for node in nodes:
-        if not node["scope"]:
-            continue
-        match = TIME_STEP.match(node["scope"][-1])
+
+    def entry(scope):
+        match = TIME_STEP.match(scope[-1]) if scope else None
         if match is None:
-            continue
-        entry = steps.setdefault(int(match.group(1)), {"step": int(match.group(1)),
-                                                       "scope": node["scope"]})
+            return None
+        k = int(match.group(1))
+        return steps.setdefault(k, {"step": k, "scope": list(scope)})
+
+    for node, (tensor, graph_node) in zip(nodes, sources):
         name = STATE_NAME.match(node["name"] or "") if node["kind"] == "op" else None
-        if name is not None:
-            entry[name.group(1)] = node["grad_norm"]
-            entry.setdefault(name.group(1) + "_forward", node["id"])
-        of = STATE_NAME.match(node["grad_of"] or "")
-        if node["kind"] in ("backward", "sum") and of is not None \
-                and node["rule"] is not None and not node["rule"].startswith("part of"):
-            entry[of.group(1) + "_node"] = node["id"]
+        if name is not None and entry(node["scope"]) is not None:
+            entry(node["scope"])[name.group(1)] = node["grad_norm"]
+            entry(node["scope"]).setdefault(name.group(1) + "_forward", node["id"])
+        of = graph_node.grad_of if graph_node is not None else None
+        state = STATE_NAME.match(of.name or "") if of is not None else None
+        if (node["kind"] in ("backward", "sum") and state is not None and of._node is not None
+                and node["rule"] is not None and not node["rule"].startswith("part of")):
+            made_in = entry(of._node.scope)
+            if made_in is not None:
+                made_in[state.group(1) + "_node"] = node["id"]
     return [steps[k] for k in sorted(steps)]
 
 

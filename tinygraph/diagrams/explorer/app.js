@@ -255,19 +255,24 @@
 
   // --- hover: inputs, consumers, pairing -------------------------------------------------------
   function related(id) {
+    // inputs and consumers by edges; for a backward node, the forward op whose vjp made it
+    // (same step) and the saved values that vjp reads; for a forward op, the other way round.
     const v = variant(), n = v.nodes[id];
     const inputs = [], outputs = [], saved = [], pair = [];
     for (const e of v.edges) {
-      if (e.head === id) (e.kind === "saved" ? saved : inputs).push(e.tail);
+      if (e.head === id && e.kind !== "saved") inputs.push(e.tail);
       if (e.tail === id) outputs.push(e.head);
     }
+    const sameVjp = (m) => BACKWARD.has(m.kind) && m.step !== null && m.step === n.step;
     if (BACKWARD.has(n.kind) && n.step !== null) {
       for (const m of v.nodes) if (m.kind === "op" && m.step === n.step) pair.push(m.id);
+      const vjp = new Set(v.nodes.filter(sameVjp).map((m) => m.id));
+      for (const e of v.edges) if (e.kind === "saved" && vjp.has(e.head)) saved.push(e.tail);
     } else if (n.kind === "op") {
-      for (const m of v.nodes) if (BACKWARD.has(m.kind) && m.step === n.step) pair.push(m.id);
-      for (const e of v.edges) if (e.kind === "saved" && e.tail === id) pair.push(e.head);
+      for (const m of v.nodes) if (sameVjp(m)) pair.push(m.id);
+      for (const e of v.edges) if (e.kind === "saved" && e.tail === id) saved.push(e.head);
     }
-    return { inputs, outputs, saved, pair };
+    return { inputs, outputs, saved: [...new Set(saved)], pair };
   }
 
   function hover(id) {
@@ -417,7 +422,14 @@
       t.innerHTML = '<div class="bars"><div class="bar h" style="height:' + height(s.h) +
         'px"></div><div class="bar c" style="height:' + height(s.c) + 'px"></div></div>t=' +
         s.step;
-      t.addEventListener("click", () => jumpTo(s.h_node ?? s.c_node ?? s.h_forward, t));
+      t.addEventListener("click", () => {
+        let opened = false;
+        for (const k of [scopeKey(s.scope), s.scope[s.scope.length - 1]]) {
+          opened = state.collapsed.delete(k) || opened;
+        }
+        if (opened) render();
+        jumpTo(s.h_node ?? s.c_node ?? s.h_forward, t);
+      });
       el.appendChild(t);
     }
   }

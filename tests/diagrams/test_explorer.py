@@ -1,0 +1,107 @@
+"""The explorer page, without a browser: what it embeds and that it is one offline file."""
+import base64
+import re
+
+import numpy as np
+import pytest
+
+import tinygraph as tg
+from tinygraph.diagrams import model as diagram_model
+from tinygraph.examples import EXAMPLES, lstm_unrolled
+
+
+@pytest.fixture(scope="module")
+def cell():
+    return tg.explore(EXAMPLES["lstm_cell"]())
+
+
+def by_name(variant, first_line):
+    return next(n for n in variant["nodes"] if n["lines"][0] == first_line)
+
+
+def test_one_self_contained_file_that_asks_for_nothing(cell, tmp_path):
+    page = cell.save(tmp_path / "cell.html").read_text(encoding="utf-8")
+    # No element loads anything: no src or href attribute, no @import, no fetch of a URL.
+    assert not re.search(r"<(script|link|img|iframe)[^>]*\s(src|href)=", page)
+    assert "@import" not in page and "fetch(\"http" not in page
+    assert page.count("<script") == 3          # the data, Viz.js, the explorer
+    assert "Viz.js 3.25.0" in page             # Graphviz in WebAssembly, inline
+
+
+def test_both_variants_are_embedded_with_the_diagram_models_nodes(cell):
+    outputs = EXAMPLES["lstm_cell"]()
+    for name, simplify in (("simplified", True), ("generated", False)):
+        expected = diagram_model.build(outputs, "both", simplify)
+        variant = cell.data["variants"][name]
+        assert [n["lines"] for n in variant["nodes"]] == [n.lines for n in expected.nodes]
+        assert variant["backward_count"] == expected.backward_count
+    assert cell.data["variants"]["simplified"]["backward_count"] == 30
+    assert cell.data["variants"]["generated"]["backward_count"] == 36
+
+
+def test_values_are_embedded_exactly_in_float32_with_statistics(cell):
+    inputs, _ = __import__("tinygraph.examples", fromlist=["x"]).lstm_cell_step()
+    variant = cell.data["variants"]["simplified"]
+    wx = by_name(variant, "Wx")
+    values = np.frombuffer(base64.b64decode(wx["value"]["f32"]), "<f4").reshape(3, 16)
+    np.testing.assert_array_equal(values, inputs["Wx"].data.astype(np.float32))
+    assert wx["value"]["stats"]["max"] == pytest.approx(inputs["Wx"].data.max())
+
+
+def test_non_finite_values_are_counted():
+    x = tg.tensor(np.array([1.0, 0.0, -1.0]), name="x", requires_grad=True)
+    with np.errstate(all="ignore"):
+        page = tg.explore(tg.log(x).sum())
+    node = by_name(page.data["variants"]["simplified"], "log")
+    assert node["value"]["stats"]["nan"] == 1 and node["value"]["stats"]["inf"] == 1
+
+
+def test_gradient_nodes_carry_the_rule_of_their_vjp(cell):
+    variant = cell.data["variants"]["generated"]
+    rules = {n["rule"] for n in variant["nodes"] if n["rule"]}
+    assert "∂L/∂A_f = ∂L/∂f ⊙ f ⊙ (1 − f)" in rules        # sigmoid
+    assert "∂L/∂c_prev = ∂L/∂mul₁ ⊙ f" in rules              # the cell-state highway
+    assert "∂L/∂Wh = h_prevᵀ · ∂L/∂matmul₂" in rules        # matmul's weight gradient
+
+
+def test_backward_nodes_are_numbered_in_the_engines_order(cell):
+    variant = cell.data["variants"]["generated"]
+    ordered = [n for n in variant["nodes"] if "order" in n]
+    assert [n["order"] for n in ordered] == list(range(len(ordered)))
+    # Every drawn backward node is numbered (a chain of sums is drawn as one Σ).
+    assert len(ordered) == sum(n["kind"] in ("backward", "sum") for n in variant["nodes"])
+    # The first vjp to run is that of the last forward op: h = o * tanh(c).
+    assert ordered[0]["rule"].startswith("∂L/∂o = ∂L/∂h")
+
+
+def test_a_sum_lists_its_running_sums():
+    x = tg.tensor(np.array([1.0, 2.0]), name="x", requires_grad=True)
+    page = tg.explore((x * 3.0 + x * x).sum(), simplify=False)
+    total = next(n for n in page.data["variants"]["generated"]["nodes"] if n["kind"] == "sum")
+    last = total["partials"][-1]["value"]
+    np.testing.assert_allclose(
+        np.frombuffer(base64.b64decode(last["f32"]), "<f4"), 3.0 + 2 * x.data)
+
+
+def test_time_steps_have_their_state_gradient_norms():
+    _, loss = lstm_unrolled(steps=4)
+    steps = tg.explore(loss).data["variants"]["simplified"]["time_steps"]
+    assert [s["step"] for s in steps] == [1, 2, 3, 4]
+    assert all(s["h"] > 0 and s["c"] > 0 for s in steps)
+    assert all("c_node" in s for s in steps)
+    # ∂L/∂h_t for t < 4 (∂L/∂h4 is the seed): made by step t+1's vjps, filed under step t.
+    assert all("h_node" in s for s in steps[:3])
+
+
+def test_bad_arguments_are_named(cell, tmp_path):
+    with pytest.raises(ValueError, match="unknown view 'sideways'"):
+        tg.explore(EXAMPLES["lstm_cell"](), view="sideways")
+    with pytest.raises(ValueError, match="unknown scope"):
+        tg.explore(EXAMPLES["lstm_unrolled"](), collapse=["t=9"])
+    with pytest.raises(ValueError, match=r"\.html"):
+        cell.save(tmp_path / "cell.svg")
+
+
+def test_notebooks_get_an_iframe_with_the_page(cell):
+    html = cell._repr_html_()
+    assert html.startswith("<iframe srcdoc=\"") and "&lt;script" in html

@@ -1,0 +1,163 @@
+"""The explorer in a real browser (Debian's Chromium driven by Playwright; never a
+downloaded browser): offline, complete, and doing what the page says."""
+import pathlib
+import shutil
+
+import numpy as np
+import pytest
+
+import tinygraph as tg
+from tinygraph.examples import EXAMPLES, lstm_cell_step, lstm_unrolled
+
+pytestmark = pytest.mark.browser
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="Playwright is not installed (test extras)")
+    if not pathlib.Path(CHROMIUM).exists():
+        pytest.skip("Chromium is not installed here (scripts/setup.sh installs it as root: "
+                    "apt-get install chromium)")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM,
+                                    args=["--no-sandbox", "--disable-gpu"])
+        yield browser
+        browser.close()
+
+
+class Page:
+    """An explorer file opened with every network request blocked; what was attempted and
+    what the page logged are kept for the assertions."""
+
+    def __init__(self, browser, path):
+        self.requests, self.errors = [], []
+        self.page = browser.new_page(viewport={"width": 1400, "height": 900})
+        self.page.route("**/*", self._route)
+        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.goto(pathlib.Path(path).as_uri())
+        self.page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+
+    def _route(self, route):
+        if route.request.url.startswith("file:"):
+            route.continue_()
+        else:
+            self.requests.append(route.request.url)
+            route.abort()
+
+    def js(self, expression):
+        return self.page.evaluate(expression)
+
+    def drawn(self):
+        return self.js("document.querySelectorAll('#graph g.node').length")
+
+
+@pytest.fixture
+def open_page(browser, tmp_path):
+    pages = []
+
+    def opener(outputs, name="page", **options):
+        path = tg.explore(outputs, **options).save(tmp_path / f"{name}.html")
+        pages.append(Page(browser, path))
+        return pages[-1]
+    yield opener
+    for page in pages:
+        assert page.requests == [], "the page tried the network"
+        assert page.errors == [], "the page logged errors"
+        page.page.close()
+
+
+def model_nodes(page, variant="simplified"):
+    return page.js(f"JSON.parse(document.getElementById('tinygraph-data').textContent)"
+                   f".variants.{variant}.nodes")
+
+
+def test_every_node_of_the_model_is_drawn_offline(open_page):
+    page = open_page(EXAMPLES["lstm_cell"]())
+    assert page.drawn() == len(model_nodes(page))
+    page.page.click("button[data-variant=generated]")
+    assert page.drawn() == len(model_nodes(page, "generated"))
+    page.page.click("button[data-view=forward]")
+    assert page.drawn() == sum(n["kind"] in ("op", "tensor", "parameter")
+                               for n in model_nodes(page, "generated"))
+    assert "36" in page.page.inner_text("button[data-variant=generated]")
+
+
+def test_a_time_step_collapses_to_one_box_and_expands_again(open_page):
+    page = open_page(EXAMPLES["lstm_unrolled"](), name="unrolled")
+    total = page.drawn()
+    in_t2 = sum(1 for n in model_nodes(page) if n["scope"][:1] == ["t=2"])
+    page.page.click("g.cluster[id='s:t=2'] > text")          # its title collapses it
+    assert page.drawn() == total - in_t2 + 1
+    assert page.js("window.tinygraphExplorer.boxes") == ["t=2"]
+    page.page.click("g.node[id^=c]")                          # the box expands again
+    assert page.drawn() == total
+
+
+def test_stepping_follows_the_engines_order(open_page):
+    page = open_page(EXAMPLES["lstm_cell"](), view="backward", simplify=False)
+    expected = [n["id"] for n in sorted((n for n in model_nodes(page, "generated")
+                                         if "order" in n), key=lambda n: n["order"])]
+    seen = []
+    for _ in range(len(expected)):
+        page.page.keyboard.press("ArrowRight")
+        seen.append(page.js("window.tinygraphExplorer.stepNode"))
+        highlighted = page.js("[...document.querySelectorAll('#graph g.hl-step')].map(g => g.id)")
+        assert highlighted == [f"n{seen[-1]}"]
+    assert seen == expected
+    page.page.keyboard.press("ArrowLeft")
+    assert page.js("window.tinygraphExplorer.stepNode") == expected[-2]
+
+
+def test_the_panel_shows_the_values_to_its_precision(open_page):
+    inputs, outputs = lstm_cell_step()
+    page = open_page(list(outputs))
+    node = next(n for n in model_nodes(page) if n["lines"][0] == "∂L/∂Wx")
+    page.page.click(f"g#n{node['id']}")
+    cells = page.page.locator("#panel .values .cell").all_inner_texts()
+    (dWx,) = tg.grad(outputs[0].sum() + outputs[1].sum(), [inputs["Wx"]])
+    expected = [float(f"{v:.4g}") for v in dWx.data.astype(np.float32).ravel()]
+    assert [float(c) for c in cells] == pytest.approx(expected, rel=1e-3, abs=1e-12)
+    assert "∂L/∂Wx = xᵀ · ∂L/∂matmul₁" in page.page.inner_text("#panel .rule")
+
+
+def test_hovering_a_gradient_lights_up_its_forward_node_and_saved_values(open_page):
+    page = open_page(EXAMPLES["lstm_cell"]())
+    nodes = model_nodes(page)
+    grad_f = next(n for n in nodes if n["lines"][0] == "∂L/∂A_f")
+    page.page.hover(f"g#n{grad_f['id']}")
+    paired = page.js("[...document.querySelectorAll('#graph g.hl-pair')].map(g => g.id)")
+    names = {nodes[int(i[1:])]["name"] for i in paired}
+    assert names == {"f"}                              # the sigmoid that made f
+    saved = page.js("[...document.querySelectorAll('#graph g.hl-saved')].map(g => g.id)")
+    assert {nodes[int(i[1:])]["name"] for i in saved} == {"f"}   # f ⊙ (1 − f) reads f
+
+
+def test_search_finds_a_gradient_by_name_and_step(open_page):
+    _, loss = lstm_unrolled(steps=3)
+    page = open_page(loss, name="search")
+    page.page.fill("#search", "∂L/∂c2")
+    page.page.press("#search", "Enter")
+    matches = page.js("window.tinygraphExplorer.matches")
+    assert matches and all(model_nodes(page)[i]["grad_of"] == "c2" for i in matches)
+    assert "match" in page.page.inner_text("#found")
+
+
+def test_time_strip_jumps_and_the_highway_lights_up(open_page):
+    _, loss = lstm_unrolled(steps=3)
+    page = open_page(loss, name="strip", collapse=["t=1"])
+    assert page.page.locator("#strip .t").count() == 3
+    page.page.click("#strip .t[data-step='1']")        # expands t=1 to show its node
+    assert page.js("window.tinygraphExplorer.boxes") == []
+    page.page.check("#highway")
+    highway = page.js("window.tinygraphExplorer.highway")
+    names = {model_nodes(page)[i]["grad_of"] for i in highway}
+    assert {"c1", "c2", "c3"} <= names
+
+
+def test_export_gives_the_svg_of_the_current_view(open_page):
+    page = open_page(EXAMPLES["rnn_cell"](), name="export", view="forward")
+    svg = page.js("window.tinygraphExplorer.exportSVG()")
+    assert svg.startswith("<svg") and svg.count('class="node"') == page.drawn()
