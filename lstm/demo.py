@@ -63,6 +63,16 @@ def draw_cell(model, out_dir, suffix):
     return paths
 
 
+def explore_unrolled(model, out_dir, steps=4):
+    """The explorer page of the trained model on a window of `steps` time steps: its loss's
+    forward graph and generated backward graph, one scope per step."""
+    xs, ys = sine_windows(count=1, steps=steps, seed=1)
+    loss = model.loss(tg.tensor(xs, name="x"), ys)
+    loss.name = "L"
+    page = tg.explore(loss, title=f"trained sine-wave LSTM unrolled over {steps} steps")
+    return page.save(out_dir / "explorer.html")
+
+
 def run(out_dir, steps=400, progress=True):
     """Train the sine-wave LSTM for `steps` steps, then write its cell's diagrams, the loss
     curve and the vanishing-gradient figure into `out_dir`; returns the paths written."""
@@ -73,6 +83,7 @@ def run(out_dir, steps=400, progress=True):
     print(f"trained in {time.perf_counter() - start:.0f} s: mse {losses[0]:.4f} -> {losses[-1]:.5f}")
     suffix = "svg" if shutil.which("dot") else "dot"
     written = draw_cell(model, out_dir, suffix)
+    written.append(explore_unrolled(model, out_dir))
     written.append(plots.loss_curve(losses, out_dir / "loss_curve.png",
                                     title="sine-wave LSTM: training loss (MSE)"))
     norms = vanishing.compare(("rnn", "lstm"))

@@ -152,6 +152,47 @@ class DiagramDirective(_Base):
         return list(result), extra
 
 
+class ExplorerDirective(DiagramDirective):
+    """``tinygraph-explorer [EXAMPLE | MODULE:FUNCTION]`` (or a code body, as for diagrams):
+    a live explorer (`tinygraph.explore`), written at build time next to the pages as one
+    self-contained HTML file and shown in an iframe. Options: ``:view:``, ``:no-simplify:``,
+    ``:collapse:``, ``:title:``, ``:height:`` (pixels), ``:caption:``, ``:name:``."""
+
+    option_spec = {**DiagramDirective.option_spec, "height": directives.positive_int}
+
+    def run(self):
+        self.note_sources()
+        try:
+            outputs, extra = self._outputs()
+            import tinygraph as tg
+
+            page = tg.explore(outputs, view=self.options.get("view", "both"),
+                              simplify="no-simplify" not in self.options,
+                              collapse=self.options.get("collapse", "").replace(",", " ").split(),
+                              title=self.options.get("title"), **extra)
+        except Exception:
+            raise self.error(f"tinygraph-explorer: building failed:\n{traceback.format_exc()}")
+        serial = self.env.new_serialno("tinygraph-explorer")
+        name = f"{self.env.docname.replace('/', '-')}-{serial}.html"
+        folder = pathlib.Path(self.env.app.outdir) / "_explorers"
+        folder.mkdir(parents=True, exist_ok=True)
+        page.save(folder / name)
+        height = self.options.get("height", 640)
+        title = html.escape(self.options.get("caption") or "tinygraph explorer", quote=True)
+        frame = nodes.raw("", f'<iframe class="tinygraph-explorer" src="_explorers/{name}" '
+                              f'title="{title}" style="width:100%;height:{height}px;border:1px '
+                              f'solid #ccc" loading="lazy"></iframe>'
+                              f'<p><a href="_explorers/{name}">Open this explorer on a page of '
+                              f'its own</a></p>', format="html")
+        result = [frame]
+        caption = self.options.get("caption")
+        if caption:
+            parsed, messages = self.state.inline_text(caption, self.lineno)
+            result.append(nodes.paragraph(caption, "", *parsed, classes=["caption"]))
+            result += messages
+        return result
+
+
 class VanishingDirective(_Base):
     has_content = False
     option_spec = {
@@ -403,6 +444,7 @@ def setup(app):
                  latex=(skip_image, None), text=(skip_image, None), man=(skip_image, None),
                  texinfo=(skip_image, None))
     app.add_directive("tinygraph-diagram", DiagramDirective)
+    app.add_directive("tinygraph-explorer", ExplorerDirective)
     app.add_directive("tinygraph-vanishing", VanishingDirective)
     app.add_directive("tinygraph-command", CommandDirective)
     app.connect("autodoc-process-docstring", process_docstring)

@@ -315,8 +315,8 @@
     if (data) {
       const cols = value.shape.length ? value.shape[value.shape.length - 1] : 1;
       const maxAbs = Math.max(1e-30, ...Array.from(data).filter(isFinite).map(Math.abs));
-      html += '<div class="grid values" style="grid-template-columns: repeat(' + cols +
-        ', auto)">';
+      html += '<div class="scroll"><div class="grid values" style="grid-template-columns: ' +
+        'repeat(' + cols + ', auto)">';
       data.forEach((x, k) => {
         let cls = "cell", style = "";
         if (Number.isNaN(x)) cls += " nan";
@@ -329,7 +329,7 @@
         html += '<div class="' + cls + '" style="' + style + '" title="[' + k + "] " + x +
           '">' + fmt(x) + "</div>";
       });
-      html += "</div>";
+      html += "</div></div>";
     }
     return html;
   }
