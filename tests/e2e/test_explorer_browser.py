@@ -161,3 +161,19 @@ def test_export_gives_the_svg_of_the_current_view(open_page):
     page = open_page(EXAMPLES["rnn_cell"](), name="export", view="forward")
     svg = page.js("window.tinygraphExplorer.exportSVG()")
     assert svg.startswith("<svg") and svg.count('class="node"') == page.drawn()
+
+
+def test_non_finite_values_and_odd_names_are_shown_safely(open_page):
+    """NaN and Inf reach the page (JSON has neither: they travel as text) and are marked;
+    a tensor name with markup is shown as text, never run."""
+    x = tg.tensor(np.array([1.0, 0.0, -1.0]), name="<img src=x onerror=alert(1)>",
+                  requires_grad=True)
+    with np.errstate(all="ignore"):
+        page = open_page(tg.log(x).sum(), name="nonfinite")
+    node = next(n for n in model_nodes(page) if n["lines"][0] == "log")
+    page.page.click(f"g#n{node['id']}")
+    assert page.page.locator("#panel .cell.nan").count() == 1
+    assert page.page.locator("#panel .cell.inf").count() == 1
+    assert page.page.locator("#panel img").count() == 0
+    page.page.check("#norms")                    # inf norms get the non-finite colour
+    assert page.drawn() == len(model_nodes(page))

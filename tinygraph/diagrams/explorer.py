@@ -90,8 +90,13 @@ def _variant(model, sources):
     """The model as plain data, with what the page shows beyond the diagram: values, the
     engine's order of the backward pass, running sums, the per-step gradient norms."""
     data = dataclasses.asdict(model)
+    # JSON has no NaN or Infinity: non-finite norms travel as the strings "nan", "inf".
+    data["grad_norms"] = None if data["grad_norms"] is None else [
+        _number(x) for x in data["grad_norms"]]
     order = 0
     for node, (tensor, graph_node) in zip(data["nodes"], sources):
+        if node["grad_norm"] is not None:
+            node["grad_norm"] = _number(node["grad_norm"])
         node["value"] = _value(tensor)
         node["op"] = graph_node.op if graph_node is not None else None
         node["name"] = tensor.name
@@ -178,7 +183,8 @@ def _page(data):
         return (HERE / path).read_text(encoding="utf-8")
 
     # In a <script> element, "</" must not appear: it could close the element.
-    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"),
+                         allow_nan=False).replace("</", "<\\/")
     parts = {"TITLE": html.escape(data["title"]), "STYLE": part("explorer/style.css"),
              "DATA": payload, "VIZ": part("vendor/viz-global.js"), "APP": part("explorer/app.js")}
     # One pass over the template: inserted text is never searched for markers again.
