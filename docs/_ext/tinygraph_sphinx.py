@@ -178,11 +178,12 @@ class ExplorerDirective(DiagramDirective):
         folder.mkdir(parents=True, exist_ok=True)
         page.save(folder / name)
         height = self.options.get("height", 640)
+        up = "../" * self.env.docname.count("/")       # the page's folder -> the output's root
         title = html.escape(self.options.get("caption") or "tinygraph explorer", quote=True)
-        frame = nodes.raw("", f'<iframe class="tinygraph-explorer" src="_explorers/{name}" '
+        frame = nodes.raw("", f'<iframe class="tinygraph-explorer" src="{up}_explorers/{name}" '
                               f'title="{title}" style="width:100%;height:{height}px;border:1px '
                               f'solid #ccc" loading="lazy"></iframe>'
-                              f'<p><a href="_explorers/{name}">Open this explorer on a page of '
+                              f'<p><a href="{up}_explorers/{name}">Open this explorer on a page of '
                               f'its own</a></p>', format="html")
         result = [frame]
         caption = self.options.get("caption")

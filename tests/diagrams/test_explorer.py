@@ -105,3 +105,22 @@ def test_bad_arguments_are_named(cell, tmp_path):
 def test_notebooks_get_an_iframe_with_the_page(cell):
     html = cell._repr_html_()
     assert html.startswith("<iframe srcdoc=\"") and "&lt;script" in html
+
+
+def test_unequal_slices_join_without_running_sums():
+    x = tg.tensor(np.ones((2, 5)), name="x", requires_grad=True)
+    page = tg.explore(tg.tanh(x[:, :2]).sum() + tg.sigmoid(x[:, 2:]).sum())
+    joins = [n for n in page.data["variants"]["simplified"]["nodes"]
+             if n["kind"] == "sum" and "partials" not in n]
+    assert joins and joins[0]["lines"][1].startswith("concat")
+
+
+def test_rules_follow_the_input_position_and_broadcasting():
+    x = tg.tensor(np.array([1.0, 2.0]), name="x", requires_grad=True)
+    b = tg.tensor(np.array([0.5]), name="b", requires_grad=True)
+    page = tg.explore(((x / x) + (x * b)).sum() + (x ** 3).sum(), simplify=False)
+    rules = {n["rule"] for n in page.data["variants"]["generated"]["nodes"] if n["rule"]}
+    assert "part of ∂L/∂x = ∂L/∂div₁ / x" in rules
+    assert "part of ∂L/∂x = −∂L/∂div₁ ⊙ div₁ / x" in rules      # the second input of x / x
+    assert "∂L/∂b = sum_to(∂L/∂mul₁ ⊙ x)" in rules               # b was broadcast
+    assert any(r.endswith("⊙ 3·x^2") for r in rules)              # pow with its exponent

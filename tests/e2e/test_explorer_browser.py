@@ -160,7 +160,9 @@ def test_time_strip_jumps_and_the_highway_lights_up(open_page):
 def test_export_gives_the_svg_of_the_current_view(open_page):
     page = open_page(EXAMPLES["rnn_cell"](), name="export", view="forward")
     svg = page.js("window.tinygraphExplorer.exportSVG()")
-    assert svg.startswith("<svg") and svg.count('class="node"') == page.drawn()
+    forward = [n for n in model_nodes(page) if n["kind"] in ("op", "tensor", "parameter")]
+    assert svg.startswith("<svg") and svg.count('class="node"') == len(forward)
+    assert all(f'id="n{n["id"]}"' in svg for n in forward)
 
 
 def test_non_finite_values_and_odd_names_are_shown_safely(open_page):
@@ -177,3 +179,42 @@ def test_non_finite_values_and_odd_names_are_shown_safely(open_page):
     assert page.page.locator("#panel img").count() == 0
     page.page.check("#norms")                    # inf norms get the non-finite colour
     assert page.drawn() == len(model_nodes(page))
+
+
+def test_a_name_that_opens_a_script_comment_does_not_break_the_page(open_page):
+    x = tg.tensor(np.ones(2), name="<!--<script>", requires_grad=True)
+    page = open_page((x * 2.0).sum(), name="comment")
+    assert page.drawn() == len(model_nodes(page))
+    assert any(n["name"] == "<!--<script>" for n in model_nodes(page))
+
+
+def test_a_nested_scope_collapsed_by_name_expands_by_clicking_its_box(open_page):
+    x = tg.tensor(np.ones(3), name="x", requires_grad=True)
+    with tg.scope("enc"):
+        with tg.scope("t=1"):
+            y = tg.tanh(x)
+        with tg.scope("t=2"):
+            y = tg.tanh(y)
+    page = open_page(y.sum(), name="nested", collapse=["t=1"])
+    assert page.js("window.tinygraphExplorer.boxes") == ["enc/t=1"]
+    page.page.click("g.node[id^=c]")
+    assert page.js("window.tinygraphExplorer.boxes") == []
+
+
+def test_switching_the_variant_starts_afresh(open_page):
+    page = open_page(EXAMPLES["lstm_cell"]())
+    node = next(n for n in model_nodes(page) if n["lines"][0] == "∂L/∂Wh")
+    page.page.click(f"g#n{node['id']}")
+    page.page.keyboard.press("ArrowRight")
+    page.page.click("button[data-variant=generated]")
+    assert page.js("window.tinygraphExplorer.panelNode") is None
+    assert "∂L/∂Wh" not in page.page.inner_text("#panel")
+    assert page.js("window.tinygraphExplorer.state.step") == -1
+
+
+def test_the_arrow_keys_still_step_after_ticking_a_checkbox(open_page):
+    page = open_page(EXAMPLES["rnn_cell"](), name="keys")
+    page.page.keyboard.press("ArrowRight")
+    page.page.check("#norms")
+    page.page.keyboard.press("ArrowRight")
+    assert page.js("window.tinygraphExplorer.state.step") == 1

@@ -200,7 +200,7 @@ def _propagate(order, on_path, leads_to_wanted, wanted, accumulator, running):
                 input_grads = node.prim.vjp(node, g, needs)
         finally:
             running.vjp_of = None
-        for inp, gi, need in zip(node.inputs, input_grads, needs):
+        for k, (inp, gi, need) in enumerate(zip(node.inputs, input_grads, needs)):
             if need and gi is not None:
                 if gi.shape != inp.shape or gi.dtype != inp.dtype:
                     raise RuntimeError(f"internal error: the vjp of {node.op} returned a "
@@ -209,6 +209,7 @@ def _propagate(order, on_path, leads_to_wanted, wanted, accumulator, running):
                 made_here = gi._node is not None and gi._node.forward_node is node
                 if record and made_here and gi._node.grad_of is None:
                     gi._node.grad_of = inp   # this vjp's contribution to d/d(inp)
+                    gi._node.grad_input = k
                 accumulator.add(inp, gi, node)
     for key in accumulator.pending():
         if key in wanted:

@@ -25,13 +25,15 @@ class Node:
         role: None for forward nodes; "vjp" or "accumulate" for backward nodes.
         grad_of: for a backward node whose output is a gradient (or one use's contribution
             to it), the forward tensor it is the gradient of; None for intermediate values.
+        grad_input: with grad_of, the position of that tensor among the forward node's inputs
+            (a tensor can be read twice, as in x / x).
         grad_sources: for an "accumulate" node, the forward nodes whose use of the tensor each
             summand came from (None where a summand is an earlier partial sum).
         scope: the names of the `tinygraph.scope` blocks the node was created in; backward
             nodes take their forward node's scope.
     """
 
-    __slots__ = ("prim", "inputs", "_output", "is_backward", "forward_node", "role",
+    __slots__ = ("prim", "inputs", "_output", "is_backward", "forward_node", "role", "grad_input",
                  "grad_of", "grad_sources", "scope", "serial", "__weakref__")
 
     # Creation order: a node's inputs always come from earlier nodes, so sorting by it is a
@@ -48,6 +50,7 @@ class Node:
         self.role = state.backward_role
         self.is_backward = self.role is not None
         self.grad_of = None
+        self.grad_input = None
         self.grad_sources = None
         self.scope = state.scope if self.forward_node is None else self.forward_node.scope
 

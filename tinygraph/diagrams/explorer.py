@@ -20,6 +20,7 @@ import re
 
 from ..backend import xp
 from ..core.tensor import Tensor
+from ..ops.elementwise import Add
 from .model import build, norm
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -75,15 +76,20 @@ def explore(outputs, view="both", simplify=True, wrt=None, grad_outputs=None, co
 
 
 def _initial_collapse(collapse, scopes):
+    """The scope paths ("enc/t=1") to open collapsed: `collapse` names a scope by its name
+    (every scope of that name) or by its path; True: every top-level scope."""
+    paths = ["/".join(s) for s in scopes]
     if collapse is True:
         return sorted({s[0] for s in scopes})
     names = [collapse] if isinstance(collapse, str) else list(collapse)
-    known = {s[-1] for s in scopes}
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise ValueError(f"explore: cannot collapse unknown scope(s) {unknown}; the graph has "
-                         f"{sorted(known)}")
-    return names
+    chosen = []
+    for name in names:
+        found = [p for p in paths if p == name or p.endswith("/" + name)]
+        if not found:
+            raise ValueError(f"explore: cannot collapse unknown scope {name!r}; the graph has "
+                             f"{sorted(set(paths))}")
+        chosen += found
+    return sorted(set(chosen))
 
 
 def _variant(model, sources):
@@ -103,8 +109,8 @@ def _variant(model, sources):
         if node["kind"] in ("backward", "sum"):
             node["order"] = order      # drawing order follows creation: the engine's order
             order += 1
-    for node in data["nodes"]:
-        if node["kind"] == "sum":
+    for node, (_, graph_node) in zip(data["nodes"], sources):
+        if node["kind"] == "sum" and graph_node is not None and isinstance(graph_node.prim, Add):
             node["partials"] = _partial_sums(node["id"], data["edges"], sources)
     data["time_steps"] = _time_steps(data["nodes"], sources)
     return data
@@ -182,9 +188,10 @@ def _page(data):
     def part(path):
         return (HERE / path).read_text(encoding="utf-8")
 
-    # In a <script> element, "</" must not appear: it could close the element.
-    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"),
-                         allow_nan=False).replace("</", "<\\/")
+    # Inside <script> no "<" may appear at all: "<!--" and "<script" change how the HTML
+    # parser reads the rest. JSON spells <, > and & as escapes, which JSON.parse reads back.
+    payload = (json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+               .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
     parts = {"TITLE": html.escape(data["title"]), "STYLE": part("explorer/style.css"),
              "DATA": payload, "VIZ": part("vendor/viz-global.js"), "APP": part("explorer/app.js")}
     # One pass over the template: inserted text is never searched for markers again.

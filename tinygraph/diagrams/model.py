@@ -16,7 +16,7 @@ from ..backend import xp
 from ..core.autodiff import grad, leaves, nodes
 from ..core.node import Node as GraphNode
 from ..core.tensor import Parameter, Tensor
-from ..ops.elementwise import Add
+from ..ops.elementwise import Add, Elementwise
 from ..ops.labels import number_text
 from ..transforms.rewrite import simplify as simplify_graph
 
@@ -289,11 +289,14 @@ class _Builder:
         forward = node.forward_node
         if forward is None or not any(t is of for t in forward.inputs):
             return None
-        k = next(i for i, t in enumerate(forward.inputs) if t is of)
+        k = node.grad_input if node.grad_input is not None else next(
+            i for i, t in enumerate(forward.inputs) if t is of)
         template = forward.prim.rule(k)
         if template is None:
             return None
         out = forward.output       # None once nothing holds the forward output any more
+        if isinstance(forward.prim, Elementwise) and out is not None and of.shape != out.shape:
+            template = f"sum_to({template})"          # the input was broadcast
         y = self._name(out) if out is not None else forward.op
         names = {"gy": f"∂L/∂{y}", "y": y}
         names.update({f"x{i}": self._inline(t) if t.constant else self._name(t)

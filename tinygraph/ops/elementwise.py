@@ -130,7 +130,6 @@ class Neg(Elementwise):
 
 class Pow(Elementwise):
     name = "pow"
-    rules = "{gy} ⊙ p·{x0}^(p−1)"
 
     def __init__(self, exponent):
         self.exponent = exponent
@@ -149,6 +148,10 @@ class Pow(Elementwise):
 
     def label(self, inputs, inline):
         return f"pow ** {number_text(self.exponent)}"
+
+    def rule(self, k):
+        p = self.exponent
+        return f"{{gy}} ⊙ {number_text(p)}·{{x0}}^{number_text(p - 1)}"
 
     def identity(self, inputs, out):
         return inputs[0] if self.exponent == 1 else None

@@ -118,6 +118,7 @@ class _Rewriter:
 
 def _copy_metadata(source, target):
     target.grad_of = source.grad_of
+    target.grad_input = source.grad_input
     target.grad_sources = source.grad_sources
     target.scope = source.scope
 

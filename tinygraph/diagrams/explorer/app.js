@@ -46,7 +46,7 @@
       const scope = byId[id].scope;
       for (let d = 1; d <= scope.length; d++) {
         const key = scopeKey(scope.slice(0, d));
-        if (state.collapsed.has(key) || state.collapsed.has(scope[d - 1])) {
+        if (state.collapsed.has(key)) {
           boxOf.set(id, key);
           break;
         }
@@ -338,7 +338,8 @@
     const v = variant(), n = v.nodes[id];
     state.selected = id;
     let html = "<h3>" + n.lines.map(escapeHTML).join("<br>") + "</h3>";
-    html += "<p>" + n.kind + (n.op ? " · op <b>" + n.op + "</b>" : "") + " · " + n.dtype +
+    html += "<p>" + escapeHTML(n.kind) + (n.op ? " · op <b>" + escapeHTML(n.op) + "</b>" : "") +
+      " · " + escapeHTML(n.dtype) +
       (n.scope.length ? " · scope " + escapeHTML(n.scope.join(" / ")) : "") + "</p>";
     if (n.rule) html += '<div class="rule">' + escapeHTML(n.rule) + "</div>";
     html += '<div class="value" data-node="' + id + '">' + valueHTML(n.value) + "</div>";
@@ -362,7 +363,8 @@
   }
 
   function escapeHTML(text) {
-    return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+    return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
+      .replace(/"/g, "&quot;").replace(/'/g, "&#39;");
   }
 
   // --- stepping through the backward pass ------------------------------------------------------
@@ -423,11 +425,7 @@
         'px"></div><div class="bar c" style="height:' + height(s.c) + 'px"></div></div>t=' +
         s.step;
       t.addEventListener("click", () => {
-        let opened = false;
-        for (const k of [scopeKey(s.scope), s.scope[s.scope.length - 1]]) {
-          opened = state.collapsed.delete(k) || opened;
-        }
-        if (opened) render();
+        if (state.collapsed.delete(scopeKey(s.scope))) render();
         jumpTo(s.h_node ?? s.c_node ?? s.h_forward, t);
       });
       el.appendChild(t);
@@ -438,10 +436,7 @@
     const scope = variant().nodes[id].scope;
     let changed = false;
     for (let d = 1; d <= scope.length; d++) {
-      const key = scopeKey(scope.slice(0, d));
-      for (const k of [key, scope[d - 1]]) {
-        if (state.collapsed.delete(k)) changed = true;
-      }
+      if (state.collapsed.delete(scopeKey(scope.slice(0, d)))) changed = true;
     }
     if (changed) render();
   }
@@ -484,6 +479,7 @@
   }
 
   function search(query) {
+    if (!drawn) return [];                      // not laid out yet
     clearClass("hl-match");
     const q = query.trim().toLowerCase();
     if (!q) { $("found").textContent = ""; return []; }
@@ -548,7 +544,31 @@
     }
   }
 
-  function setView(view) { state.view = view; state.step = -1; render(); }
+  // A new view or variant starts afresh: its node ids are its own (a generated and a simplified
+  // graph number their nodes differently), so nothing selected, stepped or found carries over.
+  function reset() {
+    if (state.playing) play();
+    state.step = -1;
+    state.selected = null;
+    api.stepNode = api.panelNode = api.hovered = null;
+    api.matches = [];
+    $("steptext").textContent = "backward pass: press → to step through it in the engine's order";
+    $("found").textContent = "";
+    $("panel").innerHTML = '<p class="hint">Click a node for its values and the rule that made it.</p>';
+  }
+
+  function setView(view) { state.view = view; reset(); render(); }
+
+  function setVariant(name) {
+    state.variant = name;
+    reset();
+    strip();
+    if ($("highway-toggle").style.display === "none") {
+      state.highway = false;
+      $("highway").checked = false;
+    }
+    render();
+  }
 
   function exportSVG() {
     const text = new XMLSerializer().serializeToString(svg);
@@ -575,8 +595,7 @@
     document.querySelectorAll("[data-view]").forEach((b) =>
       b.addEventListener("click", () => setView(b.dataset.view)));
     document.querySelectorAll("[data-variant]").forEach((b) =>
-      b.addEventListener("click", () => { state.variant = b.dataset.variant; state.step = -1;
-        strip(); render(); }));
+      b.addEventListener("click", () => setVariant(b.dataset.variant)));
     $("norms").addEventListener("change", (e) => { state.norms = e.target.checked; render(); });
     $("highway").addEventListener("change", (e) => { state.highway = e.target.checked;
       applyHighlights(); });
@@ -589,11 +608,13 @@
     $("play").addEventListener("click", play);
     $("scrub").addEventListener("input", (e) => goStep(Number(e.target.value)));
     document.addEventListener("keydown", (e) => {
-      if (e.target.tagName === "INPUT" && e.target.type !== "range") return;
+      // Typing in the search box, or a browser shortcut (Alt+← is "back"), is not a step.
+      if (e.target.matches("input[type=search], input[type=text], textarea, select")) return;
+      if (e.altKey || e.ctrlKey || e.metaKey) return;
       if (e.key === "ArrowRight") { goStep(state.step + 1); e.preventDefault(); }
       if (e.key === "ArrowLeft") { goStep(state.step - 1); e.preventDefault(); }
-      if (e.key === "Home") goStep(0);
-      if (e.key === " ") { play(); e.preventDefault(); }
+      if (e.key === "Home") { goStep(0); e.preventDefault(); }
+      if (e.key === " " && e.target.tagName !== "BUTTON") { play(); e.preventDefault(); }
     });
     const graph = $("graph");
     graph.addEventListener("mouseover", (e) => {
@@ -621,7 +642,7 @@
     render, goStep, order, search, hover, show, exportSVG, related, jumpTo,
     setView, collapse: (key) => { state.collapsed.add(key); render(); },
     expand: (key) => { state.collapsed.delete(key); render(); },
-    setVariant: (name) => { state.variant = name; state.step = -1; strip(); render(); },
+    setVariant,
   });
 
   wire();
