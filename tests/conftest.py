@@ -6,9 +6,13 @@ from hypothesis import HealthCheck, settings
 from tests import corpora
 
 # Gradient checks evaluate the function twice per input element: no per-example deadline.
+# Derandomized: the same examples on every run, so a pass or a failure is reproducible (a
+# random draw once found a composition whose finite differences lose digits at eps=1e-6).
+# TG_HYPOTHESIS_RANDOM=1 explores new examples.
 settings.register_profile(
     "default", deadline=None, max_examples=int(os.environ.get("TG_HYPOTHESIS_EXAMPLES", 100)),
-    suppress_health_check=[HealthCheck.too_slow])
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=not os.environ.get("TG_HYPOTHESIS_RANDOM"))
 settings.load_profile("default")
 
 

@@ -106,7 +106,8 @@ def explore_command(args):
         raise CommandError(f"explore writes an .html file, got -o {args.output}")
     outputs = _call_target(args.target)
     page = explore(outputs, view=args.view, simplify=not args.no_simplify,
-                   collapse=True if args.collapse_all else args.collapse, title=args.title)
+                   collapse=True if args.collapse_all else args.collapse,
+                   title=args.title or f"tinygraph explorer: {args.target}")
     path = page.save(args.output)
     print(path)
     return 0

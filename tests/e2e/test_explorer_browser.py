@@ -121,6 +121,8 @@ def test_the_panel_shows_the_values_to_its_precision(open_page):
     expected = [float(f"{v:.4g}") for v in dWx.data.astype(np.float32).ravel()]
     assert [float(c) for c in cells] == pytest.approx(expected, rel=1e-3, abs=1e-12)
     assert "∂L/∂Wx = xᵀ · ∂L/∂matmul₁" in page.page.inner_text("#panel .rule")
+    reads = page.page.locator("#panel li a").all_inner_texts()
+    assert sorted(reads) == ["x", "∂L/∂A"]               # what this node itself reads
 
 
 def test_hovering_a_gradient_lights_up_its_forward_node_and_saved_values(open_page):
@@ -141,8 +143,15 @@ def test_search_finds_a_gradient_by_name_and_step(open_page):
     page.page.fill("#search", "∂L/∂c2")
     page.page.press("#search", "Enter")
     matches = page.js("window.tinygraphExplorer.matches")
-    assert matches and all(model_nodes(page)[i]["grad_of"] == "c2" for i in matches)
+    nodes = model_nodes(page)
+    assert matches and all(nodes[i]["grad_of"] == "c2" for i in matches)
+    assert not nodes[matches[0]]["lines"][0].startswith("part of")   # the whole gradient first
     assert "match" in page.page.inner_text("#found")
+    page.page.fill("#search", "")
+    page.page.wait_for_function("window.tinygraphExplorer.matches.length === 0")
+    page.page.fill("#search", "dc2")                     # as typed without a ∂ key, live
+    page.page.wait_for_function("window.tinygraphExplorer.matches.length > 0")
+    assert page.js("window.tinygraphExplorer.matches")[0] == matches[0]
 
 
 def test_time_strip_jumps_and_the_highway_lights_up(open_page):

@@ -337,8 +337,11 @@
   function show(id) {
     const v = variant(), n = v.nodes[id];
     state.selected = id;
+    clearClass("hl-selected");
+    mark([id], "hl-selected");
     let html = "<h3>" + n.lines.map(escapeHTML).join("<br>") + "</h3>";
-    html += "<p>" + escapeHTML(n.kind) + (n.op ? " · op <b>" + escapeHTML(n.op) + "</b>" : "") +
+    html += "<p>" + escapeHTML(KIND_TEXT[n.kind] || n.kind) +
+      (n.op ? " · op <b>" + escapeHTML(n.op) + "</b>" : "") +
       " · " + escapeHTML(n.dtype) +
       (n.scope.length ? " · scope " + escapeHTML(n.scope.join(" / ")) : "") + "</p>";
     if (n.rule) html += '<div class="rule">' + escapeHTML(n.rule) + "</div>";
@@ -351,16 +354,26 @@
           valueHTML(p.value);
       });
     }
-    const r = related(id);
-    if (r.inputs.length || r.saved.length) {
-      html += "<h3>reads</h3><ul>" + r.inputs.concat(r.saved).map((i) =>
-        '<li><a href="#" data-go="' + i + '">' + escapeHTML(v.nodes[i].lines[0]) +
+    // What this node itself reads: its inputs, and the forward values saved for it.
+    const reads = v.edges.filter((e) => e.head === id).map((e) => e.tail);
+    if (reads.length) {
+      html += "<h3>reads</h3><ul>" + reads.map((i) =>
+        '<li><a href="#" data-go="' + i + '">' + escapeHTML(shownName(v.nodes[i])) +
         "</a> " + (v.nodes[i].value ? "norm " + fmt(v.nodes[i].value.stats.norm) : "") +
         "</li>").join("") + "</ul>";
     }
     $("panel").innerHTML = html;
     api.panelNode = id;
   }
+
+  // A node as the graph names it: a forward op by its tensor's name (c2, f), else its label.
+  function shownName(n) {
+    return n.kind === "op" && n.name ? n.name : n.lines[0];
+  }
+
+  const KIND_TEXT = { op: "forward op", tensor: "input", parameter: "parameter",
+    seed: "upstream gradient", backward: "backward op", sum: "Σ: the sum of a tensor's gradients",
+    constant: "constant", result: "gradient" };
 
   function escapeHTML(text) {
     return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
@@ -420,7 +433,8 @@
       const t = document.createElement("div");
       t.className = "t";
       t.dataset.step = s.step;
-      t.title = "t=" + s.step + ": ‖∂L/∂h‖ " + fmt(s.h) + ", ‖∂L/∂c‖ " + fmt(s.c);
+      t.title = "t=" + s.step + ": ‖∂L/∂h‖ " + fmt(s.h) + " (blue), ‖∂L/∂c‖ " + fmt(s.c) +
+        " (gold). Click: the gradient of this step's state (computed by the next step's vjps)";
       t.innerHTML = '<div class="bars"><div class="bar h" style="height:' + height(s.h) +
         'px"></div><div class="bar c" style="height:' + height(s.c) + 'px"></div></div>t=' +
         s.step;
@@ -481,16 +495,26 @@
   function search(query) {
     if (!drawn) return [];                      // not laid out yet
     clearClass("hl-match");
+    // "dL/dc2", "∂c2" and "dc2" also mean ∂L/∂c2; "c2" alone finds the tensor and its gradient.
     const q = query.trim().toLowerCase();
-    if (!q) { $("found").textContent = ""; return []; }
-    const m = q.match(/^(.*\D)(\d+)$/);          // "∂l/∂c3": name ∂L/∂c in scope t=3
+    if (!q) { $("found").textContent = ""; api.matches = []; return []; }
+    const wanted = new Set([q, q.replace(/^(dl\/d|∂)/, "∂l/∂")]);
+    if (/^d[^l]/.test(q)) wanted.add("∂l/∂" + q.slice(1));
     const v = variant();
-    const matches = v.nodes.filter((n) => {
-      const names = [n.lines[0], n.name || "", n.grad_of ? "∂l/∂" + n.grad_of : ""]
-        .map((s) => s.toLowerCase());
-      if (names.some((s) => s === q || s.includes(q))) return true;
-      return m && names.some((s) => s === m[1]) && n.scope.includes("t=" + m[2]);
-    }).filter((n) => drawn.p.kept.has(n.id)).map((n) => n.id);
+    const names = (n) => [n.lines[0], n.name || "", n.grad_of ? "∂l/∂" + n.grad_of : ""]
+      .map((t) => t.toLowerCase().replace(/^part of /, ""));
+    const exact = (n) => names(n).some((t) => wanted.has(t));
+    const inStep = (n) => [...wanted].some((w) => {
+      const m = w.match(/^(.*\D)(\d+)$/);         // "∂l/∂c3": ∂L/∂c in scope t=3
+      return m && names(n).includes(m[1]) && n.scope.includes("t=" + m[2]);
+    });
+    const partial = (n) => names(n).some((t) => [...wanted].some((w) => t.includes(w)));
+    // Exact names first, then a name in a step, then partial matches; whole gradients
+    // before one use's part of them.
+    const rank = (n) => (exact(n) ? 0 : inStep(n) ? 2 : 4) +
+      (n.lines[0].startsWith("part of") ? 1 : 0);
+    const matches = v.nodes.filter((n) => drawn.p.kept.has(n.id) &&
+      (exact(n) || inStep(n) || partial(n))).sort((a, b) => rank(a) - rank(b)).map((n) => n.id);
     $("found").textContent = matches.length + (matches.length === 1 ? " match" : " matches");
     if (matches.length) jumpTo(matches[0]);
     mark(matches, "hl-match");
@@ -513,8 +537,11 @@
     const n = order().length;
     $("scrub").max = String(Math.max(0, n - 1));
     $("legend").innerHTML = state.norms ? legend() :
-      "dashed: forward values the backward pass reads · Σ: a gradient summed over the uses " +
-      "named on its edges · click a cluster's title to collapse it, a collapsed box to expand it";
+      "Fill: one hue per forward op, a stronger tone of it for its backward nodes; red Σ: a " +
+      "gradient summed over the uses named on its edges; dashed: forward values the backward " +
+      "pass reads. Hover: <b style='color:#1565c0'>reads</b>, <b style='color:#2e7d32'>read " +
+      "by</b>, <b style='color:#ff6f00'>forward op of its vjp</b>, <b style='color:#8e24aa'>" +
+      "saved values it reads</b>. Click a cluster's title to collapse it, a box to expand it.";
   }
 
   function legend() {
@@ -601,6 +628,11 @@
       applyHighlights(); });
     $("export").addEventListener("click", exportSVG);
     $("zoom").addEventListener("change", (e) => { state.zoom = e.target.value; applyZoom(); });
+    let typing = null;            // search as you type, once typing pauses
+    $("search").addEventListener("input", (e) => {
+      clearTimeout(typing);
+      typing = setTimeout(() => search(e.target.value), 250);
+    });
     $("search").addEventListener("keydown", (e) => { if (e.key === "Enter") search(e.target.value); });
     $("first").addEventListener("click", () => goStep(0));
     $("prev").addEventListener("click", () => goStep(state.step - 1));
@@ -625,7 +657,11 @@
       const cluster = e.target.closest && e.target.closest("g.cluster");
       const hit = idOf(e.target);
       if (hit && hit.box) { state.collapsed.delete(hit.box); render(); return; }
-      if (hit && hit.node !== undefined) { show(hit.node); return; }
+      if (hit && hit.node !== undefined) {
+        clearClass("hl-match");
+        show(hit.node);
+        return;
+      }
       if (cluster && e.target.tagName === "text") {
         const key = cluster.id.slice(2);     // id "s:<scope path>"
         state.collapsed.add(key);
