@@ -29,6 +29,7 @@ import tinygraph as tg
 from tinygraph.core.primitive import apply
 from tinygraph.core.tensor import Tensor
 from tinygraph.ops.indexing import INDEX_SLOT, IndexGrad, SliceGrad
+from tinygraph.ops.losses import LogSoftmaxGrad
 
 
 @dataclass
@@ -161,6 +162,11 @@ CASES = [
     OpCase("log_softmax", tg.log_softmax, lambda a: _log_softmax_ref(a, -1), [(3, 5)]),
     OpCase("log_softmax:axis0", lambda x: tg.log_softmax(x, 0),
            lambda a: _log_softmax_ref(a, 0), [(3, 5)]),
+    # The fused gradient of log_softmax against the composed formula g − exp(y) ⊙ Σ g.
+    OpCase("log_softmax_grad", lambda g, y: apply(LogSoftmaxGrad(1), g, y),
+           lambda g, y: g - np.exp(y) * g.sum(axis=1, keepdims=True), [(3, 5), (3, 5)]),
+    OpCase("log_softmax_grad:axis0", lambda g, y: apply(LogSoftmaxGrad(0), g, y),
+           lambda g, y: g - np.exp(y) * g.sum(axis=0, keepdims=True), [(3, 5), (3, 5)]),
     OpCase("cross_entropy", lambda x: tg.cross_entropy(x, TARGETS_2D),
            lambda a: _cross_entropy_ref(a, TARGETS_2D), [(3, 5)]),
     OpCase("cross_entropy:3d", lambda x: tg.cross_entropy(x, TARGETS_3D),

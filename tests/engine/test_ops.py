@@ -286,3 +286,22 @@ def test_matmul_of_a_batch_against_a_matrix_with_an_empty_inner_dimension():
     np.testing.assert_array_equal(out.data, np.zeros((2, 3, 4)))
     ga, gb = tg.grad(tg.sum(out), [a, b])
     assert ga.shape == (2, 3, 0) and gb.shape == (0, 4)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("axis", [1, 0])
+def test_log_softmax_over_row_blocks_in_threads_matches_the_composition(dtype, axis):
+    """Large enough to be split over threads: the fused forward and its fused gradient agree
+    with the composed ops they replace (max, exp, sum, log; exp, sum, mul, sub)."""
+    rng = np.random.default_rng(0)
+    x = tg.tensor((rng.standard_normal((700, 400)) * 3).astype(dtype), requires_grad=True)
+    w = tg.tensor(rng.standard_normal((700, 400)).astype(dtype))
+    y = tg.log_softmax(x, axis)
+    shifted = x - tg.tensor(x.data.max(axis=axis, keepdims=True))
+    composed = shifted - tg.log(tg.sum(tg.exp(shifted), axis, keepdims=True))
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(y.data, composed.data, rtol=tol, atol=tol)
+    (fused,) = tg.grad((y * w).sum(), [x])
+    (twin,) = tg.grad((composed * w).sum(), [x])
+    assert fused.dtype == dtype
+    np.testing.assert_allclose(fused.data, twin.data, rtol=10 * tol, atol=10 * tol)
