@@ -33,6 +33,9 @@ class Primitive:
                           # such a use by the part's name
     sum_term = False     # its results are gradient terms the accumulator evaluates itself
     add_into = None      # for a sum_term: (buffer, *arrays) -> adds its result into buffer
+    # forward_into(out, *arrays): the forward written into a given array of the output's
+    # shape and dtype (compiled programs reuse big buffers so); None where not provided.
+    forward_into = None
     # The vjp in formula notation, one template per input (or one for all), for the explorer:
     # {gy} is the output's gradient, {y} the output, {x0}, {x1}, ... the inputs.
     rules = None

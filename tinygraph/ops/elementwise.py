@@ -13,7 +13,16 @@ def unbroadcast(g, shape):
 
 
 class Elementwise(Primitive):
-    """Output shape: the inputs' broadcast shape; dtype: what numpy's forward gives."""
+    """Output shape: the inputs' broadcast shape; dtype: what numpy's forward gives. A
+    primitive whose forward is one ufunc names it (`ufunc`) and gets forward_into."""
+
+    ufunc = None
+
+    @property
+    def forward_into(self):
+        if self.ufunc is None:
+            return None
+        return lambda out, *arrays: self.ufunc(*arrays, out=out)
 
     def spec(self, *inputs):
         shape = inputs[0].shape
@@ -28,6 +37,7 @@ class Elementwise(Primitive):
 
 class Add(Elementwise):
     name = "add"
+    ufunc = xp.add
     rules = "{gy}"
     neutral = (0, True)
 
@@ -42,6 +52,7 @@ class Add(Elementwise):
 
 class Sub(Elementwise):
     name = "sub"
+    ufunc = xp.subtract
     rules = ("{gy}", "−{gy}")
     neutral = (0, False)
 
@@ -56,6 +67,7 @@ class Sub(Elementwise):
 
 class Mul(Elementwise):
     name = "mul"
+    ufunc = xp.multiply
     rules = ("{gy} ⊙ {x1}", "{gy} ⊙ {x0}")
     # x * 0 is not rewritten to 0: it is NaN where x is infinite.
     neutral = (1, True)
@@ -159,6 +171,7 @@ class Pow(Elementwise):
 
 class Exp(Elementwise):
     name = "exp"
+    ufunc = xp.exp
     rules = "{gy} ⊙ {y}"
 
     def forward(self, a):
@@ -195,6 +208,7 @@ class Sigmoid(Elementwise):
 
 class Tanh(Elementwise):
     name = "tanh"
+    ufunc = xp.tanh
     rules = "{gy} ⊙ (1 − {y}²)"
 
     def forward(self, a):

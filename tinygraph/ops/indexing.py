@@ -66,6 +66,11 @@ class Scatter(Primitive):
         self.add_into(out, g, *indices)
         return out
 
+    def forward_into(self, out, g, *indices):
+        out.fill(0)
+        self.add_into(out, g, *indices)
+        return out
+
     def spec(self, g, *indices):
         return self.shape, g.dtype
 

@@ -38,6 +38,14 @@ class MatMul(Primitive):
             return xp.matmul(a.reshape(rows, a.shape[-1]), b).reshape(a.shape[:-1] + b.shape[1:])
         return xp.matmul(a, b)
 
+    def forward_into(self, out, a, b):
+        if b.ndim == 2 and a.ndim > 2:
+            rows = math.prod(a.shape[:-1])
+            xp.matmul(a.reshape(rows, a.shape[-1]), b, out=out.reshape(rows, b.shape[1]))
+        else:
+            xp.matmul(a, b, out=out)
+        return out
+
     def spec(self, a, b):
         return _product_shape(a.shape, b.shape), a.dtype
 
@@ -72,6 +80,9 @@ class MatMulTN(Primitive):
 
     def forward(self, a, g):
         return xp.matmul(xp.swapaxes(a, -1, -2), g)
+
+    def forward_into(self, out, a, g):
+        return xp.matmul(xp.swapaxes(a, -1, -2), g, out=out)
 
     def spec(self, a, g):
         return _product_shape(a.shape[:-2] + (a.shape[-1], a.shape[-2]), g.shape), a.dtype

@@ -20,6 +20,7 @@ so the function must not branch on the values of its inputs (it cannot read them
 none while it is traced). Eager mode stays the reference; tests check that both agree.
 """
 import contextlib
+import sys
 
 from ..backend import xp
 from ..core.autodiff import gradients_for_program, nodes
@@ -29,6 +30,7 @@ from .rewrite import SPEED_RULES, simplify
 from .step import Step, check_loss
 
 MAX_PROGRAMS = 8     # per CompiledStep: the oldest is dropped beyond this (varying shapes)
+REUSE_BYTES = 1 << 20   # outputs this big are written into buffers freed earlier (see replay)
 
 
 def carry(holder, attribute, start, final):
@@ -190,6 +192,12 @@ class _Program:
             for leaf, final in zip(c.stored, c.final):
                 stored_by[id(leaf)] = final
         self.steps = []              # (forward, input slots, output slot)
+        # Per step, for a big output whose primitive can write into a given array:
+        # (forward_into, shape, (bytes, dtype)). The buffers freed by one step are reused by
+        # later steps and later replays (self.pool), instead of the allocator handing out,
+        # and the system zeroing, fresh pages for every big array of every step.
+        self.into = []
+        self.pool = {}               # (bytes, dtype) -> arrays no one else holds
         self.holder_reads = []       # ((holder, attribute, k), traced shape, traced dtype)
         self.wheres = []             # per step, for detect_anomaly's errors
         for node in nodes(outputs):
@@ -206,6 +214,11 @@ class _Program:
             slots[id(node.output)] = len(slots)
             self.steps.append((node.prim.forward, tuple(slots[id(t)] for t in node.inputs),
                                slots[id(node.output)]))
+            out = node.output
+            big = out.size * out.dtype.itemsize >= REUSE_BYTES
+            self.into.append((node.prim.forward_into, out.shape,
+                              (out.size * out.dtype.itemsize, out.dtype))
+                             if big and node.prim.forward_into is not None else None)
             self.wheres.append(_where(node))
         for t in outputs:            # an output may be a leaf itself (a gradient equal to x)
             if id(t) not in slots:
@@ -303,15 +316,29 @@ class _Program:
         return values[self.loss_slot], self.owned(grads)
 
     def _run_steps(self, values, check):
+        pool = self.pool
         try:
-            for k, ((forward, ins, out), frees) in enumerate(zip(self.steps, self.frees)):
-                result = forward(*[values[s] for s in ins])
+            for k, ((forward, ins, out), frees, into) in enumerate(
+                    zip(self.steps, self.frees, self.into)):
+                buffers = pool.get(into[2]) if into is not None else None
+                if buffers:
+                    buffer = buffers.pop()
+                    buffer.shape = into[1]          # the same memory, in this step's shape
+                    result = into[0](buffer, *[values[s] for s in ins])
+                else:
+                    result = forward(*[values[s] for s in ins])
                 values[out] = result if type(result) is xp.ndarray else xp.asarray(result)
                 if check is not None:
                     check(forward.__self__.name, values[out], [values[s] for s in ins],
                           where=self.wheres[k])
                 for s in frees:
+                    array = values[s]
                     values[s] = None
+                    # Reusable only if nothing else holds it: not a view, no view of it alive,
+                    # not a parameter's or an input's array (this frame and the call: 2).
+                    if (array is not None and array.nbytes >= REUSE_BYTES and array.base is None
+                            and sys.getrefcount(array) == 2):
+                        pool.setdefault((array.nbytes, array.dtype), []).append(array)
         except (IndexError, ValueError) as e:   # e.g. an id outside an embedding's rows
             raise type(e)(f"compiled step: op {forward.__self__.name} failed on the given "
                           f"inputs: {e}") from None
