@@ -36,11 +36,20 @@ class Optimizer:
 class SGD(Optimizer):
     """p -= lr * grad."""
 
+    def __init__(self, params, lr):
+        super().__init__(params, lr)
+        self._scratch = {}           # id(param) -> its lr * grad array, reused every step
+
     def step(self):
-        """Update every parameter that has a gradient, in place."""
+        """Update every parameter that has a gradient, in place (lr * grad goes through one
+        scratch array per parameter, kept: no fresh array per step)."""
         for p in self.params:
             if p.grad is not None:
-                p.data -= p.data.dtype.type(self.lr) * p.grad.data
+                scratch = self._scratch.get(id(p))
+                if scratch is None or scratch.shape != p.shape or scratch.dtype != p.dtype:
+                    scratch = self._scratch[id(p)] = xp.empty_like(p.data)
+                xp.multiply(p.grad.data, p.data.dtype.type(self.lr), out=scratch)
+                p.data -= scratch
 
 
 class Adam(Optimizer):

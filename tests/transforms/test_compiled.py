@@ -332,3 +332,25 @@ def test_every_op_compiles_to_the_eager_gradient(case):
     assert float(compiled_loss.data) == pytest.approx(float(loss().data), rel=1e-12)
     for p, g in zip(params, eager):
         np.testing.assert_allclose(p.grad.data, g.data, rtol=1e-10, atol=1e-12)
+
+
+def test_replays_reuse_big_buffers_without_growing_or_sharing_them():
+    """Big intermediates go back to a pool for later steps and replays: bounded per size, and
+    never handed out while anything (a gradient the caller keeps, a view) still holds one."""
+    rng = np.random.default_rng(0)
+    model = LanguageModel(300, 128, 128, seed=0, dtype=np.float64)
+    step = tg.compile(model.loss, model.parameters())
+    eager = LanguageModel(300, 128, 128, seed=0, dtype=np.float64)
+    eager_step = tg.value_and_grad(eager.loss, eager.parameters())
+    kept = []
+    for k in range(6):
+        ids = rng.integers(0, 300, (8, 40))
+        model.zero_grad(), eager.zero_grad()
+        loss, loss_e = step(ids, ids), eager_step(ids, ids)
+        assert float(loss.data) == pytest.approx(float(loss_e.data), rel=1e-12)
+        kept.append([p.grad.data.copy() for p in model.parameters()])
+        for p, q in zip(model.parameters(), eager.parameters()):
+            np.testing.assert_allclose(p.grad.data, q.grad.data, rtol=1e-10, atol=1e-12)
+    program = next(iter(step.programs.values()))
+    assert any(program.pool.values())                       # buffers are being reused
+    assert all(len(v) <= program.pool_limit[k] for k, v in program.pool.items())

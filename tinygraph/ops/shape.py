@@ -132,6 +132,9 @@ class Concat(Primitive):
     def forward(self, *arrays):
         return xp.concatenate(arrays, axis=self.axis)
 
+    def forward_into(self, out, *arrays):
+        return xp.concatenate(arrays, axis=self.axis, out=out)
+
     def spec(self, *inputs):
         shape = list(inputs[0].shape)
         shape[self.axis] = builtins.sum(t.shape[self.axis] for t in inputs)

@@ -30,7 +30,9 @@ from .rewrite import SPEED_RULES, simplify
 from .step import Step, check_loss
 
 MAX_PROGRAMS = 8     # per CompiledStep: the oldest is dropped beyond this (varying shapes)
-REUSE_BYTES = 1 << 20   # outputs this big are written into buffers freed earlier (see replay)
+# Outputs this big are written into buffers freed earlier (see replay): glibc serves bigger
+# requests with fresh pages from the system by default, each a page fault when first written.
+REUSE_BYTES = 1 << 17
 
 
 def carry(holder, attribute, start, final):
@@ -198,6 +200,7 @@ class _Program:
         # and the system zeroing, fresh pages for every big array of every step.
         self.into = []
         self.pool = {}               # (bytes, dtype) -> arrays no one else holds
+        self.handed_out = []         # the last replay's results: pooled once the caller drops them
         self.holder_reads = []       # ((holder, attribute, k), traced shape, traced dtype)
         self.wheres = []             # per step, for detect_anomaly's errors
         for node in nodes(outputs):
@@ -238,6 +241,12 @@ class _Program:
                                     c.previous, tuple) or len(c.final) > 1)
                         for c in last.values()]
         self.frees = self._last_uses(outputs, slots)
+        # The pool keeps, per size, at most as many buffers as steps can take: a buffer no
+        # step would take is left to the allocator (the pool must not grow replay by replay).
+        self.pool_limit = {}
+        for into in self.into:
+            if into is not None:
+                self.pool_limit[into[2]] = self.pool_limit.get(into[2], 0) + 1
         # Gradients that are not this step's own fresh arrays are copied before they are
         # handed out: the caller may scale them in place (clipping does).
         shared = {s for s, _ in self.leaves} | set(range(self.n_inputs)) | {self.loss_slot} | {
@@ -295,6 +304,11 @@ class _Program:
         return True
 
     def replay(self, arrays):
+        for array in self.handed_out:   # dropped by now (zero_grad)? then it is ours again
+            if array.nbytes >= REUSE_BYTES and array.base is None and \
+                    sys.getrefcount(array) == 3:        # the list, this loop, the call
+                self._keep(array)
+        self.handed_out = []
         values = [None] * self.size
         for k, (array, (shape, dtype)) in enumerate(zip(arrays, self.input_specs)):
             if array.shape != shape or array.dtype != dtype:
@@ -312,8 +326,9 @@ class _Program:
         with xp.errstate(all="ignore") if check is not None else contextlib.nullcontext():
             self._run_steps(values, check)
         self._carry_over(values)
-        grads = [None if s is None else values[s] for s in self.grad_slots]
-        return values[self.loss_slot], self.owned(grads)
+        grads = self.owned([None if s is None else values[s] for s in self.grad_slots])
+        self.handed_out = [g for g in grads if g is not None]
+        return values[self.loss_slot], grads
 
     def _run_steps(self, values, check):
         pool = self.pool
@@ -334,14 +349,25 @@ class _Program:
                 for s in frees:
                     array = values[s]
                     values[s] = None
-                    # Reusable only if nothing else holds it: not a view, no view of it alive,
-                    # not a parameter's or an input's array (this frame and the call: 2).
-                    if (array is not None and array.nbytes >= REUSE_BYTES and array.base is None
-                            and sys.getrefcount(array) == 2):
-                        pool.setdefault((array.nbytes, array.dtype), []).append(array)
+                    if array is None or array.nbytes < REUSE_BYTES:
+                        continue
+                    if array.base is not None:      # a view: its base may be free now
+                        array = array.base          # (dropping the view drops its hold)
+                        if type(array) is not xp.ndarray or array.base is not None:
+                            continue
+                    # Reusable only if nothing else holds it: no view of it alive, not a
+                    # parameter's or an input's array (this frame and the call: 2).
+                    if sys.getrefcount(array) == 2:
+                        self._keep(array)
         except (IndexError, ValueError) as e:   # e.g. an id outside an embedding's rows
             raise type(e)(f"compiled step: op {forward.__self__.name} failed on the given "
                           f"inputs: {e}") from None
+
+    def _keep(self, array):
+        key = (array.nbytes, array.dtype)
+        kept = self.pool.setdefault(key, [])
+        if len(kept) < self.pool_limit.get(key, 0):
+            kept.append(array)
 
     def _carry_over(self, values):
         for holder, attribute, final_slots, stored, is_tuple in self.carries:
