@@ -30,7 +30,7 @@ def train_command(args):
     corpus = Corpus(args.data_dir)
     print(f"corpus: {len(corpus.vocab)} word types; train {len(corpus.ids['train']):,}, "
           f"valid {len(corpus.ids['valid']):,}, test {len(corpus.ids['test']):,} tokens")
-    trainer = Trainer(corpus, preset, args.out, compiled=args.compile)
+    trainer = Trainer(corpus, preset, args.out, compiled=not args.eager)
     if args.resume:
         trainer.resume(args.resume)
     print(f"training: {len(trainer.batches)} batches of {preset.batch_size} x {preset.steps} "
@@ -87,8 +87,11 @@ def main(argv=None):
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32",
                    help="floating-point type of the model (default %(default)s)")
+    p.add_argument("--eager", action="store_true",
+                   help="run every step eagerly, the reference, instead of the default compiled "
+                        "step (traced once and replayed: faster, the same results)")
     p.add_argument("--compile", action="store_true",
-                   help="trace the training step once and replay it (faster; same results)")
+                   help="the compiled step (the default; kept for older command lines)")
     p.set_defaults(run=train_command)
     p = sub.add_parser("demo", help="the embedded default: a sine-wave LSTM and its diagrams")
     p.add_argument("--out", default="lstm-demo", help="output folder (default %(default)s)")

@@ -95,3 +95,23 @@ def test_sigint_saves_a_checkpoint_and_resume_continues(tmp_path, corpus_dir):
     from lstm.checkpoint import load_checkpoint
     _, meta = load_checkpoint(out / "last.npz")
     assert meta["position"] > 0 or meta["epoch"] > 0
+
+
+@pytest.mark.parametrize("flags, compiled", [((), True), (("--eager",), False),
+                                             (("--compile",), True)])
+def test_train_uses_the_compiled_step_unless_told_eager(flags, compiled, tmp_path, corpus_dir,
+                                                        monkeypatch):
+    import lstm.__main__ as cli
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_trainer(*args, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+    monkeypatch.setattr(cli, "Trainer", fake_trainer)
+    data = corpus_dir(train=words(300) + "\n", valid="w1 w2\n" * 50, test="w3 w4\n" * 50)
+    with pytest.raises(Stop):
+        cli.main(["train", "--data-dir", str(data), "--out", str(tmp_path / "run"), *flags])
+    assert seen["compiled"] is compiled
