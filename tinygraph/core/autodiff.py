@@ -143,15 +143,14 @@ def _run_backward(outputs, seeds, inputs, create_graph, order=None, join=None):
     order = nodes(outputs) if order is None else order
     wanted = {id(t): t for t in inputs}
     # Only nodes on a path to a wanted input run their vjp, and only for such inputs.
-    on_path = set()
-
-    def leads_to_wanted(t):
-        return t.requires_grad and (id(t) in wanted or (
-            t._node is not None and id(t._node) in on_path))
-
+    # on_path: id(node) -> which of its inputs lead to a wanted input (the vjp's `needs`),
+    # for the nodes with at least one; inputs come before their users, so one pass settles it.
+    on_path = {}
     for node in order:
-        if any(leads_to_wanted(inp) for inp in node.inputs):
-            on_path.add(id(node))
+        needs = [t.requires_grad and (id(t) in wanted or (
+            t._node is not None and id(t._node) in on_path)) for t in node.inputs]
+        if True in needs:
+            on_path[id(node)] = needs
 
     accumulator = Accumulator(record=create_graph,
                               join=not create_graph if join is None else join)
@@ -160,12 +159,12 @@ def _run_backward(outputs, seeds, inputs, create_graph, order=None, join=None):
     running = BackwardPass()
     if create_graph:
         with changed(running=running):
-            return _propagate(order, on_path, leads_to_wanted, wanted, accumulator, running)
+            return _propagate(order, on_path, wanted, accumulator, running)
     # The fast path runs every vjp unrecorded and leaves joinable terms for the accumulator;
     # entered once per pass, not per node (per-node switches were a visible share of small
     # steps).
     with changed(grad_enabled=False, lazy_terms=True, running=running):
-        return _propagate(order, on_path, leads_to_wanted, wanted, accumulator, running)
+        return _propagate(order, on_path, wanted, accumulator, running)
 
 
 class BackwardPass:
@@ -178,11 +177,12 @@ class BackwardPass:
         self.vjp_of = None
 
 
-def _propagate(order, on_path, leads_to_wanted, wanted, accumulator, running):
+def _propagate(order, on_path, wanted, accumulator, running):
     found = {}
     record = accumulator.record
     for node in reversed(order):
-        if id(node) not in on_path:
+        needs = on_path.get(id(node))
+        if needs is None:
             continue
         out = node.output
         g = accumulator.pop(out)
@@ -190,7 +190,6 @@ def _propagate(order, on_path, leads_to_wanted, wanted, accumulator, running):
             continue
         if id(out) in wanted:
             found[id(out)] = g
-        needs = [leads_to_wanted(inp) for inp in node.inputs]
         running.vjp_of = node
         try:
             if record:

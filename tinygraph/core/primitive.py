@@ -124,9 +124,20 @@ def apply(prim, *inputs):
             return _without_value(prim, inputs, state)
     else:
         arrays = [t.data for t in inputs]
-    out = Tensor(run_forward(prim, arrays, inputs, state))
+    if state.check is None:               # the common case, inline: apply is the hot path
+        try:
+            data = prim.forward(*arrays)
+        except Exception:
+            _no_abstract_inputs(prim, inputs)
+            raise
+        out = Tensor(data if type(data) is xp.ndarray else xp.asarray(data))
+    else:
+        out = Tensor(run_forward(prim, arrays, inputs, state))
     if state.grad_enabled:
-        out.requires_grad = any(t.requires_grad for t in inputs)
+        for t in inputs:                  # (a loop: any() over a generator costs more)
+            if t.requires_grad:
+                out.requires_grad = True
+                break
         out._node = Node(prim, inputs, out, state)
     return out
 
