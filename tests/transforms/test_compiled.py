@@ -354,3 +354,35 @@ def test_replays_reuse_big_buffers_without_growing_or_sharing_them():
     program = next(iter(step.programs.values()))
     assert any(program.pool.values())                       # buffers are being reused
     assert all(len(v) <= program.pool_limit[k] for k, v in program.pool.items())
+
+
+def test_a_transposed_intermediate_is_never_reused_as_a_buffer():
+    """An F-ordered array (a transposed intermediate) freed early must not become the output
+    buffer of a later matmul: reshaping it would copy, and the result would be lost."""
+    rng = np.random.default_rng(0)
+    N, T, H, K = 16, 32, 64, 48
+    A = tg.Parameter(rng.standard_normal((H, T, N)) * 0.1)
+    W = tg.Parameter(rng.standard_normal((K, H)) * 0.1)
+
+    def f(x):
+        s = tg.sum(tg.neg(tg.transpose(A, (2, 1, 0))))   # a fresh F-ordered (N, T, H) array
+        y = tg.matmul(x, W)                              # (N, T, H), written into a buffer
+        return tg.sum(y * y) + s
+
+    step, eager = tg.compile(f, [A, W]), tg.value_and_grad(f, [A, W])
+    for _ in range(3):
+        x = rng.standard_normal((N, T, K))
+        A.zero_grad(), W.zero_grad()
+        loss = float(step(x).data)
+        grads = [A.grad.data.copy(), W.grad.data.copy()]
+        A.zero_grad(), W.zero_grad()
+        assert loss == pytest.approx(float(eager(x).data), rel=1e-12)
+        for g, p in zip(grads, (A, W)):
+            np.testing.assert_allclose(g, p.grad.data, rtol=1e-10, atol=1e-12)
+
+
+def test_numpy_error_settings_reach_the_row_block_threads():
+    x = tg.tensor(np.full((600, 500), np.inf))
+    with np.errstate(all="raise"):
+        with pytest.raises(FloatingPointError):
+            tg.log_softmax(x)

@@ -39,7 +39,7 @@ class MatMul(Primitive):
         return xp.matmul(a, b)
 
     def forward_into(self, out, a, b):
-        if b.ndim == 2 and a.ndim > 2:
+        if b.ndim == 2 and a.ndim > 2 and out.flags.c_contiguous:   # the reshape is a view
             rows = math.prod(a.shape[:-1])
             xp.matmul(a.reshape(rows, a.shape[-1]), b, out=out.reshape(rows, b.shape[1]))
         else:

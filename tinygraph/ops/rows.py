@@ -6,6 +6,7 @@ array code runs here (a primitive's forward); the pool is created on first use a
 state of the computation.
 """
 import concurrent.futures
+import contextvars
 import os
 
 MIN_ELEMENTS = 1 << 18          # below this, one thread: the hand-off costs more than it saves
@@ -26,6 +27,9 @@ def for_row_blocks(fn, rows, elements):
     if not _pool:
         _pool.append(concurrent.futures.ThreadPoolExecutor(n, thread_name_prefix="tinygraph"))
     bounds = [rows * k // n for k in range(n + 1)]
-    futures = [_pool[0].submit(fn, a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+    # Each block runs in a copy of the caller's context: numpy's errstate (and tinygraph's
+    # state) is context-local, and a worker thread would otherwise start from the defaults.
+    futures = [_pool[0].submit(contextvars.copy_context().run, fn, a, b)
+               for a, b in zip(bounds, bounds[1:]) if b > a]
     for f in futures:
         f.result()              # re-raises a worker's exception here

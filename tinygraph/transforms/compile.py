@@ -340,6 +340,7 @@ class _Program:
                     buffer = buffers.pop()
                     buffer.shape = into[1]          # the same memory, in this step's shape
                     result = into[0](buffer, *[values[s] for s in ins])
+                    buffer = None                   # no stale hold when its slot is freed
                 else:
                     result = forward(*[values[s] for s in ins])
                 values[out] = result if type(result) is xp.ndarray else xp.asarray(result)
@@ -364,6 +365,10 @@ class _Program:
                           f"inputs: {e}") from None
 
     def _keep(self, array):
+        # Only plain C-ordered, writable arrays: a transposed (F-ordered) array cannot take
+        # another shape in place, and reshaping it for a matmul would copy.
+        if not (array.flags.c_contiguous and array.flags.writeable):
+            return
         key = (array.nbytes, array.dtype)
         kept = self.pool.setdefault(key, [])
         if len(kept) < self.pool_limit.get(key, 0):
