@@ -18,7 +18,7 @@ import subprocess
 import sys
 
 CHILD = r'''
-import json, resource, sys, time
+import json, sys, time
 sys.path.insert(0, {tree!r})
 sys.path.insert(0, {tree!r} + "/benchmarks")
 import numpy as np
@@ -26,6 +26,7 @@ import tinygraph as tg
 from tinygraph.optim import SGD, clip_grad_norm
 from lstm.models import LanguageModel
 import lm_step
+from peak_memory import peak_rss_mb, reset_peak_rss
 cfg = lm_step.CONFIGS[{config!r}]
 rng = np.random.default_rng(0)
 ids = rng.integers(0, lm_step.VOCAB, (lm_step.BATCH, lm_step.STEPS))
@@ -33,16 +34,6 @@ targets = rng.integers(0, lm_step.VOCAB, (lm_step.BATCH, lm_step.STEPS))
 model = LanguageModel(lm_step.VOCAB, cfg["embed"], cfg["hidden"], cfg["layers"], cfg["dropout"],
                       cfg["tied"], seed=0)
 opt = SGD(model.parameters(), lr=20.0)
-
-def hwm():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-
-def reset_hwm():
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
 
 result = {{}}
 if {what!r} == "eager":
@@ -58,20 +49,18 @@ if {what!r} == "eager":
     result["eager_ms"] = 1000 * sorted(times)[len(times) // 2]
 else:
     compiled = tg.compile(model.loss, model.parameters())
-    reset_hwm()
-    before = hwm()
+    reset_peak_rss()
     t0 = time.perf_counter()
     opt.zero_grad(); compiled(ids, targets)
     result["first_call_s"] = time.perf_counter() - t0
-    result["first_call_peak_mb"] = hwm()
-    reset_hwm()
-    base = hwm()
+    result["first_call_peak_mb"] = peak_rss_mb()
+    reset_peak_rss()
     times = []
     for _ in range({steps}):
         t0 = time.perf_counter()
         opt.zero_grad(); compiled(ids, targets); clip_grad_norm(opt.params, 0.25); opt.step()
         times.append(time.perf_counter() - t0)
-    result["steady_peak_mb"] = hwm()
+    result["steady_peak_mb"] = peak_rss_mb()
     result["compiled_ms"] = 1000 * sorted(times)[len(times) // 2]
 print(json.dumps(result))
 '''

@@ -49,7 +49,8 @@ class Accumulator:
             if entry.total is None:
                 entry.total, entry.use = contribution, use
             else:
-                entry.total, entry.use = _recorded_sum(tensor, entry, contribution, use), None
+                entry.total = _recorded_sum(tensor, entry.total, entry.use, contribution, use)
+                entry.use = None
         elif self.record or contribution.data is None:
             entry.terms.append((contribution, use))      # joined and summed at pop
         else:
@@ -81,7 +82,7 @@ class Accumulator:
             uses = {id(t): use for t, use in entry.terms}
             total, use = terms[0], uses.get(id(terms[0]))
             for t in terms[1:]:
-                total, use = _recorded_sum(tensor, _Entry(total, use), t, uses.get(id(t))), None
+                total, use = _recorded_sum(tensor, total, use, t, uses.get(id(t))), None
             return total
         # Fast pass: the dense terms are summed already; the lazy ones go in now (a join made
         # here runs between vjps: its where names the sum).
@@ -166,12 +167,13 @@ def _check_sum(check, tensor, total, term):
     check("add", total, [term], where=f"summing the gradients of {describe(tensor)}")
 
 
-def _recorded_sum(tensor, entry, contribution, use):
-    """entry.total + contribution as an add node of role "accumulate" (recording)."""
+def _recorded_sum(tensor, total, total_use, contribution, use):
+    """total + contribution as an add node of role "accumulate" (recording); the uses the
+    two came from are kept on the node."""
     with recording_backward(None, "accumulate"):
-        total = entry.total + contribution
+        total = total + contribution
     if total._node is not None:
-        total._node.grad_sources = (entry.use, use)
+        total._node.grad_sources = (total_use, use)
         total._node.grad_of = tensor
         total._node.scope = tensor._node.scope if tensor._node is not None else ()
     return total

@@ -64,10 +64,11 @@ def explore(outputs, view="both", simplify=True, wrt=None, grad_outputs=None, co
         raise ValueError(f"explore: unknown view {view!r}; choose one of {', '.join(VIEWS)}")
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     variants = {}
+    values = {}     # id(tensor) -> its embedded value: the two variants share forward tensors
     for name, simplified in (("simplified", True), ("generated", False)):
         model, sources = build(outputs, "both", simplified, wrt, grad_outputs,
                                grad_norms=True, with_sources=True)
-        variants[name] = _variant(model, sources)
+        variants[name] = _variant(model, sources, values)
     data = {"title": title or "tinygraph explorer", "view": view,
             "variant": "simplified" if simplify else "generated",
             "collapsed": _initial_collapse(collapse, variants["simplified"]["scopes"]),
@@ -92,7 +93,7 @@ def _initial_collapse(collapse, scopes):
     return sorted(set(chosen))
 
 
-def _variant(model, sources):
+def _variant(model, sources, values):
     """The model as plain data, with what the page shows beyond the diagram: values, the
     engine's order of the backward pass, running sums, the per-step gradient norms."""
     data = dataclasses.asdict(model)
@@ -103,7 +104,9 @@ def _variant(model, sources):
     for node, (tensor, graph_node) in zip(data["nodes"], sources):
         if node["grad_norm"] is not None:
             node["grad_norm"] = _number(node["grad_norm"])
-        node["value"] = _value(tensor)
+        if id(tensor) not in values:
+            values[id(tensor)] = (tensor, _value(tensor))   # kept: so its id is not reused
+        node["value"] = values[id(tensor)][1]
         node["op"] = graph_node.op if graph_node is not None else None
         node["name"] = tensor.name
         if node["kind"] in ("backward", "sum"):

@@ -42,9 +42,14 @@ def where_running():
     """"in the forward pass", or "in the backward pass of 'op'" while op's vjp runs."""
     state = current()
     running = state.running.vjp_of if state.running is not None else None
-    node = running if running is not None else state.backward_of
-    if node is not None:
-        return f"in the backward pass of {node.op!r}"
-    if state.backward_role == "accumulate":
+    return where(running if running is not None else state.backward_of, state.backward_role)
+
+
+def where(forward_node, role):
+    """Where an op runs, as the errors say it: in the vjp of `forward_node`, in a gradient sum
+    (role "accumulate"), or in the forward pass."""
+    if forward_node is not None:
+        return f"in the backward pass of {forward_node.op!r}"
+    if role == "accumulate":
         return "in the backward pass, summing the gradients of a tensor used more than once"
     return "in the forward pass"

@@ -26,6 +26,7 @@ from ..backend import xp
 from ..core.autodiff import gradients_for_program, nodes
 from ..core.state import changed, current
 from ..core.tensor import Tensor, describe
+from .anomaly import where
 from .rewrite import SPEED_RULES, simplify
 from .step import Step, check_loss
 
@@ -164,15 +165,6 @@ def _restore(carries):
             setattr(c.holder, c.attribute, c.previous)
 
 
-def _where(node):
-    """Where a program step runs, as detect_anomaly's errors say it."""
-    if node.forward_node is not None:
-        return f"in the backward pass of {node.forward_node.op!r}"
-    if node.role is not None:
-        return "in the backward pass, summing the gradients of a tensor used more than once"
-    return "in the forward pass"
-
-
 class _Program:
     """The flattened graph: leaves read on every call, then one step per op node."""
 
@@ -222,7 +214,7 @@ class _Program:
             self.into.append((node.prim.forward_into, out.shape,
                               (out.size * out.dtype.itemsize, out.dtype))
                              if big and node.prim.forward_into is not None else None)
-            self.wheres.append(_where(node))
+            self.wheres.append(where(node.forward_node, node.role))
         for t in outputs:            # an output may be a leaf itself (a gradient equal to x)
             if id(t) not in slots:
                 slots[id(t)] = len(slots)
