@@ -37,6 +37,9 @@ class State:
     lazy_terms: bool = False
     # The compiled-step trace in progress: a list its stateful layers report carries to.
     trace: object = None
+    # Inside a Step: BLAS runs one thread per call and big products are split over
+    # tinygraph's own workers instead (see tinygraph.ops.parallel).
+    split_products: bool = False
 
 
 _STATE = contextvars.ContextVar("tinygraph_state", default=State())

@@ -4,12 +4,18 @@ from ..backend import xp
 from ..core.primitive import Primitive, apply
 from .labels import number_text
 from .operands import broadcast_shape, pair, tensor_arg
+from .parallel import for_blocks
 from . import shape as _shape
 
 
 def unbroadcast(g, shape):
     """Gradient of an implicit broadcast: sum g back down to the operand's shape."""
     return g if g.shape == shape else _shape.sum_to(g, shape)
+
+
+# One cheap pass over memory gains from two threads only when it is big: a (20, 35, 650) mul
+# split in two ran 2.5x slower, a (10000, 650) add 1.8x faster.
+SPLIT_ELEMENTS = 1 << 21
 
 
 class Elementwise(Primitive):
@@ -20,9 +26,21 @@ class Elementwise(Primitive):
 
     @property
     def forward_into(self):
-        if self.ufunc is None:
-            return None
-        return lambda out, *arrays: self.ufunc(*arrays, out=out)
+        return None if self.ufunc is None else self._ufunc_into
+
+    def _ufunc_into(self, out, *arrays):
+        """The ufunc into `out`, in row blocks over two threads when `out` is large (an
+        operand broadcast along the rows is passed whole to each block)."""
+        if out.size < SPLIT_ELEMENTS:
+            return self.ufunc(*arrays, out=out)
+
+        def rows(start, stop):
+            self.ufunc(*[a[start:stop] if getattr(a, "ndim", 0) == out.ndim
+                         and a.shape[0] == out.shape[0] else a for a in arrays],
+                       out=out[start:stop])
+
+        for_blocks(rows, out.shape[0])
+        return out
 
     def spec(self, *inputs):
         shape = inputs[0].shape
@@ -196,10 +214,21 @@ class Sigmoid(Elementwise):
     name = "sigmoid"
     rules = "{gy} ⊙ {y} ⊙ (1 − {y})"
 
+    # σ(a) = ½·tanh(½a) + ½: no overflow for any a, and four in-place passes over one
+    # buffer (about 3x faster than exp and where over temporaries, on a gate's (20, 650)).
     def forward(self, a):
-        # exp of a non-positive number only: no overflow for large |a|.
-        e = xp.exp(-xp.abs(a))
-        return xp.where(a >= 0, 1 / (1 + e), e / (1 + e))
+        return self._tanh_form(xp.asarray(xp.multiply(a, 0.5)))  # float, also for int a
+
+    @property
+    def forward_into(self):
+        return lambda out, a: self._tanh_form(xp.multiply(a, 0.5, out=out))
+
+    @staticmethod
+    def _tanh_form(half):
+        xp.tanh(half, out=half)
+        half *= 0.5
+        half += 0.5
+        return half
 
     def vjp(self, node, g, needs):
         y = node.output

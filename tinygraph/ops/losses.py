@@ -6,7 +6,7 @@ from ..core.primitive import Primitive, apply
 from ..core.tensor import Tensor, describe
 from .operands import normalize_axes, tensor_arg
 from .elementwise import exp, neg
-from .rows import for_row_blocks
+from .parallel import for_row_blocks
 from .indexing import getitem, ids_in_range
 from .shape import mean, reshape, sum
 
@@ -24,24 +24,26 @@ class LogSoftmax(Primitive):
         return self.forward_into(xp.empty_like(a), a)
 
     def forward_into(self, out, a):
+        (a2, out2), axis = _as_rows([a, out], self.axis)
+
         def rows(start, stop):      # in place: no array per ufunc, one small scratch
-            x, y = _rows(a, self.axis, start, stop), _rows(out, self.axis, start, stop)
-            xp.subtract(x, xp.max(x, axis=self.axis, keepdims=True), out=y)
+            x, y = _rows(a2, axis, start, stop), _rows(out2, axis, start, stop)
+            xp.subtract(x, xp.max(x, axis=axis, keepdims=True), out=y)
             # exp(y) is only summed: computed CHUNK rows at a time into one scratch buffer.
             parts, scratch = [], None
-            n = y.shape[0 if self.axis != 0 else 1] if y.ndim > 1 else 1
+            n = y.shape[0 if axis != 0 else 1] if y.ndim > 1 else 1
             for c in range(0, n, CHUNK):
-                piece = _rows(y, self.axis, c, c + CHUNK)
+                piece = _rows(y, axis, c, c + CHUNK)
                 if scratch is None:
                     scratch = xp.empty_like(piece)
                 e = xp.exp(piece, out=scratch if scratch.shape == piece.shape
                            else xp.empty_like(piece))
-                parts.append(xp.sum(e, axis=self.axis, keepdims=True))
+                parts.append(xp.sum(e, axis=axis, keepdims=True))
             total = parts[0] if len(parts) == 1 else xp.concatenate(
-                parts, axis=0 if self.axis != 0 else 1)
+                parts, axis=0 if axis != 0 else 1)
             y -= xp.log(total)
 
-        _over_rows(rows, a, self.axis)
+        _over_rows(rows, a2, axis)
         return out
 
     def spec(self, a):
@@ -73,13 +75,15 @@ class LogSoftmaxGrad(Primitive):
         return self.forward_into(xp.empty_like(g), g, y)
 
     def forward_into(self, out, g, y):
+        (g2, y2, out2), axis = _as_rows([g, y, out], self.axis)
+
         def rows(start, stop):
-            gs, ys, o = (_rows(t, self.axis, start, stop) for t in (g, y, out))
+            gs, ys, o = (_rows(t, axis, start, stop) for t in (g2, y2, out2))
             xp.exp(ys, out=o)
-            o *= xp.sum(gs, axis=self.axis, keepdims=True)
+            o *= xp.sum(gs, axis=axis, keepdims=True)
             xp.subtract(gs, o, out=o)
 
-        _over_rows(rows, g, self.axis)
+        _over_rows(rows, g2, axis)
         return out
 
     def spec(self, g, y):
@@ -104,6 +108,16 @@ def _rows(array, axis, start, stop):
     key = [slice(None)] * array.ndim
     key[0 if axis != 0 else 1] = slice(start, stop)
     return array[tuple(key)]
+
+
+def _as_rows(arrays, axis):
+    """The arrays as 2-D (rows, classes) views when `axis` is their last and they are
+    C-ordered (the logits of a (batch, time, vocabulary) model): blocks of rows are then
+    cache-sized, not whole (time, vocabulary) planes. (arrays, axis) otherwise unchanged."""
+    if arrays[0].ndim > 2 and axis == arrays[0].ndim - 1 and all(
+            a.flags.c_contiguous for a in arrays):
+        return [a.reshape(-1, a.shape[-1]) for a in arrays], 1
+    return arrays, axis
 
 
 def _over_rows(fn, array, axis):

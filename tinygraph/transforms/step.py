@@ -14,6 +14,7 @@ path. An unused parameter's `.grad` is left as it is, as `backward()` does.
 """
 from ..core.autodiff import grad
 from ..core.tensor import Tensor, describe
+from ..ops.parallel import cores_to_workers
 
 
 class Step:
@@ -30,7 +31,8 @@ class Step:
                                                 else type(p).__name__))
 
     def __call__(self, *inputs):
-        loss, grads = self.run(inputs)
+        with cores_to_workers():        # the step's big products split over two workers
+            loss, grads = self.run(inputs)
         for p, g in zip(self.params, grads):
             if g is not None:
                 p.grad = Tensor(g) if p.grad is None else Tensor(p.grad.data + g)
