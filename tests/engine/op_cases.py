@@ -29,7 +29,7 @@ import tinygraph as tg
 from tinygraph.core.primitive import apply
 from tinygraph.core.tensor import Tensor
 from tinygraph.ops.indexing import INDEX_SLOT, IndexGrad, SliceGrad
-from tinygraph.ops.losses import LogSoftmaxGrad
+from tinygraph.ops.losses import LogSoftmaxGrad, LogSoftmaxGradAt
 
 
 @dataclass
@@ -96,6 +96,14 @@ def _scattered(ids, shape, g):
     out = np.zeros(shape, g.dtype)
     np.add.at(out, ids, g)
     return out
+
+
+AT_ROWS, AT_CLASSES = np.array([0, 2, 2, 1]), np.array([4, 1, 1, 0])   # a repeated id
+
+
+def _log_softmax_grad_at_ref(v, y):
+    g = _scattered((AT_ROWS, AT_CLASSES), y.shape, v)
+    return g - np.exp(y) * g.sum(axis=1, keepdims=True)
 
 
 def _dropout_ref(p, shape, dtype, rng):
@@ -167,6 +175,11 @@ CASES = [
            lambda g, y: g - np.exp(y) * g.sum(axis=1, keepdims=True), [(3, 5), (3, 5)]),
     OpCase("log_softmax_grad:axis0", lambda g, y: apply(LogSoftmaxGrad(0), g, y),
            lambda g, y: g - np.exp(y) * g.sum(axis=0, keepdims=True), [(3, 5), (3, 5)]),
+    # Its fused form for g scattered at (row, class) ids (what compiled cross-entropy runs).
+    OpCase("log_softmax_grad_at", lambda v, y: apply(
+        LogSoftmaxGradAt(), v, y, Tensor(AT_ROWS, constant=True),
+        Tensor(AT_CLASSES, constant=True)),
+        lambda v, y: _log_softmax_grad_at_ref(v, y), [(4,), (3, 5)]),
     OpCase("cross_entropy", lambda x: tg.cross_entropy(x, TARGETS_2D),
            lambda a: _cross_entropy_ref(a, TARGETS_2D), [(3, 5)]),
     OpCase("cross_entropy:3d", lambda x: tg.cross_entropy(x, TARGETS_3D),

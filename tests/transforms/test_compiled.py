@@ -386,3 +386,23 @@ def test_numpy_error_settings_reach_the_row_block_threads():
     with np.errstate(all="raise"):
         with pytest.raises(FloatingPointError):
             tg.log_softmax(x)
+
+
+def test_cross_entropy_gradient_runs_fused_without_a_class_sized_scatter():
+    """Compiled, the gradient of cross-entropy through log-softmax is one log_softmax_grad_at
+    pass (LogSoftmaxGrad.fuse): no (rows, classes) array of zeros with the ids filled in.
+    Its values are checked against eager mode by the language-model tests above."""
+    rng = np.random.default_rng(0)
+    W = tg.Parameter(rng.standard_normal((6, 50)))
+    x, targets = rng.standard_normal((4, 3, 6)), rng.integers(0, 50, (4, 3))
+    step = tg.compile(lambda x, t: tg.cross_entropy(tg.matmul(x, W), t), [W])
+    W.zero_grad()
+    loss = float(step(x, targets).data)
+    fused = W.grad.data.copy()
+    ops = [forward.__self__.name for forward, _, _ in next(iter(step.programs.values())).steps]
+    assert "log_softmax_grad_at" in ops and "log_softmax_grad" not in ops
+    assert "index_grad" not in ops
+    W.zero_grad()
+    eager_loss = tg.value_and_grad(lambda x, t: tg.cross_entropy(tg.matmul(x, W), t), [W])
+    assert float(eager_loss(x, targets).data) == pytest.approx(loss, rel=1e-13)
+    np.testing.assert_allclose(fused, W.grad.data, rtol=1e-12, atol=1e-14)

@@ -15,7 +15,10 @@ A primitive knows everything about its op, so no other module keys on op names:
   as one matmul, slice gradients tiling a buffer as one concat), used by the accumulator
   and by the rewrites (counted under `join_name`; `join_for_reading`: the readable
   rewrites apply it too), and `add_into(buffer, *arrays)`, its work added into an existing
-  buffer (a scatter without a zero-filled array of its own).
+  buffer (a scatter without a zero-filled array of its own);
+- `fuse(inputs)`: an equal cheaper form of the op on these inputs that merges it with the
+  node(s) making them (log-softmax's gradient of a scattered cross-entropy gradient as one
+  pass), or None; applied by the speed rewrites of compiled programs only.
 """
 from ..backend import xp
 from .node import Node
@@ -81,6 +84,11 @@ class Primitive:
         if isinstance(self.rules, str):
             return self.rules
         return self.rules[k] if k < len(self.rules) else None
+
+    def fuse(self, inputs):
+        """A tensor equal to this op's output on `inputs`, computed by fewer, fused nodes; or
+        None (the default: nothing to fuse)."""
+        return None
 
     def identity(self, inputs, out):
         """An input that equals the output (x + 0, x * 1, ...), or None. Only returned when

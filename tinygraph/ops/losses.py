@@ -7,8 +7,8 @@ from ..core.tensor import Tensor, describe
 from .operands import normalize_axes, tensor_arg
 from .elementwise import exp, neg
 from .parallel import for_row_blocks
-from .indexing import getitem, ids_in_range
-from .shape import mean, reshape, sum
+from .indexing import INDEX_SLOT, IndexGrad, getitem, ids_in_range
+from .shape import Reshape, mean, reshape, sum
 
 
 class LogSoftmax(Primitive):
@@ -89,6 +89,24 @@ class LogSoftmaxGrad(Primitive):
     def spec(self, g, y):
         return g.shape, g.dtype
 
+    def fuse(self, inputs):
+        """g scattered at (row, class) ids into zeros (cross-entropy's gradient) and a 2-D y:
+        one LogSoftmaxGradAt node, which never builds g."""
+        g, y = inputs
+        if self.axis != y.ndim - 1 or y.ndim < 2:
+            return None
+        node = g._node
+        if node is not None and type(node.prim) is Reshape:    # (batch, time, classes) logits
+            g = node.inputs[0]
+            node = g._node
+        if (node is None or type(node.prim) is not IndexGrad or g.ndim != 2
+                or g.shape[1] != y.shape[-1] or node.prim.key != (INDEX_SLOT, INDEX_SLOT)
+                or node.inputs[0].ndim != 1):
+            return None
+        v, rows, classes = node.inputs
+        flat = y if y.ndim == 2 else reshape(y, g.shape)
+        return reshape(apply(LogSoftmaxGradAt(), v, flat, rows, classes), y.shape)
+
     def vjp(self, node, u, needs):
         # out = g − e ⊙ S with e = exp(y), S = Σ g: d/dg = u − Σ(u ⊙ e); d/dy = −u ⊙ e ⊙ S.
         g, y = node.inputs
@@ -98,6 +116,49 @@ class LogSoftmaxGrad(Primitive):
 
     def label(self, inputs, inline):
         return f"{super().label(inputs, inline)} axis={self.axis}"
+
+
+class LogSoftmaxGradAt(Primitive):
+    """log_softmax_grad(g, y) along axis 1 for g = zeros with v added at (rows, classes):
+    −exp(y) ⊙ S with v added at the ids, S the per-row sums of v. The gradient of
+    cross-entropy through log-softmax in one pass over y, without g's (rows, classes) zeros;
+    made by LogSoftmaxGrad.fuse in compiled programs."""
+
+    name = "log_softmax_grad_at"
+    rules = ("(exp({x1}) ⊙ −Σ{gy}) with {gy} added at the ids", "−{gy} ⊙ exp({x1}) ⊙ Σ{x0}")
+
+    def forward(self, v, y, rows, classes):
+        return self.forward_into(xp.empty(y.shape, xp.result_type(v.dtype, y.dtype)),
+                                 v, y, rows, classes)
+
+    def forward_into(self, out, v, y, rows, classes):
+        sums = xp.zeros((y.shape[0], 1), out.dtype)
+        xp.add.at(sums[:, 0], rows, v)
+
+        def block(start, stop):
+            o = out[start:stop]
+            xp.exp(y[start:stop], out=o)
+            o *= sums[start:stop]
+            xp.negative(o, out=o)
+
+        for_row_blocks(block, y.shape[0], y.size)
+        xp.add.at(out, (rows, classes), v)
+        return out
+
+    def spec(self, v, y, rows, classes):
+        return y.shape, xp.result_type(v.dtype, y.dtype)
+
+    def vjp(self, node, u, needs):
+        # The same derivatives as LogSoftmaxGrad's, with g = v placed at the ids.
+        v, y, rows, classes = node.inputs
+        e = exp(y)
+        dv = (getitem(u - sum(u * e, 1, keepdims=True), (rows, classes))
+              if needs[0] else None)
+        dy = None
+        if needs[1]:
+            g = apply(IndexGrad((INDEX_SLOT, INDEX_SLOT), y.shape), v, rows, classes)
+            dy = neg(u * e * sum(g, 1, keepdims=True))
+        return [dv, dy, None, None]
 
 
 def _rows(array, axis, start, stop):

@@ -17,6 +17,9 @@ Rules (what each applies to is known by the primitive classes, never by op names
   dA = concat(df, dg, di, do). Weight-gradient joins (SPEED_RULES only): a weight's
   per-step products a_tᵀ g_t become one matmul per sequence. The gradient accumulator uses
   the same joins (see tinygraph.core.accumulate).
+- fusions (SPEED_RULES only): each primitive's `fuse` gives a node that does its work and
+  that of the nodes making its inputs in one pass (the gradient of cross-entropy through
+  log-softmax, with no (rows, classes) array of zeros).
 """
 from collections import Counter
 from dataclasses import dataclass, field
@@ -188,9 +191,13 @@ def _is_sum_node(node):
     return node.is_backward and isinstance(node.prim, Add)
 
 
+def _fusions(node, inputs):
+    return node.prim.fuse(inputs)
+
+
 RULES = [_constant_folding, _identities, _joins(for_reading=True)]
 # For compiled programs: the readable rules plus those that only make it faster.
-SPEED_RULES = [_constant_folding, _identities, _joins(for_reading=False)]
+SPEED_RULES = [_constant_folding, _identities, _joins(for_reading=False), _fusions]
 
 
 def _common_prefix(a, b):
