@@ -1,4 +1,5 @@
-"""Command line: `python -m lstm train | demo | vanishing` (see --help of each)."""
+"""Command line: `python -m lstm train | generate | seq2seq | demo | vanishing` (see --help
+of each)."""
 import dataclasses
 import pathlib
 import shlex
@@ -42,6 +43,57 @@ def train_command(args):
     print(f"test perplexity of the best model: {test:.2f} ({seconds / 60:.1f} min)")
     path = write_summary(args.out, {"preset": args.preset, "settings": dataclasses.asdict(preset),
                                     "history": history, "test_ppl": test, "seconds": seconds})
+    print(f"summary: {path}")
+    return 0
+
+
+def generate_command(args):
+    """`generate`: print text sampled from a trained language model."""
+    from .generate import generate_text
+    from .train import load_language_model
+    if args.words < 0:
+        raise ValueError(f"--words must be at least 0, got {args.words}")
+    model, vocab = load_language_model(args.checkpoint, args.data_dir)
+    print(generate_text(model, vocab, args.start, args.words, args.temperature, args.top_k,
+                        args.seed))
+    return 0
+
+
+def seq2seq_command(args):
+    """`seq2seq`: train an encoder-decoder on a task made in code, report accuracy."""
+    from .seq2seq_train import Seq2seqTrainer, default_settings
+    changes = dict(reverse=args.reverse, peeky=args.peeky, attention=args.attention)
+    for name in ("epochs", "examples", "held_out", "batch_size", "hidden_size"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
+    settings = default_settings(args.task, **changes)
+    out = pathlib.Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder for checkpoints")
+    out.mkdir(parents=True, exist_ok=True)
+    if args.resume:
+        load_checkpoint(args.resume)           # a bad checkpoint fails before the data is made
+    trainer = Seq2seqTrainer(settings, out, compiled=not args.eager)
+    if args.resume:
+        trainer.resume(args.resume)
+    options = [o for o in ("reverse", "peeky", "attention") if getattr(settings, o)]
+    print(f"{settings.task}: {len(trainer.train_set):,} training and {len(trainer.test_set):,} "
+          f"held-out examples, {settings.epochs} epochs of {trainer.batches} batches of "
+          f"{settings.batch_size}; {' + '.join(options) or 'plain'}; Ctrl-C saves a checkpoint",
+          flush=True)
+    start = time.perf_counter()
+    history = trainer.run(progress=not args.no_progress)
+    seconds = time.perf_counter() - start
+    for question, expected, predicted in trainer.examples(5):
+        mark = "ok" if predicted == expected else "WRONG"
+        print(f"  {question!r:34} -> {predicted!r:14} expected {expected!r:14} {mark}")
+    print(f"held-out accuracy {history[-1]['accuracy']:.2%} ({seconds / 60:.1f} min)")
+    if settings.attention:
+        from .plots import attention_figure
+        figure = attention_figure(trainer.attention_examples(3), out / "attention.png")
+        print(f"attention figure: {figure}")
+    path = write_summary(out, {"settings": dataclasses.asdict(settings), "history": history,
+                               "seconds": seconds})
     print(f"summary: {path}")
     return 0
 
@@ -93,6 +145,38 @@ def main(argv=None):
     p.add_argument("--compile", action="store_true",
                    help="the compiled step (the default; kept for older command lines)")
     p.set_defaults(run=train_command)
+    p = sub.add_parser("generate", help="print text sampled from a trained language model")
+    p.add_argument("--checkpoint", required=True, help="a training checkpoint, e.g. "
+                   "runs/small/best.npz (it carries its vocabulary)")
+    p.add_argument("--start", required=True, help="the first words, e.g. \"the meaning of\"")
+    p.add_argument("--words", type=int, default=50, help="words to add (default %(default)s)")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="below 1: likelier words, above: more varied; 0: always the likeliest "
+                        "(default %(default)s)")
+    p.add_argument("--top-k", type=int, help="sample among the k likeliest words only")
+    p.add_argument("--seed", type=int, help="random seed, for repeatable text")
+    p.add_argument("--data-dir", help="the corpus folder, only for checkpoints written before "
+                   "they carried their vocabulary")
+    p.set_defaults(run=generate_command)
+    p = sub.add_parser("seq2seq", help="train an encoder-decoder on addition or dates")
+    p.add_argument("--task", choices=["addition", "dates"], default="addition",
+                   help="addition: \"57+624\" -> \"681\"; dates: \"September 27, 1994\" -> "
+                        "\"1994-09-27\" (default %(default)s)")
+    p.add_argument("--reverse", action="store_true", help="feed the question reversed")
+    p.add_argument("--peeky", action="store_true",
+                   help="feed the encoder's summary to every decoder step")
+    p.add_argument("--attention", action="store_true", help="an attention decoder")
+    p.add_argument("--epochs", type=int, help="default: 25 for addition, 10 for dates")
+    p.add_argument("--examples", type=int, help="examples made (default 50,000)")
+    p.add_argument("--held-out", type=int, help="of which held out (default 5,000)")
+    p.add_argument("--batch-size", type=int, help="default 128")
+    p.add_argument("--hidden-size", type=int, help="default 128 (256 for dates)")
+    p.add_argument("--out", default="runs/seq2seq", help="checkpoints, summary and figure "
+                   "(default %(default)s)")
+    p.add_argument("--resume", help="continue from this checkpoint (e.g. runs/seq2seq/last.npz)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--eager", action="store_true", help="run every step eagerly")
+    p.set_defaults(run=seq2seq_command)
     p = sub.add_parser("demo", help="the embedded default: a sine-wave LSTM and its diagrams")
     p.add_argument("--out", default="lstm-demo", help="output folder (default %(default)s)")
     p.add_argument("--steps", type=at_least(1), default=400,

@@ -55,6 +55,60 @@ class LanguageModel(Module):
         """Mean cross-entropy of the next-token `targets` (N, T) given `ids` (N, T)."""
         return tg.cross_entropy(self(ids), targets)
 
+    def generate(self, start, length, temperature=1.0, top_k=None, seed=None):
+        """Sample `length` word ids that follow the ids `start`, carrying the state from word
+        to word; returns them as a list of ints.
+
+        temperature: the logits are divided by it before sampling (below 1: more likely
+        words, above: more varied); 0 picks the most likely word each time (greedy).
+        top_k: sample only among the k most likely words. seed: for repeatable samples.
+        Runs in eval mode without a graph, from a fresh state; the model's training mode and
+        carried state are as they were afterwards.
+        """
+        vocab = self.config["vocab_size"]
+        start = [int(i) for i in np.asarray(start, dtype=np.int64).reshape(-1)]
+        if not start:
+            raise ValueError("generate: start needs at least one word id")
+        bad = [i for i in start if not 0 <= i < vocab]
+        if bad:
+            raise ValueError(f"generate: start id {bad[0]} is outside the vocabulary of {vocab}")
+        if not isinstance(length, (int, np.integer)) or length < 0:
+            raise ValueError(f"generate: length must be a non-negative integer, got {length!r}")
+        if not temperature >= 0:
+            raise ValueError(f"generate: temperature must be at least 0, got {temperature}")
+        if top_k is not None and not (isinstance(top_k, (int, np.integer)) and 1 <= top_k <= vocab):
+            raise ValueError(f"generate: top_k must be an integer from 1 to {vocab}, got {top_k!r}")
+        rng = np.random.default_rng(seed)
+        saved, training = self.extra_states(), [m.training for m in self.modules()]
+        self.eval()
+        self.reset_state()
+        out = []
+        try:
+            with tg.no_grad():
+                logits = self(np.array([start])).data[0, -1]
+                for _ in range(length):
+                    word = _sample(logits.astype(np.float64), temperature, top_k, rng)
+                    out.append(word)
+                    logits = self(np.array([[word]])).data[0, -1]
+        finally:
+            for module, mode in zip(self.modules(), training):
+                module.training = mode
+            self.load_extra_states(saved)
+        return out
+
+
+def _sample(logits, temperature, top_k, rng):
+    """One id drawn from softmax(logits / temperature) (argmax at temperature 0), among the
+    top_k largest logits when top_k is given."""
+    if top_k is not None:
+        cutoff = np.partition(logits, -top_k)[-top_k]
+        logits = np.where(logits >= cutoff, logits, -np.inf)
+    if temperature == 0:
+        return int(np.argmax(logits))
+    scaled = logits / temperature
+    p = np.exp(scaled - scaled.max())
+    return int(rng.choice(len(p), p=p / p.sum()))
+
 
 class SequenceRegressor(Module):
     """A recurrent layer and an affine read-out at every step, trained with mean squared

@@ -41,3 +41,22 @@ def vanishing_figure(norms_by_cell, path,
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def attention_figure(examples, path, title="attention weights (held-out questions)"):
+    """One heatmap per example: output characters (rows) against input characters
+    (columns), each row summing to 1. examples: [(question, answer, weights)] with weights
+    (len(answer), len(question)) in reading order. Returns the path."""
+    fig, axes = plt.subplots(1, len(examples), figsize=(4.2 * len(examples), 3.6),
+                             squeeze=False)
+    for ax, (question, answer, weights) in zip(axes[0], examples):
+        ax.imshow(weights, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+        ax.set_xticks(range(len(question)), list(question.replace(" ", "␣")), fontsize=8)
+        ax.set_yticks(range(len(answer)), list(answer.replace(" ", "␣")), fontsize=8)
+        ax.set_xlabel(f"input: {question}")
+        ax.set_ylabel(f"output: {answer}")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

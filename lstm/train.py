@@ -16,7 +16,7 @@ from tinygraph.nn import Dropout, rng_state_array
 from tinygraph.optim import SGD, DecayOnPlateau, clip_grad_norm
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .data import BPTTBatches, Corpus
+from .data import BPTTBatches, Corpus, Vocabulary
 from .models import LanguageModel
 
 
@@ -111,7 +111,9 @@ class Trainer:
                 "position": self.position, "lr": self.optimizer.lr,
                 "best": self.schedule.best, "history": self.history,
                 "epoch_loss": self.epoch_loss,
-                "vocab": self.corpus.vocab.fingerprint(), "vocab_size": len(self.corpus.vocab)}
+                "vocab": self.corpus.vocab.fingerprint(), "vocab_size": len(self.corpus.vocab),
+                # The words themselves, so that generation needs no corpus.
+                "words": self.corpus.vocab.id_to_word}
 
     def save(self, name):
         """Write a checkpoint `name` (e.g. "last.npz") into the output folder: the model's
@@ -259,6 +261,37 @@ def _interrupt_flag():
         yield lambda: bool(flag)
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def load_language_model(path, data_dir=None):
+    """(model, vocabulary) of a training checkpoint, ready to evaluate or generate with.
+
+    The vocabulary is the one the checkpoint carries; checkpoints written before they carried
+    it need the corpus folder they were trained on (`data_dir`)."""
+    arrays, meta = load_checkpoint(path)
+    try:
+        settings = dict(meta["preset"])
+        settings.setdefault("dtype", "float32")
+        preset, vocab_size = Preset(**settings), int(meta["vocab_size"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path} is not a language-model training checkpoint "
+                              f"(no model settings: {e!r})") from None
+    if meta.get("words") is not None:
+        vocab = Vocabulary(meta["words"])
+    elif data_dir is not None:
+        vocab = Corpus(data_dir).vocab
+    else:
+        raise CheckpointError(f"{path} carries no vocabulary (it was written by an older "
+                              "version); give the corpus folder it was trained on (--data-dir)")
+    if vocab.fingerprint() != meta.get("vocab") or len(vocab) != vocab_size:
+        raise CheckpointError(f"{path} was trained on another vocabulary than "
+                              f"{'the one it carries' if meta.get('words') else data_dir}")
+    model = build_model(preset, vocab_size)
+    try:
+        model.load_state_dict(_model_state(model, arrays, meta))
+    except ValueError as e:
+        raise CheckpointError(f"{path} does not fit its own settings: {e}") from None
+    return model, vocab
 
 
 def _model_state(model, arrays, meta):

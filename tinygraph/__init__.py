@@ -12,7 +12,7 @@ from .core.autodiff import grad, backward, nodes, leaves
 from .ops import (
     add, sub, mul, div, neg, pow, exp, log, sigmoid, tanh, relu, step, matmul, matmul_tn,
     sum, mean, reshape, transpose, broadcast_to, sum_to, getitem, concat,
-    log_softmax, cross_entropy, dropout_mask,
+    log_softmax, softmax, cross_entropy, dropout_mask,
 )
 from .transforms.gradcheck import gradcheck, GradcheckError
 from .transforms.rewrite import simplify, Simplified
@@ -26,7 +26,8 @@ __all__ = [
     "Tensor", "Parameter", "tensor", "Node", "no_grad", "enable_grad", "is_grad_enabled", "scope",
     "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sigmoid", "tanh", "relu", "step",
     "matmul", "matmul_tn", "sum", "mean", "reshape", "transpose", "broadcast_to", "sum_to",
-    "getitem", "concat", "log_softmax", "cross_entropy", "dropout_mask", "Primitive", "apply",
+    "getitem", "concat", "log_softmax", "softmax", "cross_entropy", "dropout_mask",
+    "Primitive", "apply",
     "grad", "backward", "nodes", "leaves", "render", "to_dot", "save", "GraphvizNotFoundError",
     "gradcheck", "GradcheckError", "simplify", "Simplified", "Step", "value_and_grad",
     "compile", "carry", "CompiledStep", "detect_anomaly", "explore", "Explorer",

@@ -6,7 +6,7 @@ from .backend import xp
 from .core.state import scope
 from .core.tensor import Parameter, tensor
 from . import ops
-from .nn import lstm_gates
+from .nn import attention, lstm_gates
 
 
 def _rng_leaf(rng, dtype):
@@ -81,6 +81,42 @@ def lstm_unrolled(steps=3, batch=2, input_size=3, hidden_size=4, seed=0, dtype=x
     return {"Wx": Wx, "Wh": Wh, "b": b, **{x.name: x for x in xs}}, loss
 
 
+def attention_step(steps=3, batch=2, input_size=3, hidden_size=4, seed=0, dtype=xp.float64):
+    """One decoder step with attention over `steps` encoder states (the book's chapter 8):
+    an LSTM cell step gives the decoder state h; h scores every encoder state, a softmax over
+    time weighs them, and out = tanh([context, h] @ Wc). The encoder states are separate
+    leaves, so the backward graph shows the gradient reaching each one.
+
+    Returns (inputs, loss) with loss = sum(out).
+    """
+    leaf = _rng_leaf(xp.random.default_rng(seed), dtype)
+    H = hidden_size
+    encoder = [leaf(f"hs{t}", batch, H) for t in range(1, steps + 1)]
+    inputs = {
+        "x": leaf("x", batch, input_size), "h_prev": leaf("h_prev", batch, H),
+        "c_prev": leaf("c_prev", batch, H),
+        "Wx": leaf("Wx", input_size, 4 * H, parameter=True),
+        "Wh": leaf("Wh", H, 4 * H, parameter=True), "b": leaf("b", 4 * H, parameter=True),
+        "Wc": leaf("Wc", 2 * H, H, parameter=True),
+    }
+    with scope("decoder"):
+        h, _ = lstm_cell(**{k: v for k, v in inputs.items() if k != "Wc"})
+    states = ops.concat([ops.reshape(s, (batch, 1, H)) for s in encoder], axis=1)
+    states.name = "hs"
+    query = ops.reshape(h, (batch, 1, H))
+    query.name = "query"
+    context, _ = attention(query, states)
+    flat = ops.reshape(context, (batch, H))
+    flat.name = "ctx"
+    features = ops.concat([flat, h], axis=1)
+    features.name = "[ctx, h]"
+    out = ops.tanh(features @ inputs["Wc"])
+    out.name = "out"
+    loss = out.sum()
+    loss.name = "L"
+    return {**inputs, **{s.name: s for s in encoder}}, loss
+
+
 def _outputs_of(builder, description):
     def example():
         _, outputs = builder()
@@ -99,4 +135,6 @@ EXAMPLES = {
     "rnn_cell": _outputs_of(rnn_cell_step, "one tanh RNN step; output h"),
     "lstm_unrolled": _outputs_of(lstm_unrolled, "an LSTM unrolled over 3 steps in scopes t=1..3, "
                                  "shared weights; output L = sum(h3)"),
+    "attention_step": _outputs_of(attention_step, "one LSTM decoder step with dot-product "
+                                  "attention over 3 encoder states; output L = sum(out)"),
 }

@@ -8,6 +8,7 @@ name, so an optimizer updates it once and the engine sums its gradient from both
 import math
 
 from .backend import xp
+from .core.state import scope
 from .core.tensor import Parameter, Tensor
 from . import ops
 
@@ -242,6 +243,31 @@ def lstm_gates(A, c_prev):
     for name, t in named.items():
         t.name = name
     return h, c
+
+
+MASKED = -1e9      # a masked score: exp(MASKED - max) is exactly 0 (no weight, no gradient)
+
+
+def attention(queries, states, mask=None):
+    """Dot-product attention over time: each query (N, Tq, H) scores every state (N, Ts, H),
+    a softmax over the states turns the scores into weights, and the context is the
+    weighted sum of the states. Returns (context (N, Tq, H), weights (N, Tq, Ts)).
+
+    mask: (N, Ts), added to every query's scores: 0 where a state is real and MASKED where it
+    is padding, which then gets exactly zero weight and zero gradient.
+    """
+    with scope("attention"):
+        scores = ops.matmul(queries, ops.transpose(states, (0, 2, 1)))
+        scores.name = "scores"
+        if mask is not None:
+            if not isinstance(mask, Tensor):
+                mask = Tensor(xp.asarray(mask, dtype=scores.dtype), constant=True)
+            scores = scores + ops.reshape(mask, (mask.shape[0], 1, mask.shape[1]))
+        weights = ops.softmax(scores, axis=2)
+        weights.name = "weights"
+        context = ops.matmul(weights, states)
+        context.name = "context"
+        return context, weights
 
 
 def rng_state_array(rng):

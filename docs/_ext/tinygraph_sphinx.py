@@ -17,6 +17,12 @@ Directives (usable from MyST Markdown as ```{name} fences):
     plots it; a table of the measured norms follows. Options: ``:cells:``, ``:steps:``,
     ``:hidden-size:``, ``:forget-bias:``, ``:distances:``, ``:caption:``, ``:name:``.
 
+``tinygraph-attention``
+    Trains a small attention seq2seq model on the date task and draws its attention weights
+    on held-out questions (`lstm.plots.attention_figure`), with the measured accuracy in the
+    caption. Options: ``:examples:``, ``:epochs:``, ``:hidden-size:``, ``:lr:``, ``:show:``,
+    ``:caption:``, ``:alt:``, ``:name:``.
+
 ``tinygraph-command``
     Runs ``python -m ...`` (the argument) in the repository and shows the command and what it
     printed, e.g. a command's ``--help``.
@@ -36,6 +42,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
 import traceback
 
 from docutils import nodes
@@ -48,8 +55,9 @@ logger = logging.getLogger(__name__)
 
 
 class tinygraph_image(nodes.General, nodes.Inline, nodes.Element):
-    """An image drawn at write time: ``kind`` is "dot" (``source`` holds DOT text) or
-    "vanishing" (``norms`` holds the measured gradient norms per cell)."""
+    """An image drawn at write time: ``kind`` is "dot" (``source`` holds DOT text),
+    "vanishing" (``norms`` holds the measured gradient norms per cell) or "attention"
+    (``examples`` holds (question, answer, weights) triples)."""
 
 
 def _package_sources():
@@ -258,6 +266,53 @@ class VanishingDirective(_Base):
         return table
 
 
+class AttentionDirective(_Base):
+    """Trains an attention seq2seq model on the date task (`lstm.seq2seq_train`, reduced
+    settings so that the build stays short) and draws its attention weights on held-out
+    questions with `lstm.plots.attention_figure`; the caption gets the measured accuracy."""
+
+    has_content = False
+    option_spec = {
+        "examples": directives.positive_int,
+        "epochs": directives.positive_int,
+        "hidden-size": directives.positive_int,
+        "lr": float,
+        "show": directives.positive_int,
+        "caption": directives.unchanged,
+        "alt": directives.unchanged,
+        "name": directives.unchanged,
+    }
+
+    def run(self):
+        self.note_sources()
+        try:
+            from lstm.seq2seq_train import Seq2seqTrainer, default_settings
+
+            settings = default_settings(
+                "dates", reverse=True, attention=True,
+                examples=self.options.get("examples", 50_000), held_out=1_000,
+                epochs=self.options.get("epochs", 2),
+                hidden_size=self.options.get("hidden-size", 128),
+                lr=self.options.get("lr", 0.005))
+            with tempfile.TemporaryDirectory() as checkpoints:
+                trainer = Seq2seqTrainer(settings, checkpoints, log=lambda *a: None)
+                trainer.run(progress=False, checkpoint_every=0)
+            examples = trainer.attention_examples(self.options.get("show", 3))
+        except Exception:
+            raise self.error(f"tinygraph-attention: failed:\n{traceback.format_exc()}")
+        accuracy = trainer.history[-1]["accuracy"]
+        self.options["caption"] = (self.options.get("caption", "") + f" (Trained while this page "
+                                   f"was built: {settings.epochs} epochs on "
+                                   f"{len(trainer.train_set):,} examples, hidden size "
+                                   f"{settings.hidden_size}, Adam lr {settings.lr:g}; "
+                                   f"held-out accuracy {accuracy:.1%}.)").strip()
+        image = tinygraph_image(kind="attention", examples=[
+            (q, a, [[round(float(v), 4) for v in row] for row in w]) for q, a, w in examples])
+        figure, messages = self.figure(image, "attention weights of output characters over "
+                                              "input characters")
+        return [figure] + messages
+
+
 class CommandDirective(_Base):
     required_arguments = 1
     final_argument_whitespace = True
@@ -389,6 +444,8 @@ def _image_file(builder, node):
     path relative to the page and the absolute path."""
     if node["kind"] == "dot":
         key, suffix = node["source"], "svg"
+    elif node["kind"] == "attention":
+        key, suffix = repr(node["examples"]), "svg"
     else:
         key, suffix = repr(sorted(node["norms"].items())) + node["title"], "svg"
     name = f"tinygraph-{hashlib.sha1(key.encode()).hexdigest()[:16]}.{suffix}"
@@ -400,6 +457,11 @@ def _image_file(builder, node):
             from tinygraph.diagrams.dot import pipe
 
             path.write_bytes(pipe(graphviz.Source(node["source"]), "svg"))
+        elif node["kind"] == "attention":
+            import numpy as np
+            from lstm import plots
+
+            plots.attention_figure([(q, a, np.array(w)) for q, a, w in node["examples"]], path)
         else:
             import numpy as np
             from lstm import plots
@@ -448,5 +510,6 @@ def setup(app):
     app.add_directive("tinygraph-explorer", ExplorerDirective)
     app.add_directive("tinygraph-vanishing", VanishingDirective)
     app.add_directive("tinygraph-command", CommandDirective)
+    app.add_directive("tinygraph-attention", AttentionDirective)
     app.connect("autodoc-process-docstring", process_docstring)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -137,3 +137,22 @@ def test_the_model_is_json_ready():
     data = json.loads(json.dumps(dataclasses.asdict(model)))
     assert len(data["nodes"]) == len(model.nodes) and data["scopes"]
     assert {tuple(n["scope"]) for n in data["nodes"]} - {()} <= {tuple(s) for s in data["scopes"]}
+
+
+def test_the_attention_step_shows_the_softmax_gradient_and_every_encoder_states_gradient():
+    model = diagram_model.build(EXAMPLES["attention_step"](), view="backward")
+    by_grad = {}
+    for n in model.nodes:
+        if n.kind in ("backward", "sum") and n.grad_of:
+            by_grad.setdefault(n.grad_of, []).append(n)
+    # The softmax over time: one fused log_softmax_grad node gives ∂L/∂scores.
+    assert any("log_softmax_grad axis=2" in " ".join(n.lines) for n in by_grad["scores"])
+    # hs is used as the values (context) and as the keys (scores): its gradient is a sum of
+    # both uses, and each encoder state hs1..hs3 gets its part.
+    (total,) = [n for n in by_grad["hs"] if n.kind == "sum"]
+    assert sorted(n.kind for n in by_grad["hs"]) == ["backward", "backward", "sum"]  # 2 parts
+    kind = {n.id: n.kind for n in model.nodes}
+    uses = sorted(e.use for e in model.edges if e.head == total.id)
+    assert len(uses) == 2 and all("[attention]" in u for u in uses)
+    assert {"hs1", "hs2", "hs3"} <= set(by_grad)
+    assert all(kind[n.id] == "backward" for t in ("hs1", "hs2", "hs3") for n in by_grad[t])

@@ -20,7 +20,7 @@ def test_cli_lists_the_built_in_examples():
     result = run_cli("render", "--list")
     assert result.returncode == 0
     assert [line.split()[0] for line in result.stdout.splitlines()] == [
-        "lstm_cell", "rnn_cell", "lstm_unrolled"]
+        "lstm_cell", "rnn_cell", "lstm_unrolled", "attention_step"]
 
 
 def test_cli_renders_a_module_function(tmp_path):

@@ -10,7 +10,7 @@ from .shape import sum, mean, reshape, transpose, broadcast_to, sum_to, concat
 from .linalg import matmul, matmul_tn
 from .indexing import getitem, ids_in_range
 from .random import dropout_mask
-from .losses import log_softmax, cross_entropy
+from .losses import log_softmax, softmax, cross_entropy
 from . import methods
 
 methods.install()
@@ -30,4 +30,5 @@ def all_primitives():
 __all__ = ["Primitive", "apply", "add", "sub", "mul", "div", "neg", "pow", "exp", "log",
            "sigmoid", "tanh", "relu", "step", "sum", "mean", "reshape", "transpose",
            "broadcast_to", "sum_to", "concat", "matmul", "matmul_tn", "getitem",
-           "ids_in_range", "dropout_mask", "log_softmax", "cross_entropy", "all_primitives"]
+           "ids_in_range", "dropout_mask", "log_softmax", "softmax", "cross_entropy",
+           "all_primitives"]

@@ -203,6 +203,12 @@ def log_softmax(x, axis=-1):
     return apply(LogSoftmax(axis), x)
 
 
+def softmax(x, axis=-1):
+    """exp(x) / sum(exp(x), axis), as exp(log_softmax(x, axis)): no overflow, and the
+    gradient is the log-softmax primitive's (attention weights over time use it)."""
+    return exp(log_softmax(x, axis))
+
+
 def cross_entropy(logits, targets):
     """Mean negative log-likelihood of integer `targets` under softmax(logits).
 
