@@ -200,15 +200,19 @@ def blas_kernels():
     return found + (f" (pinned by OPENBLAS_CORETYPE={pinned})" if pinned else "")
 
 
-BLAS = "BLAS (matmuls)"
-ELEMENTWISE = "elementwise and reductions (other op forwards, numpy reductions)"
-ALLOCATION = "allocation (zeros, empty, copies)"
-OVERHEAD = "Python overhead (graph, autodiff, replay loop, optimizer)"
+BLAS = "matrix products (matmul, matmul_tn)"
+ELEMENTWISE = "the other ops (elementwise, reductions, log-softmax, scatters, concats)"
+OVERHEAD = "everything else (graph, autodiff, replay loop, optimizer, clipping)"
 
 
 def profile_medium(ids, targets, compiled, steps=3):
     """Where the time of a tinygraph medium step goes, by kind of work: ({kind: seconds},
-    total seconds), per step."""
+    total seconds), per step.
+
+    An op's time is the cumulative time of its primitive's forward, forward_into and
+    add_into (what numpy does inside, and the waits for the worker that runs the other half
+    of a split product: cProfile sees the calling thread only), counted once where one of
+    them calls another."""
     step = tinygraph_lm(CONFIGS["medium"], ids, targets, compiled)
     step()
     profiler = cProfile.Profile()
@@ -218,26 +222,23 @@ def profile_medium(ids, targets, compiled, steps=3):
     profiler.disable()
     stats = pstats.Stats(profiler).stats          # (file, line, name) -> (cc, nc, tt, ct, callers)
     total = sum(v[2] for v in stats.values())
-    kinds = dict.fromkeys([BLAS, ELEMENTWISE, ALLOCATION, OVERHEAD], 0.0)
-    # The primitives' own array code, found by its code objects (numpy's matmul runs inside
-    # the matmul forwards as a ufunc call, so its time is theirs).
     kind_of_code = {}
     for cls in all_primitives():
-        for method in ("forward", "add_into"):
-            code = getattr(getattr(cls, method, None), "__code__", None)
-            if code is not None:
-                kind_of_code[(code.co_filename, code.co_firstlineno, code.co_name)] = (
-                    BLAS if cls in (MatMul, MatMulTN) else ELEMENTWISE)
-    for (filename, line, func), (_, _, tt, _, _) in stats.items():
-        if (filename, line, func) in kind_of_code:
-            kind = kind_of_code[(filename, line, func)]
-        elif "reduce" in func or "add.at" in func or "ufunc" in func:
-            kind = ELEMENTWISE
-        elif any(word in func for word in ("zeros", "empty", "copy", "concatenate")):
-            kind = ALLOCATION
-        else:
-            kind = OVERHEAD
-        kinds[kind] += tt
+        for method in ("forward", "forward_into", "add_into", "_ufunc_into"):
+            function = getattr(cls, method, None)
+            code = getattr(function, "__code__", None)
+            if isinstance(function, property) or code is None:
+                continue
+            kind_of_code[(code.co_filename, code.co_firstlineno, code.co_name)] = (
+                BLAS if cls in (MatMul, MatMulTN) else ELEMENTWISE)
+    kinds = dict.fromkeys([BLAS, ELEMENTWISE, OVERHEAD], 0.0)
+    for key, kind in kind_of_code.items():
+        if key not in stats:
+            continue
+        _, _, _, cumulative, callers = stats[key]
+        nested = sum(v[3] for caller, v in callers.items() if caller in kind_of_code)
+        kinds[kind] += cumulative - nested
+    kinds[OVERHEAD] = total - kinds[BLAS] - kinds[ELEMENTWISE]
     return {k: v / steps for k, v in kinds.items()}, total / steps
 
 

@@ -4,13 +4,14 @@ Runs, one after the other in fresh processes, on the same machine:
 - tinygraph: `python -m lstm train --data-dir D --preset small --out TMP` exactly as the
   README gives it (its default mode), timed from start to the printed test perplexity;
 - PyTorch: the same model (embedding 100, one LSTM layer of 100, linear 10,000) from the same
-  initial weights (copied from tinygraph's), batches
+  initial weights (tinygraph's initial model moved over by lstm.to_torch), batches
   (20 x 35, reading on across epochs, state carried), SGD lr 20 with clipping 0.25, the
   learning rate divided by 4 when validation perplexity does not improve, the best model by
   validation tested, evaluation with batches of 10 x 35.
 
-Prints wall time and test perplexity of each, and the ratio. Takes two runs' time (about
-8 minutes on the project machine).
+Prints wall time and test perplexity of each, the ratio, and the test perplexity of the
+PyTorch model brought into tinygraph with lstm.from_torch. Takes two runs' time (about 7
+minutes on the project machine).
 
     python benchmarks/ptb_full_run.py [--data-dir ../shared/data/ptb] [--epochs 4]
 """
@@ -44,25 +45,17 @@ def run_readme_command(data_dir, epochs):
 
 
 def torch_training(data_dir, epochs):
-    """The PyTorch twin (module docstring): (seconds, test perplexity)."""
+    """The PyTorch twin (module docstring): (seconds, test perplexity, test perplexity of
+    the trained model imported into tinygraph)."""
     import torch
     sys.path.insert(0, str(ROOT))
+    import lstm
     from lstm.data import BPTTBatches, Corpus
+    from lstm.train import PRESETS, build_model, perplexity as tinygraph_perplexity
     start = time.perf_counter()
     torch.manual_seed(1)
     corpus = Corpus(data_dir)
     vocab = len(corpus.vocab)
-
-    class LM(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.embed = torch.nn.Embedding(vocab, 100)
-            self.lstm = torch.nn.LSTM(100, 100, 1, batch_first=True)
-            self.out = torch.nn.Linear(100, vocab)
-
-        def forward(self, x, state):
-            hs, state = self.lstm(self.embed(x), state)
-            return self.out(hs), state
 
     def loss_of(model, ids, targets, state):
         logits, state = model(torch.as_tensor(ids), state)
@@ -80,8 +73,8 @@ def torch_training(data_dir, epochs):
         model.train()
         return math.exp(total / count)
 
-    model = LM()
-    _copy_initial_weights(model, vocab)
+    # tinygraph's initial model (the book's initialisation), moved to PyTorch by the bridge.
+    model = lstm.to_torch(build_model(PRESETS["small"], vocab)).train()
     opt = torch.optim.SGD(model.parameters(), lr=20.0)
     batches = BPTTBatches(corpus.ids["train"], 20, 35)
     best, best_state, state = math.inf, None, None
@@ -100,32 +93,10 @@ def torch_training(data_dir, epochs):
                 group["lr"] /= 4
     model.load_state_dict(best_state)
     test = perplexity(model, "test")
-    return time.perf_counter() - start, test
-
-
-def _copy_initial_weights(model, vocab):
-    """Start the PyTorch twin from tinygraph's initial weights (the book's initialisation,
-    not PyTorch's defaults): gates f, g, i, o -> PyTorch's i, f, g, o, x @ Wx -> W_ih @ x,
-    one bias -> b_ih (b_hh zero)."""
-    import numpy as np
-    import torch
-    from lstm.train import PRESETS, build_model
-    ours = dict(build_model(PRESETS["small"], vocab).named_parameters())
-    H = 100
-
-    def torch_order(w):          # columns f, g, i, o -> rows i, f, g, o
-        f, g, i, o = (w[..., k * H:(k + 1) * H] for k in range(4))
-        return np.concatenate([i, f, g, o], axis=-1).T
-
-    cell = "rnn.layers.0.cell."
-    with torch.no_grad():
-        model.embed.weight.copy_(torch.from_numpy(ours["embed.W"].data))
-        model.lstm.weight_ih_l0.copy_(torch.from_numpy(torch_order(ours[cell + "Wx"].data)))
-        model.lstm.weight_hh_l0.copy_(torch.from_numpy(torch_order(ours[cell + "Wh"].data)))
-        model.lstm.bias_ih_l0.copy_(torch.from_numpy(torch_order(ours[cell + "b"].data)))
-        model.lstm.bias_hh_l0.zero_()
-        model.out.weight.copy_(torch.from_numpy(ours["out.W"].data.T))
-        model.out.bias.copy_(torch.from_numpy(ours["out.b"].data))
+    seconds = time.perf_counter() - start
+    # The trained PyTorch model brought into tinygraph (lstm.from_torch) scores the same.
+    imported = tinygraph_perplexity(lstm.from_torch(model.eval()), corpus.ids["test"])
+    return seconds, test, imported
 
 
 def main():
@@ -141,8 +112,10 @@ def main():
     child = subprocess.run([sys.executable, __file__, "--torch-only", "--data-dir",
                             args.data_dir, "--epochs", str(args.epochs)],
                            capture_output=True, text=True)
+    imported = None
     if child.returncode == 0:
-        results["PyTorch"] = tuple(json.loads(child.stdout.splitlines()[-1]))
+        *torch_result, imported = json.loads(child.stdout.splitlines()[-1])
+        results["PyTorch"] = tuple(torch_result)
     else:
         print(f"PyTorch run failed or is not installed:\n{child.stderr[-1000:]}")
     print(f"PTB small preset, {args.epochs} epochs, whole runs:")
@@ -151,6 +124,8 @@ def main():
     if len(results) == 2:
         ours, theirs = results.values()
         print(f"  time ratio tinygraph / PyTorch: {ours[0] / theirs[0]:.2f}")
+        print(f"  the PyTorch model imported into tinygraph (lstm.from_torch): test perplexity "
+              f"{imported:.2f}")
 
 
 if __name__ == "__main__":

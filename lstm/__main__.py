@@ -1,4 +1,4 @@
-"""Command line: `python -m lstm train | generate | seq2seq | demo | vanishing` (see --help
+"""Command line: `python -m lstm train | generate | seq2seq | export | demo | vanishing` (see --help
 of each)."""
 import dataclasses
 import pathlib
@@ -98,6 +98,34 @@ def seq2seq_command(args):
     return 0
 
 
+def export_command(args):
+    """`export`: write a checkpoint's model as a PyTorch state_dict file with its config."""
+    from .seq2seq_train import load_seq2seq
+    from .torch_bridge import describe, to_torch
+    from .train import load_language_model
+    _, meta = load_checkpoint(args.checkpoint)
+    extra = {}
+    if meta.get("kind") == "seq2seq":
+        model, extra["chars"] = load_seq2seq(args.checkpoint)
+    elif "preset" in meta:
+        model, vocab = load_language_model(args.checkpoint, args.data_dir)
+        extra["words"] = vocab.id_to_word
+    else:
+        raise CheckpointError(f"{args.checkpoint} is a checkpoint of an unknown model kind "
+                              f"({meta.get('kind', 'no kind recorded')}); export knows language "
+                              "models (lstm train) and seq2seq models (lstm seq2seq)")
+    kind, config = describe(model)
+    module = to_torch(model)
+    import torch
+    out = pathlib.Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"format": "tinygraph-torch-1", "kind": kind, "config": config,
+                "state_dict": module.state_dict(), **extra}, out)
+    print(f"wrote {out}: a {kind} ({sum(p.numel() for p in module.parameters()):,} weights); "
+          f"rebuild it with lstm.torch_bridge.torch_module(saved['kind'], saved['config'])")
+    return 0
+
+
 def demo_command(args):
     """`demo`: the embedded default (a sine-wave LSTM and its diagrams)."""
     from .demo import run
@@ -177,6 +205,13 @@ def main(argv=None):
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--eager", action="store_true", help="run every step eagerly")
     p.set_defaults(run=seq2seq_command)
+    p = sub.add_parser("export", help="write a trained model as a PyTorch state_dict file")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint of lstm train or seq2seq")
+    p.add_argument("--to", choices=["torch"], default="torch", help="the target (torch)")
+    p.add_argument("-o", "--output", required=True, help="the file to write, e.g. model.pt")
+    p.add_argument("--data-dir", help="the corpus folder, only for language-model checkpoints "
+                   "written before they carried their vocabulary")
+    p.set_defaults(run=export_command)
     p = sub.add_parser("demo", help="the embedded default: a sine-wave LSTM and its diagrams")
     p.add_argument("--out", default="lstm-demo", help="output folder (default %(default)s)")
     p.add_argument("--steps", type=at_least(1), default=400,
@@ -194,7 +229,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (OSError, ValueError, CheckpointError, FloatingPointError) as e:
+    except (OSError, ValueError, TypeError, ImportError, CheckpointError,
+            FloatingPointError) as e:
         if args.traceback:
             raise
         print(f"error: {e}", file=sys.stderr)

@@ -216,3 +216,22 @@ class Seq2seqTrainer:
                 if interrupted():
                     raise Interrupted(f"saved {path} after epoch {self.epoch}", path)
         return self.history
+
+
+def load_seq2seq(path):
+    """(model, characters) of a seq2seq training checkpoint."""
+    arrays, meta = load_checkpoint(path)
+    if meta.get("kind") != "seq2seq":
+        raise CheckpointError(f"{path} is not a seq2seq checkpoint")
+    try:
+        settings = Seq2seqSettings(**meta["settings"])
+        chars = list(meta["chars"])
+    except (KeyError, TypeError) as e:
+        raise CheckpointError(f"{path} lacks its settings ({e!r})") from None
+    model = Seq2seq(len(chars), settings.embed_size, settings.hidden_size, settings.peeky,
+                    settings.attention, seed=settings.seed)
+    try:
+        model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("param/")})
+    except ValueError as e:
+        raise CheckpointError(f"{path} does not fit its own settings: {e}") from None
+    return model, chars

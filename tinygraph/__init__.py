@@ -19,6 +19,7 @@ from .transforms.rewrite import simplify, Simplified
 from .transforms.step import Step, value_and_grad
 from .transforms.compile import compile, carry, CompiledStep
 from .transforms.anomaly import detect_anomaly
+from .transforms.onnx_export import export_onnx
 from .diagrams.dot import render, to_dot, save, GraphvizNotFoundError
 from .diagrams.explorer import explore, Explorer
 
@@ -30,6 +31,6 @@ __all__ = [
     "Primitive", "apply",
     "grad", "backward", "nodes", "leaves", "render", "to_dot", "save", "GraphvizNotFoundError",
     "gradcheck", "GradcheckError", "simplify", "Simplified", "Step", "value_and_grad",
-    "compile", "carry", "CompiledStep", "detect_anomaly", "explore", "Explorer",
+    "compile", "carry", "CompiledStep", "detect_anomaly", "export_onnx", "explore", "Explorer",
 ]
 __version__ = "0.1.0"

@@ -9,6 +9,8 @@
         Lists the built-in examples.
     python -m tinygraph explore MODULE:FUNCTION|EXAMPLE -o graph.html
         Writes the interactive explorer of the graph: one self-contained, offline HTML file.
+    python -m tinygraph export-onnx MODULE:FUNCTION|EXAMPLE -o graph.onnx
+        Writes the graph and its generated gradient graph as an ONNX model.
 """
 import importlib
 import pathlib
@@ -21,7 +23,7 @@ from . import examples, grad, nodes, simplify, tensor
 from .cli import ArgumentParser, at_least
 from .diagrams.dot import VIEWS, GraphvizNotFoundError, save
 from .diagrams.explorer import explore
-from .core.tensor import Tensor
+from .core.tensor import Parameter, Tensor
 
 
 class CommandError(Exception):
@@ -113,6 +115,31 @@ def explore_command(args):
     return 0
 
 
+def export_onnx_command(args):
+    """`export-onnx`: write an example's or a function's graph (and its gradients) as ONNX."""
+    from .transforms.onnx_export import export_onnx
+    if not args.target:
+        raise CommandError("export-onnx needs a target: MODULE:FUNCTION or an example name "
+                           "(see render --list)")
+    outputs = _call_target(args.target)
+    leaves = [t for node in nodes(outputs) for t in node.inputs if t._node is None]
+    # Inputs: the leaves that require grad and are not Parameters (x, h_prev, ...); the
+    # Parameters and constants are written as initializers with their current values.
+    inputs = list({id(t): t for t in leaves
+                   if t.requires_grad and not isinstance(t, Parameter)}.values())
+    exported = list(outputs)
+    if args.view != "forward":
+        wrt = list({id(t): t for t in leaves if t.requires_grad}.values())
+        total = outputs[0].sum() if len(outputs) == 1 else sum(o.sum() for o in outputs)
+        grads = grad(total, wrt, create_graph=True)
+        exported = (exported if args.view == "both" else []) + list(grads)
+    model = export_onnx(exported, inputs, args.output, dynamic_batch=args.dynamic_batch)
+    print(f"{args.output}: {len(model.graph.node)} ONNX nodes, inputs "
+          f"{', '.join(i.name for i in model.graph.input) or 'none'}, outputs "
+          f"{', '.join(o.name for o in model.graph.output)}")
+    return 0
+
+
 def _call_target(target):
     if target in examples.EXAMPLES:
         fn = examples.EXAMPLES[target]
@@ -181,6 +208,18 @@ def main(argv=None):
     p.add_argument("--title", help="the page's title")
     p.set_defaults(run=explore_command)
 
+    p = sub.add_parser("export-onnx", help="write a graph and its generated gradient graph as "
+                                           "ONNX (.onnx)")
+    p.add_argument("target", nargs="?", help="MODULE:FUNCTION, or a built-in example name")
+    p.add_argument("-o", "--output", default="graph.onnx",
+                   help="the .onnx file to write (default: %(default)s)")
+    p.add_argument("--view", choices=VIEWS, default="both",
+                   help="forward: the outputs; backward: the gradients of their sum with "
+                        "respect to every leaf that requires grad; both (default)")
+    p.add_argument("--dynamic-batch", action="store_true",
+                   help="a symbolic first axis for the inputs, where shapes allow it")
+    p.set_defaults(run=export_onnx_command)
+
     args = parser.parse_args(argv)
     try:
         return args.run(args)
@@ -189,7 +228,7 @@ def main(argv=None):
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except (GraphvizNotFoundError, ValueError, TypeError, OSError) as e:
+    except (GraphvizNotFoundError, ValueError, TypeError, OSError, ImportError) as e:
         if args.traceback:
             raise
         print(f"error: {e}", file=sys.stderr)
