@@ -23,6 +23,9 @@ from .cells import LSTMCell
 from .recurrent import Recurrent
 
 class Seq2seq(Module):
+    """Encoder-decoder over token ids (see the module): embeddings of `embed_size`, LSTM
+    encoder and decoder of `hidden_size`, an affine read-out over the vocabulary."""
+
     def __init__(self, vocab_size, embed_size=16, hidden_size=128, peeky=False,
                  attention=False, seed=0, dtype=np.float32):
         rng = np.random.default_rng(seed)

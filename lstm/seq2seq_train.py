@@ -58,6 +58,9 @@ def default_settings(task, **changes):
 
 
 class Seq2seqTrainer:
+    """Makes the task's examples, splits off the held-out ones, and trains a Seq2seq model on
+    the rest with a compiled step (eager with compiled=False); checkpoints go to out_dir."""
+
     def __init__(self, settings, out_dir, log=print, compiled=True):
         self.settings, self.log = settings.check(), log
         self.out_dir = pathlib.Path(out_dir)
@@ -138,6 +141,8 @@ class Seq2seqTrainer:
 
     # --- checkpoints --------------------------------------------------------------------------
     def save(self, name):
+        """Write checkpoint `name` into the output folder: the parameters, Adam's moments,
+        the settings, the characters and where the run is."""
         arrays = {"param/" + k: v for k, v in self.model.state_dict().items()}
         optimizer = self.optimizer.state_dict()
         arrays.update({"optim/" + k: v for k, v in optimizer.items() if k not in ("lr", "t")})
@@ -147,6 +152,8 @@ class Seq2seqTrainer:
         return save_checkpoint(self.out_dir / name, arrays, meta)
 
     def resume(self, path):
+        """Continue from the checkpoint at `path`; CheckpointError if it was made with other
+        settings (only the number of epochs may differ)."""
         arrays, meta = load_checkpoint(path)
         if meta.get("kind") != "seq2seq":
             raise CheckpointError(f"{path} is not a seq2seq checkpoint")
@@ -170,6 +177,7 @@ class Seq2seqTrainer:
 
     # --- the loop -----------------------------------------------------------------------------
     def train_step(self, questions, answers, mask):
+        """One Adam step with clipping on a batch; returns the loss."""
         self.optimizer.zero_grad()
         if self.settings.attention:
             loss = self.step(questions, answers, mask)
