@@ -38,6 +38,7 @@ class Seq2seqSettings:
     seed: int = 0
 
     def check(self):
+        """The settings themselves, once each is checked (ValueError naming a bad one)."""
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
         for name in ("embed_size", "hidden_size", "batch_size", "epochs", "examples"):

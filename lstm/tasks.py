@@ -36,6 +36,7 @@ class Task:
 
     @property
     def char_to_id(self):
+        """{character: id}."""
         return {c: k for k, c in enumerate(self.chars)}
 
     def decode(self, ids):
