@@ -100,13 +100,15 @@ class LanguageModel(Module):
 def _sample(logits, temperature, top_k, rng):
     """One id drawn from softmax(logits / temperature) (argmax at temperature 0), among the
     top_k largest logits when top_k is given."""
-    if top_k is not None:
-        cutoff = np.partition(logits, -top_k)[-top_k]
-        logits = np.where(logits >= cutoff, logits, -np.inf)
+    if top_k is not None:                       # exactly k words, even with ties
+        kept = np.argpartition(logits, -top_k)[-top_k:]
+        limited = np.full_like(logits, -np.inf)
+        limited[kept] = logits[kept]
+        logits = limited
     if temperature == 0:
         return int(np.argmax(logits))
-    scaled = logits / temperature
-    p = np.exp(scaled - scaled.max())
+    with np.errstate(over="ignore"):           # a tiny temperature: -inf, weight 0
+        p = np.exp((logits - logits.max()) / temperature)
     return int(rng.choice(len(p), p=p / p.sum()))
 
 

@@ -106,4 +106,6 @@ def padding_mask(lengths, width, reverse=False, dtype=np.float32):
     positions = np.arange(width)[None, :]
     lengths = np.asarray(lengths)[:, None]
     padded = positions < width - lengths if reverse else positions >= lengths
-    return np.where(padded, MASKED, 0).astype(dtype)
+    # A dtype too narrow for MASKED (float16) gets its most negative finite half instead.
+    masked = max(MASKED, float(np.finfo(dtype).min) / 2)
+    return np.where(padded, masked, 0).astype(dtype)

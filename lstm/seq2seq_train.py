@@ -52,6 +52,12 @@ class Seq2seqSettings:
         return self
 
 
+def build_seq2seq(settings, chars):
+    """The untrained Seq2seq model the settings describe, over the characters `chars`."""
+    return Seq2seq(len(chars), settings.embed_size, settings.hidden_size, settings.peeky,
+                   settings.attention, seed=settings.seed)
+
+
 def default_settings(task, **changes):
     """The book's settings for `task`, with `changes`."""
     base = {"dates": dict(hidden_size=256, epochs=10)}.get(task, {})
@@ -69,8 +75,7 @@ class Seq2seqTrainer:
         self.task = task
         self.train_set, self.test_set = task.split(settings.held_out)
         self.start_id = task.char_to_id[START]
-        self.model = Seq2seq(len(task.chars), settings.embed_size, settings.hidden_size,
-                             settings.peeky, settings.attention, seed=settings.seed)
+        self.model = build_seq2seq(settings, task.chars)
         self.optimizer = Adam(self.model.parameters(), settings.lr)
         make_step = tg.compile if compiled else tg.value_and_grad
         self.step = make_step(self.model.loss, self.model.parameters())
@@ -237,8 +242,7 @@ def load_seq2seq(path):
         chars = list(meta["chars"])
     except (KeyError, TypeError) as e:
         raise CheckpointError(f"{path} lacks its settings ({e!r})") from None
-    model = Seq2seq(len(chars), settings.embed_size, settings.hidden_size, settings.peeky,
-                    settings.attention, seed=settings.seed)
+    model = build_seq2seq(settings, chars)
     try:
         model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("param/")})
     except ValueError as e:

@@ -262,6 +262,10 @@ def attention(queries, states, mask=None):
         if mask is not None:
             if not isinstance(mask, Tensor):
                 mask = Tensor(xp.asarray(mask, dtype=scores.dtype), constant=True)
+            expected = (states.shape[0], states.shape[1])
+            if mask.shape != expected:
+                raise ValueError(f"attention: the mask has shape {mask.shape}; it needs one "
+                                 f"score per state, {expected} (batch, states)")
             scores = scores + ops.reshape(mask, (mask.shape[0], 1, mask.shape[1]))
         weights = ops.softmax(scores, axis=2)
         weights.name = "weights"

@@ -305,3 +305,12 @@ def test_log_softmax_over_row_blocks_in_threads_matches_the_composition(dtype, a
     (twin,) = tg.grad((composed * w).sum(), [x])
     assert fused.dtype == dtype
     np.testing.assert_allclose(fused.data, twin.data, rtol=10 * tol, atol=10 * tol)
+
+
+def test_sigmoid_keeps_its_relative_precision_far_in_the_negative_tail():
+    """σ(-20) is 2.06e-9, not 0 (½·tanh(½a) + ½ cancels there): log σ stays finite."""
+    a = np.array([-80.0, -20.0, -10.0, 0.0, 10.0, 30.0])
+    exact = 1 / (1 + np.exp(-a))
+    for dtype in (np.float32, np.float64):
+        got = tg.sigmoid(tg.tensor(a.astype(dtype))).data
+        np.testing.assert_allclose(got, exact, rtol=1e-6 if dtype == np.float32 else 1e-14)

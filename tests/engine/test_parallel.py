@@ -57,3 +57,30 @@ def test_a_step_gives_blas_one_thread_while_it_runs_and_restores_it():
         make(loss, [w])(np.ones((2, 3)))
         assert seen and all(threads == [1] * len(before) and split for threads, split in seen)
         assert blas_threads() == before and not current().split_products
+
+
+def test_steps_overlapping_in_two_threads_leave_blas_as_it_was():
+    """A step in the main thread, and one in another thread that enters before the first
+    leaves and leaves after it: BLAS keeps one thread until the last step leaves, then has
+    its own count again (the second step must not take the first's limit for the original).
+    threadpoolctl lets one thread at a time control OpenBLAS, so the main thread does."""
+    import threading
+    if max(blas_threads(), default=1) < 2:
+        pytest.skip("BLAS runs one thread here anyway")
+    before = blas_threads()
+    b_in, main_out = threading.Event(), threading.Event()
+
+    def other_step():
+        with parallel.cores_to_workers():
+            b_in.set()
+            main_out.wait(5)
+
+    other = threading.Thread(target=other_step)
+    with parallel.cores_to_workers():
+        other.start()
+        b_in.wait(5)
+    still_inside = blas_threads()          # the other step is still running
+    main_out.set()
+    other.join(10)
+    assert still_inside == [1] * len(before)
+    assert blas_threads() == before

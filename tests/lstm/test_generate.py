@@ -109,3 +109,12 @@ def test_an_older_checkpoint_needs_its_corpus_folder(trained, tmp_path, capsys):
     other = write_corpus(tmp_path / "other", train="x y z\n", valid="x\n", test="y\n")
     with pytest.raises(CheckpointError, match="another vocabulary"):
         load_language_model(old, data_dir=other)
+
+
+def test_sampling_edge_cases_tiny_temperature_and_tied_top_k():
+    from lstm.models import _sample
+    rng = np.random.default_rng(0)
+    logits = np.array([1.0, 3.0, 3.0, 3.0, 0.5])
+    assert _sample(logits, 1e-320, None, rng) in (1, 2, 3)           # no NaN probabilities
+    drawn = {_sample(logits, 1.0, 2, np.random.default_rng(k)) for k in range(200)}
+    assert len(drawn) == 2 and drawn <= {1, 2, 3}                    # exactly two words

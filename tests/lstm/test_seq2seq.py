@@ -194,3 +194,12 @@ def test_bad_settings_are_one_line_errors(tmp_path, capsys, argv, message):
     assert main(["seq2seq", "--out", str(tmp_path / "x"), *argv]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
+
+
+def test_a_mask_of_the_wrong_shape_is_refused_and_a_narrow_dtype_stays_finite():
+    q, s = tg.tensor(np.ones((2, 1, 3))), tg.tensor(np.ones((2, 4, 3)))
+    for bad in (np.zeros((2, 1)), np.zeros(4), np.zeros((4, 2))):
+        with pytest.raises(ValueError, match=r"attention: the mask has shape .* \(2, 4\)"):
+            attend(q, s, bad)
+    half = padding_mask([1], 3, dtype=np.float16)
+    assert np.all(np.isfinite(half)) and half[0, 1] < -1e4

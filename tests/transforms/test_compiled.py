@@ -406,3 +406,14 @@ def test_cross_entropy_gradient_runs_fused_without_a_class_sized_scatter():
     eager_loss = tg.value_and_grad(lambda x, t: tg.cross_entropy(tg.matmul(x, W), t), [W])
     assert float(eager_loss(x, targets).data) == pytest.approx(loss, rel=1e-13)
     np.testing.assert_allclose(fused, W.grad.data, rtol=1e-12, atol=1e-14)
+
+
+def test_a_fused_node_is_a_backward_node_named_for_its_forward_op():
+    rng = np.random.default_rng(1)
+    W = tg.Parameter(rng.standard_normal((6, 50)))
+    step = tg.compile(lambda x, t: tg.cross_entropy(tg.matmul(x, W), t), [W])
+    step(rng.standard_normal((4, 6)), rng.integers(0, 50, 4))
+    program = next(iter(step.programs.values()))
+    (k,) = [k for k, (f, _, _) in enumerate(program.steps)
+            if f.__self__.name == "log_softmax_grad_at"]
+    assert "backward" in program.wheres[k] and "log_softmax" in program.wheres[k]

@@ -7,7 +7,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 import tinygraph as tg  # noqa: E402
-from tinygraph.examples import lstm_cell, lstm_unrolled  # noqa: E402
+from tinygraph.examples import attention_step, lstm_cell, lstm_unrolled  # noqa: E402
 from tinygraph.nn import Dropout  # noqa: E402
 from lstm.models import LanguageModel  # noqa: E402
 
@@ -89,3 +89,51 @@ def test_a_primitive_without_a_mapping_is_named(tmp_path):
     y = Dropout(0.5, rng=np.random.default_rng(0))(x)
     with pytest.raises(ValueError, match="no ONNX mapping for primitive 'dropout_mask'.*eval"):
         tg.export_onnx([y], [x], tmp_path / "d.onnx")
+
+
+def test_gradient_outputs_keep_their_names_and_a_sum_seeded_backward_takes_any_batch():
+    """The gradients of sum(L) over the attention step: its seed is a broadcast of 1 to the
+    batch's shape, read from the first input at run time with dynamic_batch."""
+    leaves, loss = attention_step(dtype=np.float32)
+    inputs = [leaves[n] for n in ("x", "h_prev", "c_prev", "hs1", "hs2", "hs3")]
+    params = [leaves[n] for n in ("Wx", "Wh", "b", "Wc")]
+    grads = tg.grad(loss, inputs + params, create_graph=True)
+    model = tg.export_onnx([loss, *grads], inputs, dynamic_batch=True)
+    names = [o.name for o in model.graph.output]
+    assert names == ["L"] + [f"∂L/∂{t.name}" for t in inputs + params]
+    rng = np.random.default_rng(4)
+    feeds = {t.name: rng.standard_normal((5,) + t.shape[1:]).astype(np.float32) for t in inputs}
+    got = run(model, feeds)
+    batch5 = {n: tg.tensor(a, name=n, requires_grad=True) for n, a in feeds.items()}
+    again = [tg.tensor(p.data, name=p.name, requires_grad=True) for p in params]
+    expected = _attention_loss_and_grads(batch5, again)
+    for name, t in zip(names, expected):
+        np.testing.assert_allclose(got[name], t.data, rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def _attention_loss_and_grads(x, params):
+    from tinygraph.nn import attention
+    Wx, Wh, b, Wc = params
+    h, _ = lstm_cell(x["x"], x["h_prev"], x["c_prev"], Wx, Wh, b)
+    N, H = h.shape
+    states = tg.concat([tg.reshape(x[f"hs{t}"], (N, 1, H)) for t in (1, 2, 3)], axis=1)
+    context, _ = attention(tg.reshape(h, (N, 1, H)), states)
+    out = tg.tanh(tg.concat([tg.reshape(context, (N, H)), h], axis=1) @ Wc)
+    loss = out.sum()
+    inputs = [x[n] for n in ("x", "h_prev", "c_prev", "hs1", "hs2", "hs3")]
+    return [loss, *tg.grad(loss, inputs + list(params))]
+
+
+def test_a_constant_of_the_traced_batch_size_is_warned_about():
+    inputs, loss = lstm_unrolled(dtype=np.float32)
+    xs = [inputs[n] for n in ("x1", "x2", "x3")]
+    with pytest.warns(UserWarning) as warned:
+        tg.export_onnx([loss], xs, dynamic_batch=True)
+    assert sorted(str(w.message).split(":")[2].split()[0] for w in warned) == ["c0", "h0"]
+
+
+def test_a_sum_over_no_axes_stays_the_identity():
+    x = tg.tensor(np.arange(6, dtype=np.float32).reshape(2, 3), name="x")
+    y = tg.sum(x, axis=()) * 2
+    got = run(tg.export_onnx([y], [x]), {"x": x.data})
+    np.testing.assert_array_equal(list(got.values())[0], y.data)

@@ -214,21 +214,27 @@ class Sigmoid(Elementwise):
     name = "sigmoid"
     rules = "{gy} ⊙ {y} ⊙ (1 − {y})"
 
-    # σ(a) = ½·tanh(½a) + ½: no overflow for any a, and four in-place passes over one
-    # buffer (about 3x faster than exp and where over temporaries, on a gate's (20, 650)).
+    # σ(a) = σ(|a|) for a >= 0 and e·σ(|a|) for a < 0, with e = exp(-|a|) and σ(|a|) =
+    # 1/(1 + e): exp of a non-positive number only (no overflow), no cancellation for very
+    # negative a (σ(-20) is 2e-9, not 0), and in place over one buffer and one scratch
+    # (12 us on a gate's (20, 650) against 18 with temporaries).
     def forward(self, a):
-        return self._tanh_form(xp.asarray(xp.multiply(a, 0.5)))  # float, also for int a
+        return self._into(xp.empty(xp.shape(a), xp.result_type(a, 0.5)), a)
 
     @property
     def forward_into(self):
-        return lambda out, a: self._tanh_form(xp.multiply(a, 0.5, out=out))
+        return self._into
 
     @staticmethod
-    def _tanh_form(half):
-        xp.tanh(half, out=half)
-        half *= 0.5
-        half += 0.5
-        return half
+    def _into(out, a):
+        xp.abs(a, out=out)
+        xp.negative(out, out=out)
+        xp.exp(out, out=out)                       # e = exp(-|a|)
+        s = xp.add(out, 1, out=xp.empty_like(out))
+        xp.reciprocal(s, out=s)                    # σ(|a|)
+        xp.maximum(out, xp.greater_equal(a, 0), out=out)     # 1 where a >= 0, else e
+        out *= s
+        return out
 
     def vjp(self, node, g, needs):
         y = node.output

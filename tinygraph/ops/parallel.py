@@ -12,13 +12,13 @@ product); and a (20, 650) @ (650, 2600) product, split in two column blocks, run
 faster than OpenBLAS's own two threads (benchmarks/lm_step.py --configs medium).
 
 The pool is created on first use and holds no state of the computation. BLAS's thread count
-is process-wide: two steps run concurrently in two threads may restore it while the other
-still runs, which costs speed, never correctness.
+is process-wide, so steps running at once in several threads share one limit (counted).
 """
 import concurrent.futures
 import contextlib
 import contextvars
 import os
+import threading
 
 from ..backend import xp
 from ..core.state import changed, current
@@ -28,6 +28,8 @@ MIN_FLOPS = 1 << 24             # a product below this runs whole (a (20, 100) @
                                 # split in two ran 3x slower)
 _pool = []
 _blas = []                      # [threadpoolctl controller or None], found on first use
+_holders = []                   # [the BLAS limit in force, then one entry per step inside it]
+_lock = threading.Lock()        # guards the three lists above
 
 
 def workers():
@@ -41,9 +43,10 @@ def for_blocks(fn, n, big_enough=True):
     if count < 2 or not big_enough or n < 2:
         fn(0, n)
         return
-    if not _pool:
-        _pool.append(concurrent.futures.ThreadPoolExecutor(count - 1,
-                                                           thread_name_prefix="tinygraph"))
+    with _lock:
+        if not _pool:
+            _pool.append(concurrent.futures.ThreadPoolExecutor(
+                count - 1, thread_name_prefix="tinygraph"))
     bounds = [n * k // count for k in range(count + 1)]
     # Each block runs in a copy of the caller's context: numpy's errstate (and tinygraph's
     # state) is context-local, and a worker thread would otherwise start from the defaults.
@@ -64,16 +67,44 @@ def for_row_blocks(fn, rows, elements):
 @contextlib.contextmanager
 def cores_to_workers():
     """Within: one BLAS thread per call, and big products split over the pool (see module).
-    Without threadpoolctl, or with no BLAS it can control, nothing changes."""
+    Without threadpoolctl, or with no BLAS it can control, nothing changes. Steps running at
+    once in several threads share one limit: the first to enter sets it, the last to leave
+    restores BLAS's own thread count."""
     if current().split_products:            # already inside (a step calling a step)
         yield
         return
-    controller = _blas_controller()
-    if controller is None:
+    with _lock:
+        controller = _blas_controller()
+        if controller is None:
+            limit = None
+        else:
+            if not _holders:
+                _take_control(controller)
+                _holders.append(controller.limit(limits=1, user_api="blas"))
+            _holders.append(None)
+            limit = True
+    if limit is None:
         yield
         return
-    with controller.limit(limits=1, user_api="blas"), changed(split_products=True):
-        yield
+    try:
+        with changed(split_products=True):
+            yield
+    finally:
+        with _lock:
+            _holders.pop()
+            if len(_holders) == 1:          # the last step left: BLAS gets its threads back
+                _take_control(_blas_controller())
+                _holders.pop().restore_original_limits()
+
+
+def _take_control(controller):
+    """threadpoolctl lets one thread at a time change OpenBLAS's (process-wide) thread count
+    and ignores the others; the step entering first or leaving last may run in any thread, so
+    it takes control (under _lock, which orders tinygraph's own changes)."""
+    for lib in controller.lib_controllers:
+        clear = getattr(type(lib), "clear_controlling_thread", None)
+        if clear is not None:
+            clear(force=True)
 
 
 def _blas_controller():

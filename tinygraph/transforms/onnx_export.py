@@ -10,13 +10,20 @@ keep their names (a gradient is named `∂L/∂Wx` as in the diagrams), so Netro
 tinygraph draws. A primitive with no mapping (dropout_mask: export in eval mode) is a
 ValueError naming it. onnx is an optional dependency (`pip install -e '.[onnx]'`).
 
-dynamic_batch=True makes the first axis of every input a symbolic "batch" dimension; shape
-attributes that hold the traced batch size (reshape targets, broadcasts) are written so that
-another batch size works, where a shape allows it.
+dynamic_batch=True makes the first axis of every input a symbolic "batch" dimension, and
+shapes whose leading axis is the traced batch size (broadcasts, the zeros of a scatter) take
+it from the first input at run time (reshape targets get -1 there): trace with a batch size
+that no other leading axis has. Values computed from the batch size at trace time stay those
+of the traced batch: a constant of that shape (a recurrent layer's zero initial state; export
+warns about it) and a scalar such as a mean's 1/count (export cannot see it: a mean over the
+batch gives wrong values at another batch size). Check an export at another batch size before
+relying on it.
 """
+import warnings
+
 from ..backend import xp
 from ..core.autodiff import nodes
-from ..core.tensor import Tensor
+from ..core.tensor import Parameter, Tensor
 from ..ops import elementwise as ew, indexing, linalg, losses, shape as shp
 from ..ops.indexing import INDEX_SLOT
 
@@ -39,6 +46,7 @@ class _Graph:
     def __init__(self, helper, numpy_helper):
         self.helper, self.numpy_helper = helper, numpy_helper
         self.nodes, self.initializers, self.used, self.names = [], [], set(), {}
+        self.batch_input = None          # the graph input whose first axis is the batch
 
     def unique(self, base):
         base = base or "t"
@@ -59,6 +67,16 @@ class _Graph:
 
     def ints(self, values, base="shape"):
         return self.constant(xp.asarray(values, dtype=xp.int64), base)
+
+    def shape(self, shape, batch):
+        """A shape input; with a dynamic batch, a leading axis of the traced batch size is
+        read from the first graph input at run time (Shape, Slice, Concat)."""
+        shape = list(shape)
+        if not (batch and shape and shape[0] == batch and self.batch_input):
+            return self.ints(shape)
+        size = self.op("Slice", [self.op("Shape", [self.batch_input]), self.ints([0], "starts"),
+                                 self.ints([1], "ends")])
+        return self.op("Concat", [size, self.ints(shape[1:])], axis=0) if shape[1:] else size
 
     def op(self, op_type, inputs, out=None, **attrs):
         out = out or self.unique(op_type.lower())
@@ -86,19 +104,33 @@ def export_onnx(outputs, inputs, path=None, dynamic_batch=False, opset=OPSET,
             raise ValueError(f"export_onnx: input {k} ({t.name or 'unnamed'}) is computed by "
                              "an op; inputs must be leaves")
         graph.names[id(t)] = graph.unique(t.name or f"input{k}")
+        if k == 0 and batch is not None:
+            graph.batch_input = graph.names[id(t)]
         dims = ["batch" if (dynamic_batch and d == 0) else n for d, n in enumerate(t.shape)]
         graph_inputs.append(helper.make_tensor_value_info(
             graph.names[id(t)], helper.np_dtype_to_tensor_dtype(t.dtype), dims))
+    # The outputs' names first, so that a gradient output is ∂L/∂Wx and the partial sums
+    # and per-use terms of the same gradient inside the graph get the suffixes.
+    reserved = {}
+    for t in outputs:
+        if t._node is not None and id(t) not in reserved:
+            reserved[id(t)] = graph.unique(_display_name(t._node))
     for node in nodes(outputs):
         for t in node.inputs:
             if id(t) not in graph.names and t._node is None:
                 graph.names[id(t)] = graph.constant(t.data, t.name or "const")
+                if batch is not None and t.ndim > 1 and t.shape[0] == batch and \
+                        not isinstance(t, Parameter):
+                    warnings.warn(f"export_onnx: dynamic_batch: {graph.names[id(t)]} "
+                                  f"{t.shape} is a constant of the traced batch size; the "
+                                  "model only runs with that batch size unless it is an input",
+                                  stacklevel=2)
         mapping = MAPPINGS.get(type(node.prim))
         if mapping is None:
             raise ValueError(f"export_onnx: no ONNX mapping for primitive {node.prim.name!r}"
                              + (" (it draws random numbers: export the model in eval mode)"
                                 if not node.prim.pure else ""))
-        out_name = graph.unique(_display_name(node))
+        out_name = reserved.get(id(node.output)) or graph.unique(_display_name(node))
         mapping(graph, node, [graph.name_of(t) for t in node.inputs], out_name,
                 batch=batch)
         graph.names[id(node.output)] = out_name
@@ -167,6 +199,9 @@ def _matmul_tn(g, node, ins, out, batch):
 
 def _sum(g, node, ins, out, batch):
     axes = node.prim.axis
+    if not axes:                        # ONNX's ReduceSum sums everything over no axes
+        g.op("Identity", ins, out)
+        return
     g.op("ReduceSum", [ins[0], g.ints(list(axes), "axes")], out,
          keepdims=int(node.prim.keepdims))
 
@@ -185,11 +220,7 @@ def _reshape(g, node, ins, out, batch):
 
 
 def _broadcast_to(g, node, ins, out, batch):
-    shape = list(node.prim.shape)
-    src = node.inputs[0].shape
-    if batch and shape and shape[0] == batch and len(src) == len(shape) and src[0] == batch:
-        shape[0] = 1                 # Expand keeps the input's own (batch) size there
-    g.op("Expand", [ins[0], g.ints(shape, "shape")], out)
+    g.op("Expand", [ins[0], g.shape(node.prim.shape, batch)], out)
 
 
 def _sum_to(g, node, ins, out, batch):
@@ -198,7 +229,7 @@ def _sum_to(g, node, ins, out, batch):
     axes = list(range(lead)) + [lead + i for i, n in enumerate(shape)
                                 if n == 1 and src[lead + i] != 1]
     summed = g.op("ReduceSum", [ins[0], g.ints(axes, "axes")], keepdims=1) if axes else ins[0]
-    g.op("Reshape", [summed, g.ints(list(shape), "shape")], out)
+    g.op("Reshape", [summed, g.ints(_target_shape(shape, batch), "shape")], out)
 
 
 def _transpose(g, node, ins, out, batch):
@@ -267,32 +298,39 @@ def _gather_key(node):
     if count == 0 or any(not (isinstance(k, slice) and k == slice(None)) for k in key[count:]):
         raise ValueError(f"export_onnx: {node.prim.name} with key {key!r} has no mapping yet "
                          "(integer arrays in the leading axes are mapped)")
+    ids = [t for t in node.inputs if t.dtype.kind in "iu"][-count:]
+    if len({t.shape for t in ids}) > 1:
+        raise ValueError(f"export_onnx: {node.prim.name} with index arrays of shapes "
+                         f"{[t.shape for t in ids]} (broadcast indices) has no mapping yet")
     return count
+
+
+def _int64(g, name):
+    return g.op("Cast", [name], to=g.helper.np_dtype_to_tensor_dtype(xp.dtype(xp.int64)))
 
 
 def _stacked_indices(g, names):
     """Index arrays (same shape) -> int64 indices with a last axis of len(names)."""
-    parts = [g.op("Unsqueeze", [g.op("Cast", [n], to=g.helper.np_dtype_to_tensor_dtype(
-        xp.dtype(xp.int64))), g.ints([-1], "axes")]) for n in names]
+    parts = [g.op("Unsqueeze", [_int64(g, n), g.ints([-1], "axes")]) for n in names]
     return parts[0] if len(parts) == 1 else g.op("Concat", parts, axis=-1)
 
 
 def _index(g, node, ins, out, batch):
     count = _gather_key(node)
     if count == 1:
-        g.op("Gather", [ins[0], ins[1]], out, axis=0)
+        g.op("Gather", [ins[0], _int64(g, ins[1])], out, axis=0)
     else:
         g.op("GatherND", [ins[0], _stacked_indices(g, ins[1:])], out)
 
 
-def _zeros(g, shape, dtype):
+def _zeros(g, shape, dtype, batch=None):
     value = g.helper.make_tensor("value", _tensor_type(g, dtype), [1], [0])
-    return g.op("ConstantOfShape", [g.ints(list(shape), "shape")], value=value)
+    return g.op("ConstantOfShape", [g.shape(shape, batch)], value=value)
 
 
 def _index_grad(g, node, ins, out, batch):
     _gather_key(node)
-    zeros = _zeros(g, node.prim.shape, node.output.dtype)
+    zeros = _zeros(g, node.prim.shape, node.output.dtype, batch)
     g.op("ScatterND", [zeros, _stacked_indices(g, ins[1:]), ins[0]], out, reduction="add")
 
 
@@ -313,7 +351,8 @@ def _log_softmax_grad(g, node, ins, out, batch):
 def _log_softmax_grad_at(g, node, ins, out, batch):
     v, y, rows, classes = ins
     n = node.inputs[1].shape[0]
-    sums = g.op("ScatterND", [_zeros(g, (n,), node.output.dtype), _stacked_indices(g, [rows]),
+    sums = g.op("ScatterND", [_zeros(g, (n,), node.output.dtype, batch),
+                              _stacked_indices(g, [rows]),
                               v], reduction="add")
     scaled = g.op("Neg", [g.op("Mul", [g.op("Exp", [y]),
                                        g.op("Unsqueeze", [sums, g.ints([-1], "axes")])])])

@@ -192,7 +192,13 @@ def _is_sum_node(node):
 
 
 def _fusions(node, inputs):
-    return node.prim.fuse(inputs)
+    # The fused nodes are backward nodes of the same forward node, with its metadata (anomaly
+    # errors and diagrams name them like the node they replace).
+    with recording_backward(node.forward_node, node.role):
+        out = node.prim.fuse(inputs)
+    if out is not None and out._node is not None:
+        _copy_metadata(node, out._node)
+    return out
 
 
 RULES = [_constant_folding, _identities, _joins(for_reading=True)]
