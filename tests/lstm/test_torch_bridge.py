@@ -157,3 +157,11 @@ def test_export_of_an_unknown_checkpoint_is_one_line(tmp_path, capsys):
                  str(tmp_path / "m.pt")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown model kind (transformer)" in err
+
+
+def test_weights_whose_shapes_do_not_match_are_named():
+    twin = torch_module("language_model", LANGUAGE_MODELS["lstm"])
+    twin.out = torch.nn.Linear(5, 7)                  # 7 classes for a vocabulary of 30
+    with pytest.raises(ValueError, match=r"out.W is float32\(5, 7\) in the state but "
+                                         r"float32\(5, 30\) in the model"):
+        lstm.from_torch(twin)
