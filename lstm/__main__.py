@@ -1,5 +1,6 @@
-"""Command line: `python -m lstm train | generate | seq2seq | export | demo | vanishing` (see --help
-of each)."""
+"""Command line: `python -m lstm data | train | generate | seq2seq | export | demo |
+vanishing` (see --help of each)."""
+import argparse
 import dataclasses
 import pathlib
 import shlex
@@ -126,6 +127,14 @@ def export_command(args):
     return 0
 
 
+def data_command(args):
+    """`data ptb`: download the Penn Treebank files into a folder, verified."""
+    from .download import BASE_URL, ensure_ptb
+    folder = ensure_ptb(args.dir, args.url or BASE_URL)
+    print(f"train with: python -m lstm train --data-dir {folder}")
+    return 0
+
+
 def demo_command(args):
     """`demo`: the embedded default (a sine-wave LSTM and its diagrams)."""
     from .demo import run
@@ -173,6 +182,11 @@ def main(argv=None):
     p.add_argument("--compile", action="store_true",
                    help="the compiled step (the default; kept for older command lines)")
     p.set_defaults(run=train_command)
+    p = sub.add_parser("data", help="download a dataset (ptb: the Penn Treebank files)")
+    p.add_argument("dataset", choices=["ptb"], help="ptb: Penn Treebank, the book's version")
+    p.add_argument("--dir", required=True, help="the folder to put the files in (created)")
+    p.add_argument("--url", help=argparse.SUPPRESS)         # another source (tests, mirrors)
+    p.set_defaults(run=data_command)
     p = sub.add_parser("generate", help="print text sampled from a trained language model")
     p.add_argument("--checkpoint", required=True, help="a training checkpoint, e.g. "
                    "runs/small/best.npz (it carries its vocabulary)")
