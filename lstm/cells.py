@@ -64,7 +64,7 @@ class _Cell(Module):
 
 
 class RNNCell(_Cell):
-    """h = tanh(x@Wx + h_prev@Wh + b). State: h."""
+    """`h = tanh(x @ Wx + h_prev @ Wh + b)`. State: h."""
 
     def step(self, xw, h_prev):
         """The new h from one step's projected input xw (N, H) and h_prev (N, H)."""

@@ -21,7 +21,8 @@ def _rng_leaf(rng, dtype):
 def lstm_cell(x, h_prev, c_prev, Wx, Wh, b):
     """The LSTM cell on tensors: one fused affine sliced in gate order f, g, i, o.
 
-    A = x@Wx + h_prev@Wh + b; c = f*c_prev + g*i; h = o*tanh(c). Returns (h, c).
+    `A = x @ Wx + h_prev @ Wh + b`; `c = f * c_prev + g * i`; `h = o * tanh(c)`. Returns
+    (h, c).
     """
     return lstm_gates(x @ Wx + h_prev @ Wh + b, c_prev)
 
@@ -43,7 +44,7 @@ def lstm_cell_step(batch=2, input_size=3, hidden_size=4, seed=0, dtype=xp.float6
 
 
 def rnn_cell_step(batch=2, input_size=3, hidden_size=4, seed=0, dtype=xp.float64):
-    """One plain (tanh) RNN step: h = tanh(x@Wx + h_prev@Wh + b). Returns (inputs, h)."""
+    """One plain (tanh) RNN step: `h = tanh(x @ Wx + h_prev @ Wh + b)`. Returns (inputs, h)."""
     leaf = _rng_leaf(xp.random.default_rng(seed), dtype)
     inputs = {
         "x": leaf("x", batch, input_size),

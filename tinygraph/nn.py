@@ -227,7 +227,8 @@ class Dropout(Module):
 
 
 def lstm_gates(A, c_prev):
-    """The LSTM equations from the fused pre-activation A = x@Wx + h@Wh + b (gates f, g, i, o).
+    """The LSTM equations from the fused pre-activation `A = x @ Wx + h @ Wh + b` (gates f, g,
+    i, o).
 
     c = f*c_prev + g*i; h = o*tanh(c). Returns (h, c). The tensors it makes are named (A_f,
     f, c, h, ...) so diagrams read like the book.

@@ -502,6 +502,25 @@ def skip_image(self, node):
     raise nodes.SkipNode
 
 
+def check_links(app, exception):
+    """After an HTML build: every local link must lead somewhere (docs/_ext/local_links.py);
+    each broken one is a warning, so an error under -W."""
+    if exception is not None or app.builder.format != "html":
+        return
+    sys.path.insert(0, str(pathlib.Path(__file__).parent))
+    from local_links import broken_links
+    site = pathlib.Path(app.outdir)
+    for page, href, why in broken_links(site):
+        logger.warning(f"broken link in {page.relative_to(site)}: {href}: {why}")
+
+
+def xp_as_numpy(app, what, name, obj, options, signature, return_annotation):
+    """Signatures show numpy where the source says `xp` (tinygraph.backend's name for it)."""
+    if signature and "xp." in signature:
+        return signature.replace("xp.", "numpy."), return_annotation
+    return None
+
+
 def setup(app):
     app.add_node(tinygraph_image, html=(visit_image_html, None),
                  latex=(skip_image, None), text=(skip_image, None), man=(skip_image, None),
@@ -512,4 +531,6 @@ def setup(app):
     app.add_directive("tinygraph-command", CommandDirective)
     app.add_directive("tinygraph-attention", AttentionDirective)
     app.connect("autodoc-process-docstring", process_docstring)
+    app.connect("autodoc-process-signature", xp_as_numpy)
+    app.connect("build-finished", check_links)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

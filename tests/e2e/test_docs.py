@@ -161,3 +161,19 @@ def test_ci_builds_the_docs_and_the_readme_says_where_and_how():
     script = (ROOT / "scripts" / "docs.sh").read_text()
     assert "-W" in script and "-b html docs docs/_build/html" in script
     assert "-b doctest" in script
+
+
+def test_the_link_check_finds_missing_pages_anchors_and_mailto_links(tmp_path):
+    """docs/_ext/local_links.py, run by the docs build after writing the site."""
+    import sys
+    sys.path.insert(0, str(DOCS / "_ext"))
+    from local_links import broken_links
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.html").write_text('<p id="here">x</p><a href="a.html#here">ok</a>'
+                                     '<a href="sub/b.html">ok</a><a href="https://x.org">out</a>'
+                                     '<a href="gone.html">1</a><a href="sub/b.html#nope">2</a>'
+                                     '<a href="mailto:x%40Wx">3</a>')
+    (tmp_path / "sub" / "b.html").write_text('<a href="../a.html#here">ok</a>')
+    found = sorted((page.name, href) for page, href, _ in broken_links(tmp_path))
+    assert found == [("a.html", "gone.html"), ("a.html", "mailto:x%40Wx"),
+                     ("a.html", "sub/b.html#nope")]
