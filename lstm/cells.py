@@ -117,10 +117,11 @@ class GRUCell(_Cell):
         r, z = tg.sigmoid(a_r), tg.sigmoid(a_z)
         a_n = xw[:, 2 * H:] + r * hw_n
         n = tg.tanh(a_n)
-        h = (1.0 - z) * n + z * h_prev
+        keep = 1.0 - z
+        h = keep * n + z * h_prev
         for t, name in ((hw, "hw"), (hw_r, "hw_r"), (hw_z, "hw_z"), (hw_n, "hw_n"),
                         (a_r, "a_r"), (a_z, "a_z"), (r, "r"), (z, "z"),
-                        (a_n, "a_n"), (n, "n"), (h, "h")):
+                        (a_n, "a_n"), (n, "n"), (keep, "1 − z"), (h, "h")):
             t.name = name
         return h
 

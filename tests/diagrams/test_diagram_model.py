@@ -156,3 +156,18 @@ def test_the_attention_step_shows_the_softmax_gradient_and_every_encoder_states_
     assert len(uses) == 2 and all("[attention]" in u for u in uses)
     assert {"hs1", "hs2", "hs3"} <= set(by_grad)
     assert all(kind[n.id] == "backward" for t in ("hs1", "hs2", "hs3") for n in by_grad[t])
+
+
+def test_a_vjps_intermediate_tensors_are_named_for_what_they_are():
+    """tanh's vjp multiplies by 1 − y² and sigmoid's by 1 − y: the diagram says so, after
+    simplification too, and a compound name's gradient reads ∂L/∂(1 − z)."""
+    import numpy as np
+    from lstm.cells import GRUCell
+    model = diagram_model.build(EXAMPLES["lstm_cell"](), view="backward")
+    labels = {line for n in model.nodes for line in n.lines}
+    assert {"tanh_c²", "1 − tanh_c²", "1 − o", "1 − f"} <= labels
+    cell = GRUCell(3, 4, dtype=np.float64, rng=np.random.default_rng(0))
+    x = tg.tensor(np.ones((2, 3)), name="x", requires_grad=True)
+    h = tg.tensor(np.ones((2, 4)), name="h_prev", requires_grad=True)
+    gru = diagram_model.build(cell(x, h), view="backward")
+    assert "∂L/∂(1 − z)" in {line for n in gru.nodes for line in n.lines}

@@ -355,3 +355,14 @@ def test_leaf_outputs_and_unnamed_leaves_are_drawn_distinctly():
     a, b = tg.tensor(np.ones(2), requires_grad=True), tg.tensor(np.ones(2), requires_grad=True)
     labels = [label(x) for x in dot_nodes(tg.to_dot((a * b).sum(), view="both")).values()]
     assert any(l.startswith("tensor₁") for l in labels) and any(l.startswith("tensor₂") for l in labels)
+
+
+def test_the_caption_says_only_what_the_graph_has():
+    """No Σ line without a Σ node, and no 'simplified' when nothing was simplified."""
+    rnn = tg.to_dot(EXAMPLES["rnn_cell"](), view="backward")
+    lstm = tg.to_dot(EXAMPLES["lstm_cell"](), view="backward")
+    assert "Σ: a gradient" not in rnn and "Σ: a gradient" in lstm
+    # The RNN cell's generated backward graph is already as simple as the rewrites make it.
+    assert "backward graph: 10 nodes (nothing to simplify)" in rnn
+    assert "backward graph simplified" not in rnn
+    assert "backward graph simplified: 36 → 30 nodes" in lstm

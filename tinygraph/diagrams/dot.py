@@ -250,13 +250,18 @@ class _Emitter:
         """The caption's lines."""
         parts = [title] if title else []
         view = self.model.view
-        if self.model.simplified is not None:
-            parts.append("backward graph simplified: {} → {} nodes".format(*self.model.simplified))
+        simplified = self.model.simplified
+        if simplified is not None and simplified[0] != simplified[1]:
+            parts.append("backward graph simplified: {} → {} nodes".format(*simplified))
+        elif simplified is not None:
+            parts.append(f"backward graph: {simplified[1]} nodes (nothing to simplify)")
         elif view != "forward":
             parts.append(f"backward graph as generated: {self.model.backward_count} nodes")
-        if view != "forward":
-            # Two short lines, not one long one: the caption must not widen a small graph.
+        # The legend's lines say only what this graph has (short lines, not one long one: the
+        # caption must not widen a small graph).
+        if any(e.kind == "saved" for e in self.model.edges):
             parts.append("dashed: forward values the backward pass reads")
+        if any(n.kind == "sum" for n in self.model.nodes):
             parts.append("Σ: a gradient summed over the uses named on its edges")
         return parts
 

@@ -72,6 +72,11 @@ class Model:
                                                  # scale's range); None unless asked for
 
 
+def _d(name):
+    """∂L/∂name, with a compound name in parentheses: ∂L/∂(1 − z), not ∂L/∂1 − z."""
+    return f"∂L/∂({name})" if " " in name else f"∂L/∂{name}"
+
+
 def build(outputs, view="both", simplify=True, wrt=None, grad_outputs=None, grad_norms=False,
           with_sources=False):
     """The model of `render(outputs, ...)`'s picture; see tinygraph.render for the options.
@@ -254,7 +259,8 @@ class _Builder:
             extra = [f"[{order}]"]        # the gradients it joins, in order
         of = self.result_of.get(id(node), node.grad_of)
         part = "part of " if id(node) in self.summands and id(node) not in self.result_of else ""
-        lines = [f"{part}∂L/∂{self._name(of)}"] if of is not None else []
+        lines = [f"{part}{_d(self._name(of))}"] if of is not None else \
+            [out.name] if out is not None and out.name else []  # e.g. tanh_c², 1 − f
         head = self._add("sum" if is_sum else "backward", out,
                          lines + [op] + extra + [_shape_text(out)], node.scope, node,
                          step=self.step.get(id(node.forward_node)),
@@ -282,7 +288,7 @@ class _Builder:
         ∂L/∂A_f = ∂L/∂f ⊙ f ⊙ (1 − f); None for the intermediate nodes of a vjp."""
         if of is None:
             return None
-        head = f"{part}∂L/∂{self._name(of)} = "
+        head = f"{part}{_d(self._name(of))} = "
         if node.role == "accumulate":
             return head + ("Σ of the gradients of its uses" if _is_add(node)
                            else "the gradients of its parts, joined")
@@ -306,7 +312,7 @@ class _Builder:
     def _result_without_node(self, wrt, g):
         """A gradient that simplified to a constant or to a forward value still gets a node."""
         value = self._inline(g) if g.constant else self._name(g)
-        head = self._add("result", g, [f"∂L/∂{self._name(wrt)}", f"= {value}", _shape_text(g)],
+        head = self._add("result", g, [_d(self._name(wrt)), f"= {value}", _shape_text(g)],
                          grad_of=self._name(wrt))
         if not g.constant:
             self._edge(self._tensor_source(g), head, "saved")

@@ -8,6 +8,12 @@ from .parallel import for_blocks
 from . import shape as _shape
 
 
+def _named(t, name):
+    """t, named (a vjp's intermediate tensors get names that say what they are)."""
+    t.name = name
+    return t
+
+
 def unbroadcast(g, shape):
     """Gradient of an implicit broadcast: sum g back down to the operand's shape."""
     return g if g.shape == shape else _shape.sum_to(g, shape)
@@ -238,7 +244,7 @@ class Sigmoid(Elementwise):
 
     def vjp(self, node, g, needs):
         y = node.output
-        return [g * y * (1 - y)]
+        return [g * y * _named(1 - y, f"1 − {y.name or 'σ'}")]
 
 
 class Tanh(Elementwise):
@@ -251,7 +257,8 @@ class Tanh(Elementwise):
 
     def vjp(self, node, g, needs):
         y = node.output
-        return [g * (1 - y * y)]
+        square = _named(y * y, f"{y.name or 'tanh'}²")        # diagrams say what it is
+        return [g * _named(1 - square, f"1 − {square.name}")]
 
 
 class Relu(Elementwise):
