@@ -131,11 +131,11 @@ def _outputs_of(builder, description):
 #:
 #: :meta hide-value:
 EXAMPLES = {
-    "lstm_cell": _outputs_of(lstm_cell_step, "one LSTM cell step (fused matmul, gates f, g, i, "
-                             "o); outputs h and c"),
+    "lstm_cell": _outputs_of(lstm_cell_step, "one LSTM cell step (gates f, g, i, o); "
+                             "outputs h and c"),
     "rnn_cell": _outputs_of(rnn_cell_step, "one tanh RNN step; output h"),
-    "lstm_unrolled": _outputs_of(lstm_unrolled, "an LSTM unrolled over 3 steps in scopes t=1..3, "
-                                 "shared weights; output L = sum(h3)"),
-    "attention_step": _outputs_of(attention_step, "one LSTM decoder step with dot-product "
-                                  "attention over 3 encoder states; output L = sum(out)"),
+    "lstm_unrolled": _outputs_of(lstm_unrolled, "an LSTM over 3 steps (scopes t=1..3); "
+                                 "L = sum(h3)"),
+    "attention_step": _outputs_of(attention_step, "an LSTM decoder step with attention over "
+                                  "3 states; L = sum(out)"),
 }

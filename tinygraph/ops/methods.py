@@ -30,7 +30,7 @@ def _reshape(self, *shape):
 
 
 def _transpose(self, *axes):
-    """`tinygraph.transpose`; axes as one tuple or as separate ints (none: reverse)."""
+    """`tinygraph.transpose`; axes as one tuple or as separate ints (no axes: reversed)."""
     if len(axes) == 1 and not isinstance(axes[0], (int, xp.integer)):
         axes = axes[0]   # x.transpose((1, 0)) as well as x.transpose(1, 0)
     return S.transpose(self, axes or None)

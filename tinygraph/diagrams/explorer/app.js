@@ -533,7 +533,8 @@
     });
     const shown = drawn.p.kept.size - [...drawn.p.boxOf.keys()].length;
     $("counts").textContent = shown + " nodes drawn" + (drawn.boxes.size ?
-      ", " + drawn.boxes.size + " collapsed scopes" : "");
+      ", " + drawn.boxes.size + (drawn.boxes.size === 1 ? " collapsed scope" :
+        " collapsed scopes") : "");
     const n = order().length;
     $("scrub").max = String(Math.max(0, n - 1));
     $("legend").innerHTML = state.norms ? legend() :
@@ -555,16 +556,22 @@
       '<span class="sw" style="background:#ff00ff"></span>inf or NaN';
   }
 
-  // Graphviz sizes the SVG in points; "fit" scales it to the pane (the viewBox keeps it
-  // sharp). A graph wider than the pane opens fitted, a small one at 100%.
+  // Graphviz sizes the SVG in points; "fit" scales it so that the whole graph shows in the
+  // pane, its width and its height (the viewBox keeps it sharp). A graph larger than the
+  // pane opens fitted, a small one at 100%.
   function applyZoom() {
     const width = parseFloat(svg.getAttribute("width")) * 4 / 3;
     const height = parseFloat(svg.getAttribute("height")) * 4 / 3;
-    if (state.zoom === null) state.zoom = width > $("graph").clientWidth ? "fit" : "1";
+    const pane = $("graph");
+    const room = [pane.clientWidth - 4, pane.clientHeight - 4];
+    if (state.zoom === null) {
+      state.zoom = width > room[0] || height > room[1] ? "fit" : "1";
+    }
     $("zoom").value = state.zoom;
     if (state.zoom === "fit") {
-      svg.style.width = "100%";
-      svg.style.height = "auto";
+      const scale = Math.min(room[0] / width, room[1] > 0 ? room[1] / height : Infinity);
+      svg.style.width = width * scale + "px";
+      svg.style.height = height * scale + "px";
     } else {
       svg.style.width = width * Number(state.zoom) + "px";
       svg.style.height = height * Number(state.zoom) + "px";
@@ -628,6 +635,10 @@
       applyHighlights(); });
     $("export").addEventListener("click", exportSVG);
     $("zoom").addEventListener("change", (e) => { state.zoom = e.target.value; applyZoom(); });
+    // "fit" follows the pane: it settles its size after the first drawing (the panels
+    // around it fill in) and changes with the window.
+    new ResizeObserver(() => { if (svg && state.zoom === "fit") applyZoom(); })
+      .observe($("graph"));
     let typing = null;            // search as you type, once typing pauses
     $("search").addEventListener("input", (e) => {
       clearTimeout(typing);
