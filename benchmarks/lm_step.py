@@ -12,6 +12,7 @@ memory.
 """
 import argparse
 import cProfile
+import json
 import os
 import pathlib
 import platform
@@ -298,7 +299,7 @@ def main():
     rng = np.random.default_rng(0)
     ids = rng.integers(0, VOCAB, (BATCH, STEPS))
     targets = rng.integers(0, VOCAB, (BATCH, STEPS))
-    rows = []
+    rows = []                   # (step label, {contestant: time in the label's unit})
     for config in args.configs.split(","):
         try:
             contestants, label, scale = contestants_for(config, ids, targets)
@@ -308,8 +309,8 @@ def main():
         for name, t in times.items():
             ratios = [f"{times[mode] / t:.2f}" if name not in (EAGER, COMPILED) else ""
                       for mode in (EAGER, COMPILED)]
-            rows.append((label, name, t * scale, *ratios))
             print(f"{label:<40} {name:<26} {t * scale:10.1f}  {'  '.join(ratios)}", flush=True)
+        rows.append((label, {name: t * scale for name, t in times.items()}))
     if args.no_write:
         return
     profiles = {}
@@ -368,10 +369,28 @@ def write_report(rows, profiles, repeats, memory, flops=()):
              "round by round. The ratios are tinygraph's time (eager, or compiled with",
              "`tinygraph.compile`) divided by the peer's: below 1, tinygraph is faster.", "",
              f"Machine: {machine()}", "",
-             "| step | implementation | time | eager / this | compiled / this |",
-             "|---|---|---|---|---|"]
-    for label, name, value, eager_ratio, compiled_ratio in rows:
-        lines.append(f"| {label} | {name} | {value:,.1f} | {eager_ratio} | {compiled_ratio} |")
+             "One row per step and PyTorch contestant: each implementation's time, then",
+             "tinygraph's time divided by the peer's, eager / compiled.", "",
+             "| step | tinygraph eager | tinygraph compiled | numpy (hand-derived) | PyTorch | "
+             "÷ numpy | ÷ PyTorch |", "|---|---|---|---|---|---|---|"]
+    chart = []
+    for label, times in rows:
+        numpy_time = times.get("numpy (hand-derived)")
+        for peer in [n for n in times if n.startswith("PyTorch")] or [None]:
+            step = label if peer in (None, "PyTorch") else f"{label}, {peer[9:-1]}"
+            ratio = lambda t: f"{times[EAGER] / t:.2f} / {times[COMPILED] / t:.2f}" if t else ""
+            cells = [f"{times[EAGER]:,.1f}", f"{times[COMPILED]:,.1f}",
+                     f"{numpy_time:,.1f}" if numpy_time else "",
+                     f"{times[peer]:,.1f}" if peer else "", ratio(numpy_time),
+                     ratio(times.get(peer))]
+            lines.append(f"| {step} | " + " | ".join(cells) + " |")
+            if peer:
+                chart.append({"step": step, "ratios": {peer: [times[EAGER] / times[peer],
+                                                              times[COMPILED] / times[peer]]}})
+    (ROOT / "docs" / "benchmarks.json").write_text(json.dumps(chart, indent=1) + "\n")
+    lines += ["", "```{tinygraph-benchmark-chart} benchmarks.json",
+              ":caption: tinygraph's time per step divided by PyTorch's, eager and compiled "
+              "(below 1: tinygraph is faster), from the table above.", "```"]
     torch_profile = profiles.pop("PyTorch", None)
     if profiles:
         modes = list(profiles)

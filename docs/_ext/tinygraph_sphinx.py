@@ -23,6 +23,10 @@ Directives (usable from MyST Markdown as ```{name} fences):
     caption. Options: ``:examples:``, ``:epochs:``, ``:hidden-size:``, ``:lr:``, ``:show:``,
     ``:caption:``, ``:alt:``, ``:name:``.
 
+``tinygraph-benchmark-chart FILE``
+    A bar chart of the per-step time ratios that `benchmarks/lm_step.py` wrote into FILE
+    (JSON, beside the page). Options: ``:caption:``, ``:alt:``, ``:name:``.
+
 ``tinygraph-command``
     Runs ``python -m ...`` (the argument) in the repository and shows the command and what it
     printed, e.g. a command's ``--help``.
@@ -313,6 +317,52 @@ class AttentionDirective(_Base):
         return [figure] + messages
 
 
+class BenchmarkChartDirective(_Base):
+    """A bar chart of the ratios benchmarks/lm_step.py wrote into a JSON file beside the
+    page (its argument): tinygraph's time per step divided by each PyTorch peer's."""
+
+    required_arguments = 1
+    option_spec = {"caption": directives.unchanged, "alt": directives.unchanged,
+                   "name": directives.unchanged}
+
+    def run(self):
+        import json
+        path = pathlib.Path(self.env.srcdir) / self.arguments[0]
+        self.env.note_dependency(str(path))
+        try:
+            steps = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise self.error(f"tinygraph-benchmark-chart: cannot read {path}: {e}")
+        image = tinygraph_image(kind="ratios", steps=steps)
+        figure, messages = self.figure(image, "tinygraph's time divided by PyTorch's per step")
+        return [figure] + messages
+
+
+def _ratio_chart(steps, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    labels, eager, compiled = [], [], []
+    for step in steps:
+        for peer, (e, c) in step["ratios"].items():
+            labels.append(f"{step['step']}")
+            eager.append(e)
+            compiled.append(c)
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(labels) + 1.4))
+    y = range(len(labels))
+    ax.barh([k + 0.2 for k in y], eager, height=0.4, label="eager", color="#e69138")
+    ax.barh([k - 0.2 for k in y], compiled, height=0.4, label="compiled", color="#3d85c6")
+    ax.axvline(1.0, color="black", linewidth=1)
+    ax.set_yticks(list(y), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("tinygraph's time / PyTorch's (below 1: tinygraph is faster)")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 class CommandDirective(_Base):
     required_arguments = 1
     final_argument_whitespace = True
@@ -446,6 +496,8 @@ def _image_file(builder, node):
         key, suffix = node["source"], "svg"
     elif node["kind"] == "attention":
         key, suffix = repr(node["examples"]), "svg"
+    elif node["kind"] == "ratios":
+        key, suffix = repr(node["steps"]), "svg"
     else:
         key, suffix = repr(sorted(node["norms"].items())) + node["title"], "svg"
     name = f"tinygraph-{hashlib.sha1(key.encode()).hexdigest()[:16]}.{suffix}"
@@ -462,6 +514,8 @@ def _image_file(builder, node):
             from lstm import plots
 
             plots.attention_figure([(q, a, np.array(w)) for q, a, w in node["examples"]], path)
+        elif node["kind"] == "ratios":
+            _ratio_chart(node["steps"], path)
         else:
             import numpy as np
             from lstm import plots
@@ -530,6 +584,7 @@ def setup(app):
     app.add_directive("tinygraph-vanishing", VanishingDirective)
     app.add_directive("tinygraph-command", CommandDirective)
     app.add_directive("tinygraph-attention", AttentionDirective)
+    app.add_directive("tinygraph-benchmark-chart", BenchmarkChartDirective)
     app.connect("autodoc-process-docstring", process_docstring)
     app.connect("autodoc-process-signature", xp_as_numpy)
     app.connect("build-finished", check_links)
