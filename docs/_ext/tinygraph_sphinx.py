@@ -168,11 +168,28 @@ class ExplorerDirective(DiagramDirective):
     """``tinygraph-explorer [EXAMPLE | MODULE:FUNCTION]`` (or a code body, as for diagrams):
     a live explorer (`tinygraph.explore`), written at build time next to the pages as one
     self-contained HTML file and shown in an iframe. Options: ``:view:``, ``:no-simplify:``,
-    ``:collapse:``, ``:title:``, ``:height:`` (pixels), ``:caption:``, ``:name:``."""
+    ``:collapse:``, ``:title:``, ``:height:`` (pixels), ``:caption:``, ``:name:``,
+    ``:print-fallback:`` (also the static diagram, shown instead of the explorer on paper;
+    with ``:show-code:``, the code above both)."""
 
-    option_spec = {**DiagramDirective.option_spec, "height": directives.positive_int}
+    option_spec = {**DiagramDirective.option_spec, "height": directives.positive_int,
+                   "print-fallback": directives.flag}
 
     def run(self):
+        result = self._explorer()
+        if "print-fallback" not in self.options:
+            return result
+        # On screen the explorer; on paper (where an iframe prints as an empty box) the same
+        # graph as a static picture, with the code if :show-code: asked for it.
+        screen = nodes.container("", *result, classes=["tinygraph-screen-only"])
+        paper = nodes.container("", *DiagramDirective.run(self),
+                                classes=["tinygraph-print-only"])
+        code = [n for n in paper.children if isinstance(n, nodes.literal_block)]
+        for block in code:              # the code shows on screen too, above the explorer
+            paper.remove(block)
+        return code + [screen, paper]
+
+    def _explorer(self):
         self.note_sources()
         try:
             outputs, extra = self._outputs()

@@ -73,7 +73,8 @@ def test_the_doctests_of_a_page_pass(page):
 def diagram_cases():
     return [pytest.param(page, k, options, argument, body, id=f"{page.stem}-{k}")
             for page in PAGES
-            for k, (_, argument, options, body) in enumerate(fences(page, "tinygraph-diagram"))]
+            for k, (_, argument, options, body) in enumerate(
+                fences(page, "tinygraph-diagram", "tinygraph-explorer"))]
 
 
 @pytest.mark.parametrize("page, k, options, argument, body", diagram_cases())
