@@ -35,7 +35,10 @@ exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
 # Every cross-reference must resolve (with -W, a broken one fails the build).
 nitpicky = True
 
-myst_enable_extensions = ["colon_fence", "deflist"]
+myst_enable_extensions = ["colon_fence", "deflist", "dollarmath", "amsmath"]
+# Math renders with MathJax served from docs/_static (no CDN: the site works offline).
+extensions.append("sphinx.ext.mathjax")
+mathjax_path = "mathjax/tex-svg.js"
 myst_heading_anchors = 3
 
 # Docstrings are plain reST; `name` in them is code, as in the Markdown pages.

@@ -178,3 +178,12 @@ def test_the_link_check_finds_missing_pages_anchors_and_mailto_links(tmp_path):
     found = sorted((page.name, href) for page, href, _ in broken_links(tmp_path))
     assert found == [("a.html", "gone.html"), ("a.html", "mailto:x%40Wx"),
                      ("a.html", "sub/b.html#nope")]
+
+
+def test_math_is_served_with_the_site_not_from_a_cdn():
+    """The pages' math renders offline: MathJax is a file of the site, named by conf.py."""
+    conf = (DOCS / "conf.py").read_text(encoding="utf-8")
+    (path,) = re.findall(r'^mathjax_path = "([^"]+)"', conf, re.M)
+    assert not path.startswith(("http:", "https:", "//"))
+    assert (DOCS / "_static" / path).stat().st_size > 1_000_000
+    assert (DOCS / "_static" / "mathjax" / "LICENSE").exists()
