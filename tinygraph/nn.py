@@ -227,11 +227,12 @@ class Dropout(Module):
 
 
 def lstm_gates(A, c_prev):
-    """The LSTM equations from the fused pre-activation `A = x @ Wx + h @ Wh + b` (gates f, g,
-    i, o).
+    """The LSTM equations from the fused pre-activation
+    `A = x @ Wx + h @ Wh + b`, gates in the order f, g, i, o.
 
-    c = f*c_prev + g*i; h = o*tanh(c). Returns (h, c). The tensors it makes are named (A_f,
-    f, c, h, ...) so diagrams read like the book.
+    `c = f * c_prev + g * i`; `h = o * tanh(c)`. Returns (h, c). The
+    tensors it makes are named (A_f, f, c, h, ...) so diagrams read
+    like the book.
     """
     H = c_prev.shape[-1]
     A_f, A_g, A_i, A_o = A[:, :H], A[:, H:2 * H], A[:, 2 * H:3 * H], A[:, 3 * H:]

@@ -34,8 +34,9 @@ def check_result(op_name, data, input_arrays, input_names=None, where=None):
         for name, a in zip(names, input_arrays))
     where = where if where is not None else where_running()
     raise FloatingPointError(
-        f"detect_anomaly: op {op_name!r} {where} produced {' and '.join(kinds)} in its "
-        f"result of shape {data.shape}" + (f" from {described}" if described else ""))
+        # Two lines: which op, and what it was given (each short enough to read at once).
+        f"detect_anomaly: op {op_name!r} {where} produced {' and '.join(kinds)}\n"
+        f"in its result of shape {data.shape}" + (f" from {described}" if described else ""))
 
 
 def where_running():
