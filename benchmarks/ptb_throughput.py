@@ -34,25 +34,15 @@ def tinygraph_runner(corpus, compiled):
 
 
 def _torch_loop(corpus):
-    """The PyTorch contestant: the model of lm_step.torch_lm, fed PTB batches."""
+    """The PyTorch contestant: tinygraph's small model moved to PyTorch (lstm.to_torch), fed
+    the same PTB batches."""
     import torch
+    import lstm
     from lstm.data import BPTTBatches
-    torch.manual_seed(0)
-    vocab, hidden = len(corpus.vocab), 100
+    from lstm.train import PRESETS, build_model
+    vocab = len(corpus.vocab)
     batches = BPTTBatches(corpus.ids["train"], 20, 35)
-
-    class LM(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.embed = torch.nn.Embedding(vocab, hidden)
-            self.lstm = torch.nn.LSTM(hidden, hidden, 1, batch_first=True)
-            self.out = torch.nn.Linear(hidden, vocab)
-
-        def forward(self, x, state):
-            hs, state = self.lstm(self.embed(x), state)
-            return self.out(hs), state
-
-    model = LM()
+    model = lstm.to_torch(build_model(PRESETS["small"], vocab)).train()
     opt = torch.optim.SGD(model.parameters(), lr=20.0)
     state = [None]
     position = [0]

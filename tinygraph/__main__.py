@@ -91,7 +91,7 @@ def render_command(args):
                            "--list)")
     if not args.output:
         raise CommandError("render needs -o OUTPUT, a .svg, .png, .pdf or .dot file")
-    outputs = _call_target(args.target)
+    outputs = _call_target(args.target, "render")
     path = save(outputs, args.output, view=args.view, simplify=not args.no_simplify,
                 color_by=args.color_by, collapse=True if args.collapse_all else args.collapse,
                 title=args.title)
@@ -101,12 +101,9 @@ def render_command(args):
 
 def explore_command(args):
     """`explore`: write the interactive explorer page of an example or a function's output."""
-    if not args.target:
-        raise CommandError("explore needs a target: MODULE:FUNCTION or an example name (see "
-                           "render --list)")
     if not args.output.lower().endswith((".html", ".htm")):
         raise CommandError(f"explore writes an .html file, got -o {args.output}")
-    outputs = _call_target(args.target)
+    outputs = _call_target(args.target, "explore")
     page = explore(outputs, view=args.view, simplify=not args.no_simplify,
                    collapse=True if args.collapse_all else args.collapse,
                    title=args.title or f"tinygraph explorer: {args.target}")
@@ -118,10 +115,7 @@ def explore_command(args):
 def export_onnx_command(args):
     """`export-onnx`: write an example's or a function's graph (and its gradients) as ONNX."""
     from .transforms.onnx_export import export_onnx
-    if not args.target:
-        raise CommandError("export-onnx needs a target: MODULE:FUNCTION or an example name "
-                           "(see render --list)")
-    outputs = _call_target(args.target)
+    outputs = _call_target(args.target, "export-onnx")
     leaves = [t for node in nodes(outputs) for t in node.inputs if t._node is None]
     # Inputs: the leaves that require grad and are not Parameters (x, h_prev, ...); the
     # Parameters and constants are written as initializers with their current values.
@@ -140,7 +134,11 @@ def export_onnx_command(args):
     return 0
 
 
-def _call_target(target):
+def _call_target(target, command):
+    """The output tensors of an example or a MODULE:FUNCTION, for `command`'s errors."""
+    if not target:
+        raise CommandError(f"{command} needs a target: MODULE:FUNCTION or an example name (see "
+                           "render --list)")
     if target in examples.EXAMPLES:
         fn = examples.EXAMPLES[target]
     elif ":" in target:
