@@ -25,6 +25,7 @@ class Recurrent(Module):
         self.cell = cell
         self.stateful = stateful
         self.state = None
+        self.position = None     # "layer k of n" when in a StackedRecurrent (for errors)
 
     def reset_state(self):
         """Forget the carried state: the next call starts from zeros."""
@@ -43,6 +44,24 @@ class Recurrent(Module):
         self.state = None if not parts else parts if len(parts) > 1 else parts[0]
         return set(keys)
 
+    def _label(self):
+        """The layer as errors name it: Recurrent(LSTMCell), with its place in a stack."""
+        name = f"{type(self).__name__}({type(self.cell).__name__})"
+        return f"{name}, {self.position}" if self.position else name
+
+    def _check_carried_batch(self, batch):
+        """A carried state is one batch size's: another batch size would be broadcast (a
+        one-row state copied to every row) or fail deep in a matmul; refuse it here. A
+        compiled step's trace runs this too (it reads the state from the layer)."""
+        carried = self.state[0] if isinstance(self.state, tuple) else self.state
+        if carried.shape[0] != batch:
+            raise ValueError(
+                f"{self._label()}: the state carried from the previous call has batch size "
+                f"{carried.shape[0]}, but this input has batch size {batch}. A carried state "
+                "is not broadcast to another batch size: call reset_state() (on the model or "
+                "the layer) to start a fresh state for the new batch size, or keep the batch "
+                "size the same from call to call")
+
     def forward(self, xs, state=None):
         """Run the cell over xs (N, T, D) from `state` (None: the carried state when
         stateful, else zeros). Returns (hidden states (N, T, H), final state)."""
@@ -52,7 +71,11 @@ class Recurrent(Module):
         N, T, _ = xs.shape
         start = None      # the state this layer chose itself (carried or zeros)
         if state is None:
-            state = self.state if self.stateful and self.state is not None else self.cell.zero_state(N)
+            if self.stateful and self.state is not None:
+                self._check_carried_batch(N)
+                state = self.state
+            else:
+                state = self.cell.zero_state(N)
             start = state
         projected = self.cell.project(xs)              # (N, T, kH) in one matmul
         hs = []
@@ -81,6 +104,8 @@ class StackedRecurrent(Module):
             Recurrent(CELLS[cell](input_size if k == 0 else hidden_size, hidden_size, rng=rng,
                                   dtype=dtype), stateful=stateful)
             for k in range(num_layers)]
+        for k, layer in enumerate(self.layers):
+            layer.position = f"layer {k + 1} of {num_layers} (layers[{k}])"
         self.dropouts = [Dropout(dropout, rng=np.random.default_rng(rng.integers(2**63)))
                          for _ in range(num_layers - 1)]
 
