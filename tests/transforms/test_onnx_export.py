@@ -8,7 +8,7 @@ ort = pytest.importorskip("onnxruntime")
 
 import tinygraph as tg  # noqa: E402
 from tinygraph.examples import attention_step, lstm_cell, lstm_unrolled  # noqa: E402
-from tinygraph.nn import Dropout  # noqa: E402
+from tinygraph.nn import Dropout, Embedding  # noqa: E402
 from lstm.models import LanguageModel  # noqa: E402
 
 
@@ -137,3 +137,38 @@ def test_a_sum_over_no_axes_stays_the_identity():
     y = tg.sum(x, axis=()) * 2
     got = run(tg.export_onnx([y], [x]), {"x": x.data})
     np.testing.assert_array_equal(list(got.values())[0], y.data)
+
+
+def test_ids_outside_their_range_fail_in_onnx_runtime_as_in_tinygraph():
+    """ONNX's Gather reads a negative id from the end, as numpy would: without the exported
+    check an id of -1 silently picks the last embedding row or class."""
+    rng = np.random.default_rng(5)
+    embed = Embedding(10, 4, rng=rng)
+    Wout = tg.tensor(rng.standard_normal((4, 6)).astype(np.float32), name="Wout",
+                     requires_grad=True)
+    ids, targets = (tg.tensor(rng.integers(0, n, (2, 3)), name=name)
+                    for name, n in (("ids", 10), ("targets", 6)))
+    loss = tg.cross_entropy(embed(ids) @ Wout, targets)
+    grads = tg.grad(loss, [embed.W, Wout], create_graph=True)
+    model = tg.export_onnx([loss, *grads], [ids, targets])
+    feeds = {"ids": ids.data, "targets": targets.data}
+    for got, t in zip(run(model, feeds).values(), [loss, *grads]):
+        np.testing.assert_allclose(got, t.data, rtol=1e-5, atol=1e-5)
+    for name, size in (("ids", 10), ("targets", 6)):
+        for bad in (-1, size):
+            wrong = dict(feeds, **{name: feeds[name].copy()})
+            wrong[name][1, 2] = bad
+            # The check's own node fails (its name says why), not the Gather after it.
+            with pytest.raises(Exception, match=f"ids_in_range.*outside \\[0, {size}\\)"):
+                run(model, wrong)
+
+
+def test_every_primitive_is_mapped_or_refused_by_name():
+    """A new primitive needs an ONNX mapping or a reason it has none (REFUSED); export then
+    raises a ValueError naming it and saying why."""
+    from tinygraph.ops import all_primitives
+    from tinygraph.transforms.onnx_export import MAPPINGS, REFUSED
+    ours = [cls for cls in all_primitives() if cls.__module__.startswith("tinygraph.")]
+    assert [cls.name for cls in ours if cls not in MAPPINGS and cls not in REFUSED] == []
+    assert [cls.name for cls in ours if cls in MAPPINGS and cls in REFUSED] == []
+    assert all(isinstance(why, str) and why for why in REFUSED.values())

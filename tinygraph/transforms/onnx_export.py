@@ -7,8 +7,10 @@ Every op node becomes standard ONNX operators (MatMul, Add, Mul, Sigmoid, Tanh, 
 Concat, ReduceSum, Gather, ScatterND, LogSoftmax, ...); the leaves listed as `inputs` become
 the graph's inputs and every other leaf an initializer holding its current value. Tensors
 keep their names (a gradient is named `∂L/∂Wx` as in the diagrams), so Netron shows what
-tinygraph draws. A primitive with no mapping (dropout_mask: export in eval mode) is a
-ValueError naming it. onnx is an optional dependency (`pip install -e '.[onnx]'`).
+tinygraph draws. Every primitive is in MAPPINGS or in REFUSED, with the reason it has no
+mapping (dropout_mask: export in eval mode); export raises a ValueError naming it and why.
+Ids checked by ids_in_range stay checked: an id outside [0, size) fails the run. onnx is an
+optional dependency (`pip install -e '.[onnx]'`).
 
 dynamic_batch=True makes the first axis of every input a symbolic "batch" dimension, and
 shapes whose leading axis is the traced batch size (broadcasts, the zeros of a scatter) take
@@ -24,7 +26,7 @@ import warnings
 from ..backend import xp
 from ..core.autodiff import nodes
 from ..core.tensor import Parameter, Tensor
-from ..ops import elementwise as ew, indexing, linalg, losses, shape as shp
+from ..ops import elementwise as ew, indexing, linalg, losses, random as rand, shape as shp
 from ..ops.indexing import INDEX_SLOT
 
 OPSET = 18
@@ -127,9 +129,9 @@ def export_onnx(outputs, inputs, path=None, dynamic_batch=False, opset=OPSET,
                                   stacklevel=2)
         mapping = MAPPINGS.get(type(node.prim))
         if mapping is None:
-            raise ValueError(f"export_onnx: no ONNX mapping for primitive {node.prim.name!r}"
-                             + (" (it draws random numbers: export the model in eval mode)"
-                                if not node.prim.pure else ""))
+            why = REFUSED.get(type(node.prim), "none is written for it")
+            raise ValueError(f"export_onnx: no ONNX mapping for primitive {node.prim.name!r} "
+                             f"({why})")
         out_name = reserved.get(id(node.output)) or graph.unique(_display_name(node))
         mapping(graph, node, [graph.name_of(t) for t in node.inputs], out_name,
                 batch=batch)
@@ -335,7 +337,17 @@ def _index_grad(g, node, ins, out, batch):
 
 
 def _ids_in_range(g, node, ins, out, batch):
-    g.op("Identity", ins, out)       # the range check is the runtime's (Gather checks bounds)
+    """ONNX has no assert, and its Gather reads a negative id from the end as numpy does. So
+    the ids pass through a Gather that fails: as the one row of a (1, ...) tensor, read at
+    the count of ids outside [0, size) -- row 0 when there are none, out of bounds else.
+    The node's name says why in ONNX Runtime's error."""
+    ids = _int64(g, ins[0])
+    outside = g.op("Or", [g.op("Less", [ids, g.ints(0, "zero")]),
+                          g.op("GreaterOrEqual", [ids, g.ints(node.prim.size, "size")])])
+    count = g.op("ReduceSum", [_int64(g, outside)], keepdims=0)
+    row = g.op("Unsqueeze", [ins[0], g.ints([0], "axes")])
+    g.op("Gather", [row, count], out, axis=0,
+         name=f"{out}: an id outside [0, {node.prim.size}) fails this Gather")
 
 
 def _log_softmax(g, node, ins, out, batch):
@@ -372,4 +384,9 @@ MAPPINGS = {
     indexing.IndexGrad: _index_grad, indexing.IdsInRange: _ids_in_range,
     losses.LogSoftmax: _log_softmax, losses.LogSoftmaxGrad: _log_softmax_grad,
     losses.LogSoftmaxGradAt: _log_softmax_grad_at,
+}
+
+# Primitives with no mapping, and why: export names the primitive and says this.
+REFUSED = {
+    rand.DropoutMask: "it draws random numbers: export the model in eval mode",
 }
