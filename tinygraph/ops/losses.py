@@ -1,6 +1,8 @@
 """Losses: log_softmax (a fused primitive, for numerical stability) with its fused gradient,
 and cross_entropy (a composition that indexes the target entries; it never builds a one-hot
 matrix)."""
+from types import SimpleNamespace
+
 from ..backend import xp
 from ..core.primitive import Primitive, apply
 from ..core.tensor import Tensor, describe
@@ -15,7 +17,7 @@ class LogSoftmax(Primitive):
     """log(softmax(x)) along an axis, fused for numerical stability (max subtracted first)."""
 
     name = "log_softmax"
-    rules = "{gy} − softmax ⊙ Σ{gy}"
+    rules = "{gy} − softmax({x0}) ⊙ Σ{gy}"
 
     def __init__(self, axis):
         self.axis = axis
@@ -66,7 +68,7 @@ class LogSoftmaxGrad(Primitive):
     written in tinygraph ops."""
 
     name = "log_softmax_grad"
-    rules = ("{gy} − exp({x1}) ⊙ Σ{gy}", "−{gy} ⊙ exp({x1}) ⊙ Σ{x0}")
+    rules = ("{gy} − Σ({gy} ⊙ exp({x1}))", "−{gy} ⊙ exp({x1}) ⊙ Σ{x0}")
 
     def __init__(self, axis):
         self.axis = axis
@@ -125,7 +127,8 @@ class LogSoftmaxGradAt(Primitive):
     made by LogSoftmaxGrad.fuse in compiled programs."""
 
     name = "log_softmax_grad_at"
-    rules = ("(exp({x1}) ⊙ −Σ{gy}) with {gy} added at the ids", "−{gy} ⊙ exp({x1}) ⊙ Σ{x0}")
+    rules = ("({gy} − Σ({gy} ⊙ exp({x1}))) at the ids",
+             "−{gy} ⊙ exp({x1}) ⊙ Σ(zeros with {x0} added in at the ids)")
 
     def forward(self, v, y, rows, classes):
         return self.forward_into(xp.empty(y.shape, xp.result_type(v.dtype, y.dtype)),
@@ -149,15 +152,16 @@ class LogSoftmaxGradAt(Primitive):
         return y.shape, xp.result_type(v.dtype, y.dtype)
 
     def vjp(self, node, u, needs):
-        # The same derivatives as LogSoftmaxGrad's, with g = v placed at the ids.
+        # The op is log_softmax_grad(g, y) along axis 1 after g = index_grad(v, rows, classes):
+        # the chain rule through those two ops' own vjps, not a restatement of them. Only the
+        # gradient of y reads g, so g (zeros the size of y) is built only when it is needed.
+        # (The parts' vjps read only their node's inputs: a namespace holding them stands in.)
         v, y, rows, classes = node.inputs
-        e = exp(y)
-        dv = (getitem(u - sum(u * e, 1, keepdims=True), (rows, classes))
-              if needs[0] else None)
-        dy = None
-        if needs[1]:
-            g = apply(IndexGrad((INDEX_SLOT, INDEX_SLOT), y.shape), v, rows, classes)
-            dy = neg(u * e * sum(g, 1, keepdims=True))
+        scatter = IndexGrad((INDEX_SLOT, INDEX_SLOT), y.shape)
+        g = apply(scatter, v, rows, classes) if needs[1] else None
+        dg, dy = LogSoftmaxGrad(1).vjp(SimpleNamespace(inputs=(g, y)), u, needs[:2])
+        dv = None if dg is None else scatter.vjp(
+            SimpleNamespace(inputs=(v, rows, classes)), dg, [True, False, False])[0]
         return [dv, dy, None, None]
 
 

@@ -100,10 +100,16 @@ class Reshape(ShapeOp):
 
 class Transpose(Primitive):
     name = "transpose"
-    rules = "transpose({gy})"
+    rules = "transpose({gy})"      # when it reverses the axes, its own inverse (see rule)
 
     def __init__(self, axes):
         self.axes = axes
+
+    def rule(self, k):
+        inverse = tuple(int(i) for i in xp.argsort(self.axes))
+        if inverse == tuple(reversed(range(len(inverse)))):
+            return self.rules
+        return f"transpose({{gy}}, {inverse})"     # the axes put back
 
     def forward(self, a):
         return a.transpose(self.axes)
