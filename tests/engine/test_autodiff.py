@@ -131,8 +131,8 @@ def test_backward_accumulates_into_leaves_only():
 def test_repeated_backward_accumulates():
     x = rand(3)
     loss = (x ** 2).sum()
-    loss.backward()
-    loss.backward()
+    loss.backward(retain_graph=True)
+    loss.backward(retain_graph=True)
     np.testing.assert_allclose(x.grad.data, 4 * x.data)
     x.zero_grad()
     loss.backward()
@@ -291,7 +291,7 @@ def test_mutating_inputs_after_building_does_not_change_the_gradient():
     gathered = x[index]
     logits = tg.reshape(x, (2, 2))
     loss = gathered.sum() + tg.cross_entropy(logits, targets) + (x * scale).sum()
-    (before,) = tg.grad(loss, [x])
+    (before,) = tg.grad(loss, [x], retain_graph=True)
     index[:] = 3
     targets[:] = 0
     scale[...] = 5.0

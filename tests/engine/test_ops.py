@@ -120,7 +120,7 @@ def test_float32_in_float32_out_and_gradients(case):
     if not case.differentiable:
         return
     seed = tg.tensor(np.ones(out.shape, dtype=np.float32))
-    grads = tg.grad(out, xs, grad_outputs=[seed])
+    grads = tg.grad(out, xs, grad_outputs=[seed], retain_graph=True)
     assert [g.dtype for g in grads] == [np.float32] * len(xs)
     # Second order stays float32 too (constants inside vjps take the operand dtype).
     grads = tg.grad(out, xs, grad_outputs=[seed], create_graph=True)

@@ -131,7 +131,7 @@ def test_hessian_vector_products_match_torch(seed):
 def test_repeated_backward_accumulates_like_torch():
     ours, theirs, loss_ours, loss_theirs = both(3)
     for _ in range(3):
-        loss_ours.backward()
+        loss_ours.backward(retain_graph=True)
         loss_theirs.backward(retain_graph=True)
     # A second, different loss accumulates on top, as in torch.
     (ours[0] * ours[1]).sum().backward()

@@ -134,7 +134,7 @@ def _add_dense(tensor, entry, contribution):
     check = current().check
     with xp.errstate(all="ignore") if check is not None else contextlib.nullcontext():
         if entry.owned:
-            entry.total.data += contribution.data
+            entry.total._data += contribution._data
         else:
             entry.total, entry.owned = Tensor(entry.total.data + contribution.data), True
     if check is not None:

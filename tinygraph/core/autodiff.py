@@ -10,7 +10,7 @@ nodes when recording, an in-place buffer on the fast path.
 from ..backend import xp
 from .accumulate import Accumulator
 from .state import changed, current, recording_backward
-from .tensor import Tensor, describe
+from .tensor import GRAD_LOCK, Tensor, add_to_grad, describe
 
 
 def nodes(outputs):
@@ -25,13 +25,22 @@ def nodes(outputs):
         node = stack.pop()
         if id(node) in found:
             continue
+        if node.released:
+            raise RuntimeError(released_message(node))
         found[id(node)] = node
         stack.extend(inp._node for inp in node.inputs
                      if inp._node is not None and id(inp._node) not in found)
     return sorted(found.values(), key=lambda node: node.serial)
 
 
-def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=False):
+def released_message(node):
+    return (f"the graph through {node.op!r} was already used by a backward pass, which freed "
+            "its saved values; to run backward (or grad, or draw it) through it again, pass "
+            "retain_graph=True to the first one (create_graph=True retains it too)")
+
+
+def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=False,
+         retain_graph=None):
     """Gradients of `outputs` with respect to `inputs`, as a list of Tensors.
 
     outputs: a Tensor or a list of them; their gradients are summed.
@@ -40,6 +49,9 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=Fa
     create_graph: record the backward pass, so the gradients are graph nodes that can be
         rendered and differentiated again (e.g. for Hessian-vector products).
     allow_unused: return None for an input the outputs do not depend on, instead of raising.
+    retain_graph: keep the graph's saved values for another backward pass (default:
+        create_graph). Otherwise each node's saved values are released once its vjp has run,
+        and another pass through it raises.
     """
     single = isinstance(inputs, Tensor)
     # Inside a compiled step's trace nothing is computed: the gradients become nodes of the
@@ -52,13 +64,15 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=Fa
     for t in inputs:
         _check_differentiable(t)
     seeds = _seeds(outputs, grad_outputs, create_graph)
-    grads = _run_backward(outputs, seeds, inputs, create_graph)
+    retain = create_graph if retain_graph is None else retain_graph
+    reached = set()
+    grads = _run_backward(outputs, seeds, inputs, create_graph, retain=retain, reached=reached)
     owned = {id(seed.data) for seed in seeds}
     result = []
     for t in inputs:
         g = grads.get(id(t))
         if g is None:
-            reachable = _reaches(outputs, t)
+            reachable = id(t) in reached
             if not reachable and not allow_unused:
                 raise ValueError(f"grad: {describe(t)} is not part of the graph of the "
                                  "outputs; pass allow_unused=True to get None for it")
@@ -77,7 +91,7 @@ def gradients_for_program(loss, params):
     """The gradients of a scalar `loss` for `params` (None where unused), recorded and with
     the accumulator's joins, as a compiled step's trace needs them (on abstract tensors)."""
     seeds = _seeds([loss], None, True)
-    grads = _run_backward([loss], seeds, params, create_graph=True, join=True)
+    grads = _run_backward([loss], seeds, params, create_graph=True, join=True, retain=True)
     result = []
     for p in params:
         g = grads.get(id(p))
@@ -87,8 +101,11 @@ def gradients_for_program(loss, params):
     return result
 
 
-def backward(output, grad_output=None, create_graph=False):
+def backward(output, grad_output=None, create_graph=False, retain_graph=None):
     """Accumulate d(output)/d(leaf) into `.grad` of every leaf that requires grad.
+
+    retain_graph: as in `grad` (default: create_graph): without it the graph's saved values
+    are released as the pass goes, and a second backward through it raises.
 
     Without create_graph each leaf gets an array of its own. With create_graph the gradients
     are graph values: two leaves with the same gradient value (x and y in x + y) may share one
@@ -107,20 +124,25 @@ def backward(output, grad_output=None, create_graph=False):
     order = nodes([output])             # once per call: the training step's hot path
     targets = leaves([output], order)
     seeds = _seeds([output], None if grad_output is None else [grad_output], create_graph)
-    grads = _run_backward([output], seeds, targets, create_graph, order)
+    retain = create_graph if retain_graph is None else retain_graph
+    grads = _run_backward([output], seeds, targets, create_graph, order, retain=retain)
     owned = {id(seed.data) for seed in seeds}
     for leaf in targets:
         g = grads.get(id(leaf))
         if g is None:
             # Reached only through non-differentiable paths (e.g. a step), as in grad().
             g = Tensor(xp.zeros(leaf.shape, leaf.dtype))
-        if leaf.grad is None:
-            leaf.grad = g if create_graph else Tensor(_owned_array(g.data, owned))
-        elif create_graph:
+        if create_graph:
+            with GRAD_LOCK:
+                if leaf.grad is None:
+                    leaf.grad = g
+                    continue
             with recording_backward(None, "accumulate"):
-                leaf.grad = leaf.grad + g
+                total = leaf.grad + g
+            with GRAD_LOCK:
+                leaf.grad = total
         else:
-            leaf.grad = Tensor(leaf.grad.data + g.data)
+            add_to_grad(leaf, g.data, lambda array: _owned_array(array, owned))
 
 
 def _owned_array(array, owned):
@@ -136,12 +158,19 @@ def _owned_array(array, owned):
     return array
 
 
-def _run_backward(outputs, seeds, inputs, create_graph, order=None, join=None):
+def _run_backward(outputs, seeds, inputs, create_graph, order=None, join=None, retain=True,
+                  reached=None):
     """Propagate seeds back to `inputs`; returns {id(input): gradient Tensor}. `order` is
     nodes(outputs) when the caller has it already; join: whether the accumulator applies the
-    primitives' joins (default: on the fast path only, see tinygraph.core.accumulate)."""
+    primitives' joins (default: on the fast path only, see tinygraph.core.accumulate);
+    retain: keep the nodes' saved values (else each node is released after its vjp);
+    reached: a set to fill with the ids of the inputs the graph reads (found before the
+    pass may release it)."""
     order = nodes(outputs) if order is None else order
     wanted = {id(t): t for t in inputs}
+    if reached is not None:
+        reached.update(id(t) for t in outputs if id(t) in wanted)
+        reached.update(id(t) for node in order for t in node.inputs if id(t) in wanted)
     # Only nodes on a path to a wanted input run their vjp, and only for such inputs.
     # on_path: id(node) -> which of its inputs lead to a wanted input (the vjp's `needs`),
     # for the nodes with at least one; inputs come before their users, so one pass settles it.
@@ -159,12 +188,12 @@ def _run_backward(outputs, seeds, inputs, create_graph, order=None, join=None):
     running = BackwardPass()
     if create_graph:
         with changed(running=running):
-            return _propagate(order, on_path, wanted, accumulator, running)
+            return _propagate(order, on_path, wanted, accumulator, running, retain)
     # The fast path runs every vjp unrecorded and leaves joinable terms for the accumulator;
     # entered once per pass, not per node (per-node switches were a visible share of small
     # steps).
     with changed(grad_enabled=False, lazy_terms=True, running=running):
-        return _propagate(order, on_path, wanted, accumulator, running)
+        return _propagate(order, on_path, wanted, accumulator, running, retain)
 
 
 class BackwardPass:
@@ -177,9 +206,13 @@ class BackwardPass:
         self.vjp_of = None
 
 
-def _propagate(order, on_path, wanted, accumulator, running):
+def _propagate(order, on_path, wanted, accumulator, running, retain):
     found = {}
     record = accumulator.record
+    check = current().check
+    # Outputs whose consumers were released: alive until their own node's vjp has run (a
+    # node holds its output only weakly, and the vjp may read it).
+    awaiting = {}
     for node in reversed(order):
         needs = on_path.get(id(node))
         if needs is None:
@@ -190,6 +223,9 @@ def _propagate(order, on_path, wanted, accumulator, running):
             continue
         if id(out) in wanted:
             found[id(out)] = g
+        _check_saved(node, out)
+        if node.digests is not None and check is not None:
+            check.verify_saved(node, out)
         running.vjp_of = node
         try:
             if record:
@@ -210,10 +246,33 @@ def _propagate(order, on_path, wanted, accumulator, running):
                     gi._node.grad_of = inp   # this vjp's contribution to d/d(inp)
                     gi._node.grad_input = k
                 accumulator.add(inp, gi, node)
+        if not retain:
+            for inp in node.inputs:
+                if inp._node is not None:
+                    awaiting[id(inp._node)] = inp
+            node.inputs, node.released = (), True
+            awaiting.pop(id(node), None)
     for key in accumulator.pending():
         if key in wanted:
             found[key] = accumulator.pop(wanted[key])
     return found
+
+
+def _check_saved(node, out):
+    """Refuse to run a vjp on saved values that changed since the node saved them."""
+    for t, version in zip(node.inputs, node.versions):
+        if t._version[0] != version:
+            raise RuntimeError(_changed_message(node, t, version))
+    if out._version[0] != 0:
+        raise RuntimeError(_changed_message(node, out, 0))
+
+
+def _changed_message(node, t, version):
+    return (f"backward: {describe(t)}, saved by {node.op!r} for its gradient, was modified "
+            f"in place after it was saved (version {version} then, {t._version[0]} now: an "
+            "optimizer step or an assignment to .data); the gradient would mix old and new "
+            "values. Compute the loss again after changing it, or take the gradients before "
+            "the change")
 
 
 def _seeds(outputs, grad_outputs, create_graph):

@@ -4,6 +4,11 @@ A node holds the primitive that produced a tensor, that primitive's inputs (stro
 the saved values its vjp reads) and its output (weakly: the output owns the node, so a strong
 link back would make a reference cycle that only the cyclic collector could free). So a node
 does not keep its own output alive: hold on to the output tensors you want to inspect.
+
+A node also records the version of each input when it saved it (see Tensor.data): a backward
+pass refuses to run a vjp whose saved values changed since. A backward pass that does not
+retain the graph releases each node's inputs once its vjp has run (`released`), so memory
+goes as the pass goes, and a second pass through the node raises instead of summing again.
 """
 import itertools
 import weakref
@@ -31,10 +36,16 @@ class Node:
             summand came from (None where a summand is an earlier partial sum).
         scope: the names of the `tinygraph.scope` blocks the node was created in; backward
             nodes take their forward node's scope.
+        versions: the inputs' versions when the node saved them (see Tensor.version).
+        released: True once a backward pass that did not retain the graph ran the node's vjp
+            and dropped its inputs (`inputs` is then empty).
+        digests: under detect_anomaly(), digests of the saved values (catching raw writes
+            into their arrays); None otherwise.
     """
 
     __slots__ = ("prim", "inputs", "_output", "is_backward", "forward_node", "role", "grad_input",
-                 "grad_of", "grad_sources", "scope", "serial", "__weakref__")
+                 "grad_of", "grad_sources", "scope", "serial", "versions", "released",
+                 "digests", "__weakref__")
 
     # Creation order: a node's inputs always come from earlier nodes, so sorting by it is a
     # topological order that follows the program as written.
@@ -44,7 +55,11 @@ class Node:
         state = current() if state is None else state
         self.serial = next(Node._serials)
         self.prim = prim
-        self.inputs = tuple(inputs)
+        self.inputs = inputs = tuple(inputs)
+        self.versions = [t._version[0] for t in inputs]
+        self.released = False
+        # detect_anomaly() also keeps a digest of every saved value, to catch raw writes.
+        self.digests = state.check.digests(inputs, output) if state.check is not None else None
         self._output = weakref.ref(output)
         self.forward_node = state.backward_of
         self.role = state.backward_role

@@ -127,11 +127,11 @@ def apply(prim, *inputs):
     if state.abstract:
         return _without_value(prim, inputs, state)
     if state.lazy_terms:                  # the fast backward pass: lazy terms may be inputs
-        arrays = [t.data if t.data is not None else evaluate(t) for t in inputs]
+        arrays = [t._data if t._data is not None else evaluate(t) for t in inputs]
         if prim.sum_term:
             return _without_value(prim, inputs, state)
     else:
-        arrays = [t.data for t in inputs]
+        arrays = [t._data for t in inputs]
     if state.check is None:               # the common case, inline: apply is the hot path
         try:
             data = prim.forward(*arrays)
@@ -164,7 +164,7 @@ def _without_value(prim, inputs, state):
 
 def value_of(t):
     """t's array, evaluating a lazy term first."""
-    return t.data if t.data is not None else evaluate(t)
+    return t._data if t._data is not None else evaluate(t)
 
 
 def evaluate(t, where=None):
@@ -175,9 +175,9 @@ def evaluate(t, where=None):
         raise ValueError(f"{describe(t)} has no value and no op that computes it")
     if node.forward_node is not None:
         where = f"in the backward pass of {node.forward_node.op!r}"
-    t.data = run_forward(node.prim, [value_of(x) for x in node.inputs], node.inputs, current(),
+    t._data = run_forward(node.prim, [value_of(x) for x in node.inputs], node.inputs, current(),
                          where)
-    return t.data
+    return t._data
 
 
 def run_forward(prim, arrays, inputs, state, where=None):

@@ -86,19 +86,29 @@ class _GradMode(contextlib.ContextDecorator):
         return type(self)(self.enabled)
 
 
-def no_grad():
+def no_grad(fn=None):
     """Context manager (or decorator) inside which no op is recorded.
 
     Tensors computed inside have no producing node and do not require grad, so no graph is
     kept alive: use it for evaluation and for parameter updates. It applies to the current
-    thread (context) only.
+    thread (context) only. As a decorator both `@no_grad()` and `@no_grad` work.
     """
-    return _GradMode(False)
+    return _grad_mode(False, fn, "no_grad")
 
 
-def enable_grad():
-    """Context manager (or decorator) that turns recording back on inside a `no_grad` block."""
-    return _GradMode(True)
+def enable_grad(fn=None):
+    """Context manager (or decorator: `@enable_grad()` or `@enable_grad`) that turns
+    recording back on inside a `no_grad` block."""
+    return _grad_mode(True, fn, "enable_grad")
+
+
+def _grad_mode(enabled, fn, who):
+    if fn is None:
+        return _GradMode(enabled)
+    if not callable(fn):
+        raise TypeError(f"{who}: takes no arguments as a context manager (`with {who}():`) and "
+                        f"a function as a decorator, got {type(fn).__name__}")
+    return _GradMode(enabled)(fn)
 
 
 def recording_backward(forward_node, role):

@@ -6,6 +6,7 @@ the fast backward pass for the gradient terms the accumulator sums later. The ar
 operators and method forms (`x + y`, `x @ W`, `x.sum()`) are installed by `tinygraph.ops`.
 """
 import numbers
+import threading
 
 from ..backend import xp
 from .state import current
@@ -23,8 +24,8 @@ class Tensor:
         constant: True for tensors made from Python numbers or bare arrays passed to an op.
     """
 
-    __slots__ = ("data", "name", "requires_grad", "grad", "_node", "constant", "_spec",
-                 "__weakref__")
+    __slots__ = ("_data", "_version", "name", "requires_grad", "grad", "_node", "constant",
+                 "_spec", "__weakref__")
     # numpy defers to our reflected operators (ndarray + Tensor -> Tensor.__radd__).
     __array_ufunc__ = None
 
@@ -40,7 +41,8 @@ class Tensor:
                 raise TypeError(f"tensor {name + ' ' if name else ''}requires_grad=True needs "
                                 f"floating-point data, got dtype {dtype}; pass "
                                 "dtype=np.float32 or np.float64")
-        self.data = data
+        self._data = data
+        self._version = [0]      # a counter shared with the tensor's detached aliases
         self.name = name
         self.requires_grad = requires_grad
         self.grad = None
@@ -48,17 +50,44 @@ class Tensor:
         self.constant = constant
         self._spec = spec
 
+    # --- the value and its version --------------------------------------------------------
+    @property
+    def data(self):
+        """The ndarray value (None for an abstract tensor). Assigning to it (`w.data = ...`,
+        `w.data -= lr * g`) bumps the tensor's version: a backward pass that would read the
+        value its graph saved before the change raises instead of mixing old and new values.
+        A raw numpy write into the array (`w.data[...] = 0`) cannot be seen that way; see
+        `mark_changed` and `tinygraph.detect_anomaly`."""
+        return self._data
+
+    @data.setter
+    def data(self, value):
+        self._data = value
+        self._version[0] += 1
+
+    @property
+    def version(self):
+        """How many times the value was changed in place since the tensor was made (see
+        `data`), shared with its `detach()`ed aliases; a graph records its inputs' versions
+        when it saves them."""
+        return self._version[0]
+
+    def mark_changed(self):
+        """Declare that the array was written in place (`w.data[...] = ...`, numpy's `out=`):
+        bumps the version, so graphs that saved the old value refuse to use it."""
+        self._version[0] += 1
+
     # --- plain properties -------------------------------------------------------------------
     @property
     def shape(self):
         """The shape of the value, a tuple of ints."""
-        data = self.data
+        data = self._data
         return data.shape if data is not None else self._spec[0]
 
     @property
     def dtype(self):
         """The numpy dtype of the value."""
-        data = self.data
+        data = self._data
         return data.dtype if data is not None else self._spec[1]
 
     @property
@@ -69,7 +98,7 @@ class Tensor:
     @property
     def size(self):
         """The number of elements of the value."""
-        data = self.data
+        data = self._data
         if data is not None:
             return data.size
         size = 1
@@ -80,7 +109,7 @@ class Tensor:
     @property
     def is_abstract(self):
         """True for a tensor with a shape and dtype but no value (see the module docstring)."""
-        return self.data is None
+        return self._data is None
 
     @property
     def node(self):
@@ -94,19 +123,45 @@ class Tensor:
 
     def value(self):
         """The ndarray, or a clear error for an abstract tensor."""
-        if self.data is None:
+        if self._data is None:
             raise ValueError(f"{describe(self)} has no value: it was made by shape-only "
                              "evaluation (a compiled step's trace), which computes shapes "
                              "and dtypes but not values")
-        return self.data
+        return self._data
 
     def __len__(self):
         if not self.shape:
             raise TypeError("len() of a 0-d tensor")
         return self.shape[0]
 
+    def __iter__(self):
+        # Without this, Python would iterate through __getitem__ and a 0-d tensor would look
+        # empty (`loss, grads = step(x)` then fails with "expected 2, got 0").
+        if not self.shape:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[k] for k in range(self.shape[0]))
+
     def __bool__(self):
         return bool(self.value())   # numpy's rule: only a one-element tensor has a truth value
+
+    def __float__(self):
+        return float(self._one_element("float"))
+
+    def __int__(self):
+        return int(self._one_element("int"))
+
+    def __index__(self):
+        value = self._one_element("index")
+        if value.dtype.kind not in "iub":
+            raise TypeError(f"only integer tensors can be used as an index, got {value.dtype}")
+        return int(value)
+
+    def _one_element(self, what):
+        value = self.value()
+        if value.size != 1:
+            raise TypeError(f"{what}() of {describe(self)}: only a one-element tensor can be "
+                            "converted to a Python number")
+        return value.reshape(())
 
     def __array__(self, dtype=None, copy=None):
         data = self.value()
@@ -116,7 +171,7 @@ class Tensor:
         name = f", name={self.name!r}" if self.name else ""
         grad = ", requires_grad=True" if self.requires_grad else ""
         op = f", op={self._node.op!r}" if self._node is not None else ""
-        value = repr(self.data) if self.data is not None else \
+        value = repr(self._data) if self._data is not None else \
             f"<abstract shape={self.shape} dtype={self.dtype}>"
         return f"Tensor({value}{name}{grad}{op})"
 
@@ -129,23 +184,42 @@ class Tensor:
         return self.value().item()
 
     def detach(self):
-        """The same value as a new leaf outside the graph (no node, no gradient)."""
-        return Tensor(self.data, name=self.name,
-                      spec=None if self.data is not None else self._spec)
+        """The same value as a new leaf outside the graph (no node, no gradient). It shares
+        the array and the version counter: a change through either is seen by both."""
+        alias = Tensor(self._data, name=self.name,
+                       spec=None if self._data is not None else self._spec)
+        alias._version = self._version
+        return alias
 
     def zero_grad(self):
         """Forget the accumulated gradient (`.grad` becomes None)."""
         self.grad = None
 
-    def backward(self, grad=None, create_graph=False):
+    def backward(self, grad=None, create_graph=False, retain_graph=None):
         """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires grad.
 
         `grad` seeds the backward pass and is required unless this tensor is a scalar. With
         `create_graph=True` the accumulated gradients are graph nodes that can be rendered or
-        differentiated again.
+        differentiated again. The pass frees the graph's saved values as it goes, so a second
+        backward through it raises, unless `retain_graph=True` (the default with create_graph).
         """
         from .autodiff import backward
-        backward(self, grad, create_graph=create_graph)
+        backward(self, grad, create_graph=create_graph, retain_graph=retain_graph)
+
+
+# Guards every `.grad` accumulation: steps or backward passes finishing at once in two threads
+# must not lose one's read-modify-write of the same parameter's gradient.
+GRAD_LOCK = threading.Lock()
+
+
+def add_to_grad(t, array, own=None):
+    """t.grad += array, atomically. Where t has no gradient yet it takes `own(array)` (default:
+    the array itself), for a caller that must copy an array it does not own."""
+    with GRAD_LOCK:
+        if t.grad is None:
+            t.grad = Tensor(array if own is None else own(array))
+        else:
+            t.grad = Tensor(t.grad._data + array)
 
 
 def tensor(data, name=None, requires_grad=False, dtype=None):

@@ -127,7 +127,7 @@ def gradient_norms(outputs, forward_nodes, grad_outputs):
     seeds = [Tensor(xp.ones_like(o.data)) for o in outputs] if grad_outputs is None \
         else _as_list(grad_outputs)
     with xp.errstate(all="ignore"):
-        grads = grad(outputs, targets, grad_outputs=seeds, allow_unused=True)
+        grads = grad(outputs, targets, grad_outputs=seeds, allow_unused=True, retain_graph=True)
     return {id(t): norm(g.data) for t, g in zip(targets, grads) if g is not None}
 
 

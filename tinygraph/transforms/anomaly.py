@@ -5,9 +5,17 @@ recorded), checks its result; the error names the op, the shapes and names of it
 whether an input was already non-finite, and, for a backward op, the forward op whose vjp it
 belongs to. The check costs one pass over every result, so it is off by default, as in
 PyTorch. Compiled programs check each replayed step the same way.
+
+It also catches what the tensors' version counters cannot see: a raw numpy write into a saved
+value's array (`w.data[...] = 0`, `np.copyto(w.data, ...)`) between the forward and the
+backward pass. Each node made inside keeps a digest of its saved values, and the backward
+pass compares them before running the node's vjp.
 """
+import hashlib
+
 from ..backend import xp
 from ..core.state import changed, current
+from ..core.tensor import describe
 
 
 def detect_anomaly(enabled=True):
@@ -17,7 +25,41 @@ def detect_anomaly(enabled=True):
     compiled replay) passes every result to; the code that runs is otherwise the same as
     without it. Context-local, like grad mode.
     """
-    return changed(check=check_result if enabled else None)
+    return changed(check=ANOMALY_CHECK if enabled else None)
+
+
+class AnomalyCheck:
+    """What detect_anomaly() installs: called on every op's result (see check_result), and
+    asked for digests of a node's saved values when it is made and to verify them before its
+    vjp runs."""
+
+    def __call__(self, *args, **kwargs):
+        check_result(*args, **kwargs)
+
+    @staticmethod
+    def digests(inputs, output):
+        return [_digest(t._data) for t in inputs] + [_digest(output._data)]
+
+    @staticmethod
+    def verify_saved(node, output):
+        tensors = list(node.inputs) + [output]
+        for t, saved in zip(tensors, node.digests):
+            if saved is not None and _digest(t._data) != saved:
+                raise RuntimeError(
+                    f"detect_anomaly: {describe(t)}, saved by {node.op!r} for its gradient, "
+                    "was changed in place after it was saved (a write into its array, which "
+                    "its version counter cannot see); the gradient would mix old and new values")
+
+
+def _digest(array):
+    if array is None:            # abstract (a trace): nothing saved yet
+        return None
+    data = xp.ascontiguousarray(array)
+    return (data.shape, data.dtype.str, hashlib.blake2b(data.view(xp.uint8).reshape(-1),
+                                                      digest_size=16).digest())
+
+
+ANOMALY_CHECK = AnomalyCheck()
 
 
 def check_result(op_name, data, input_arrays, input_names=None, where=None):

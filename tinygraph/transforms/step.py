@@ -11,9 +11,15 @@ parameters added into their `.grad`.
 
 So a trainer, a benchmark or a test chooses eager or compiled by one flag and has one code
 path. An unused parameter's `.grad` is left as it is, as `backward()` does.
+
+A step called from several threads at once runs one call at a time (a lock per step): the
+result is that of the calls made one after the other, in some order, never a mix (a compiled
+program's buffers, a model's carried state and the `.grad` sums are shared).
 """
+import threading
+
 from ..core.autodiff import grad
-from ..core.tensor import Tensor, describe
+from ..core.tensor import Tensor, add_to_grad, describe
 from ..ops.parallel import cores_to_workers
 
 
@@ -29,13 +35,14 @@ class Step:
                 raise TypeError(f"{type(self).__name__}: params must be Tensors that require "
                                 "grad, got " + (describe(p) if isinstance(p, Tensor)
                                                 else type(p).__name__))
+        self._lock = threading.RLock()
 
     def __call__(self, *inputs):
-        with cores_to_workers():        # the step's big products split over two workers
+        with self._lock, cores_to_workers():   # big products split over the workers
             loss, grads = self.run(inputs)
-        for p, g in zip(self.params, grads):
-            if g is not None:
-                p.grad = Tensor(g) if p.grad is None else Tensor(p.grad.data + g)
+            for p, g in zip(self.params, grads):
+                if g is not None:
+                    add_to_grad(p, g)
         return Tensor(loss)
 
     def run(self, inputs):
