@@ -35,7 +35,7 @@ class Elementwise(Primitive):
         return None if self.ufunc is None else self._ufunc_into
 
     def _ufunc_into(self, out, *arrays):
-        """The ufunc into `out`, in row blocks over two threads when `out` is large (an
+        """The ufunc into `out`, in row blocks over the workers when `out` is large (an
         operand broadcast along the rows is passed whole to each block)."""
         if out.size < SPLIT_ELEMENTS:
             return self.ufunc(*arrays, out=out)
