@@ -8,7 +8,7 @@ name, so an optimizer updates it once and the engine sums its gradient from both
 import math
 
 from .backend import xp
-from .core.state import scope
+from .core.state import current, scope
 from .core.tensor import Parameter, Tensor
 from . import ops
 
@@ -21,7 +21,20 @@ class Module:
     `eval` for every sub-module, e.g. to turn dropout off.
     """
 
-    training = True
+    _training = True
+
+    @property
+    def training(self):
+        """True in training mode (dropout on). A compiled step's trace records each read, so
+        the program it makes is replayed only while the flags it read are unchanged."""
+        trace = current().trace
+        if trace is not None:
+            trace.read_flag(self, self._training)
+        return self._training
+
+    @training.setter
+    def training(self, mode):
+        self._training = bool(mode)
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)

@@ -12,6 +12,8 @@ gradient checks, for these reasons:
 - "no_gradient" (step): its derivative is zero wherever it exists (it is relu's derivative,
   a Heaviside step) and its vjp passes None back, so no gradient flows through it; finite
   differences across the jump would be meaningless.
+  stop_gradient (what detach() records in a compiled step's trace) passes its value and no
+  gradient.
 - "integer" (ids_in_range): integer ids in, the same ids out (after a range check); integers
   have no gradient and cannot require grad.
 - "random" (dropout_mask): no inputs at all, so nothing to differentiate; it draws from a
@@ -26,7 +28,7 @@ from typing import Callable
 import numpy as np
 
 import tinygraph as tg
-from tinygraph.core.primitive import apply
+from tinygraph.core.primitive import StopGradient, apply
 from tinygraph.core.tensor import Tensor
 from tinygraph.ops.indexing import INDEX_SLOT, IndexGrad, SliceGrad
 from tinygraph.ops.losses import LogSoftmaxGrad, LogSoftmaxGradAt
@@ -201,6 +203,8 @@ CASES = [
     OpCase("ids_in_range", lambda ids: tg.ops.ids_in_range(ids, 5, "id {bad} not below {size}"),
            lambda ids: ids, [(2, 3)], kind="integer",
            make_inputs=lambda rng, dtype: [rng.integers(0, 5, (2, 3))]),
+    OpCase("stop_gradient", lambda a: apply(StopGradient(), a), lambda a: a, [(3, 4)],
+           "normal", kind="no_gradient"),
     OpCase("dropout_mask",
            lambda dtype: tg.ops.dropout_mask(0.3, (3, 4), dtype, np.random.default_rng(7)),
            lambda dtype: _dropout_ref(0.3, (3, 4), dtype, np.random.default_rng(7)), [],

@@ -228,3 +228,39 @@ def test_no_grad_works_with_and_without_parentheses():
         assert inside(x).requires_grad
     with pytest.raises(TypeError, match="no_grad: takes no arguments"):
         tg.no_grad(3)
+
+
+# --- a custom primitive's mistakes are named --------------------------------------------------
+class _Double(tg.Primitive):
+    name = "double"
+
+    def __init__(self, returns):
+        self.returns = returns
+
+    def forward(self, a):
+        return a * 2
+
+    def spec(self, a):
+        return a.shape, a.dtype
+
+    def vjp(self, node, g, needs):
+        return self.returns(g)
+
+
+@pytest.mark.parametrize("returns, error, message", [
+    (lambda g: (g.data * 2,), TypeError,
+     r"the vjp of primitive 'double' (returned a numpy array of shape \(3,\) for input 0; a "
+     r"vjp returns Tensors|failed in a compiled step's trace .* never on arrays)"),
+    (lambda g: (tg.sum(g),), ValueError,
+     r"the vjp of primitive 'double' returned a gradient of shape \(\) \(float64\) for input "
+     r"0, an unnamed tensor with shape \(3,\) \(float64\); it must have the input's shape"),
+    (lambda g: g * 2, TypeError,
+     r"the vjp of primitive 'double' must return a tuple with one Tensor or None per input "
+     r"\(1\), got a Tensor"),
+])
+def test_a_wrong_custom_vjp_is_named(returns, error, message):
+    x = tg.tensor(np.ones(3), requires_grad=True)
+    for compiled in (False, True):
+        make = tg.compile if compiled else tg.value_and_grad
+        with pytest.raises(error, match=message):
+            make(lambda: tg.sum(tg.apply(_Double(returns), x)), [x])()

@@ -233,14 +233,31 @@ def _propagate(order, on_path, wanted, accumulator, running, retain):
                     input_grads = node.prim.vjp(node, g, needs)
             else:
                 input_grads = node.prim.vjp(node, g, needs)
+        except (TypeError, AttributeError) as e:
+            if g._data is None and current().abstract:
+                raise TypeError(f"the vjp of primitive {node.op!r} failed in a compiled step's "
+                                f"trace ({e}): there values are not known yet (.data is None), "
+                                "so a vjp must compute with tinygraph ops on Tensors, never "
+                                "on arrays") from e
+            raise
         finally:
             running.vjp_of = None
+        if not isinstance(input_grads, (tuple, list)) or len(input_grads) != len(node.inputs):
+            raise TypeError(f"the vjp of primitive {node.op!r} must return a tuple with one "
+                            f"Tensor or None per input ({len(node.inputs)}), got "
+                            f"{_shown(input_grads)}")
         for k, (inp, gi, need) in enumerate(zip(node.inputs, input_grads, needs)):
             if need and gi is not None:
+                if not isinstance(gi, Tensor):
+                    raise TypeError(f"the vjp of primitive {node.op!r} returned "
+                                    f"{_shown(gi)} for input {k}; a vjp returns Tensors, "
+                                    "computed with tinygraph ops (tg.tensor(array) wraps an "
+                                    "array as a constant, with no gradient of its own)")
                 if gi.shape != inp.shape or gi.dtype != inp.dtype:
-                    raise RuntimeError(f"internal error: the vjp of {node.op} returned a "
-                                       f"{gi.dtype} gradient of shape {gi.shape} for "
-                                       f"{describe(inp)} ({inp.dtype})")
+                    raise ValueError(f"the vjp of primitive {node.op!r} returned a gradient of "
+                                     f"shape {gi.shape} ({gi.dtype}) for input {k}, "
+                                     f"{describe(inp)} ({inp.dtype}); it must have the "
+                                     "input's shape and dtype")
                 made_here = gi._node is not None and gi._node.forward_node is node
                 if record and made_here and gi._node.grad_of is None:
                     gi._node.grad_of = inp   # this vjp's contribution to d/d(inp)
@@ -256,6 +273,14 @@ def _propagate(order, on_path, wanted, accumulator, running, retain):
         if key in wanted:
             found[key] = accumulator.pop(wanted[key])
     return found
+
+
+def _shown(value):
+    if isinstance(value, xp.ndarray):
+        return f"a numpy array of shape {value.shape}"
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)}"
+    return f"a {type(value).__name__}"
 
 
 def _check_saved(node, out):

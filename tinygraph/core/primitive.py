@@ -204,3 +204,19 @@ def _no_abstract_inputs(prim, inputs):
             raise ValueError(f"{prim.name}: {describe(t)} has no value: it was made by "
                              "shape-only evaluation (a compiled step's trace) and can only be "
                              "used inside it") from None
+
+
+class StopGradient(Primitive):
+    """The value of its input, with no gradient: what `Tensor.detach()` records inside a
+    compiled step's trace, where the value is not known yet and the program computes it."""
+
+    name = "stop_gradient"
+
+    def forward(self, a):
+        return a
+
+    def spec(self, a):
+        return a.shape, a.dtype
+
+    def vjp(self, node, g, needs):
+        return (None,)

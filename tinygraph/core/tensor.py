@@ -185,7 +185,15 @@ class Tensor:
 
     def detach(self):
         """The same value as a new leaf outside the graph (no node, no gradient). It shares
-        the array and the version counter: a change through either is seen by both."""
+        the array and the version counter: a change through either is seen by both.
+
+        Inside a compiled step's trace (no value yet) it is a `stop_gradient` node instead,
+        so the program computes the value and no gradient flows through it."""
+        if current().abstract:
+            from .primitive import StopGradient, apply
+            out = apply(StopGradient(), self)
+            out.requires_grad = False
+            return out
         alias = Tensor(self._data, name=self.name,
                        spec=None if self._data is not None else self._spec)
         alias._version = self._version
@@ -234,6 +242,8 @@ def tensor(data, name=None, requires_grad=False, dtype=None):
         raise ValueError("compiled step: tensor() got None, a value read out of a tensor "
                          "that is being traced (a trace computes shapes only: .data is None). "
                          "The function must use its inputs as Tensors")
+    if isinstance(data, xp.ndarray):
+        captured(data, "an array made a tensor with tensor()")
     if isinstance(data, (str, bytes, dict, set)) or data is None:
         raise TypeError(f"tensor: cannot make a tensor from {type(data).__name__}; "
                         "pass an array, a (nested) list of numbers or a number")
@@ -254,6 +264,14 @@ class Parameter(Tensor):
     def __init__(self, data, name=None, dtype=None):
         array = xp.array(data.data if isinstance(data, Tensor) else data, dtype=dtype)
         super().__init__(array, name=name, requires_grad=True)
+
+
+def captured(array, shown):
+    """Tell a compiled step's trace in progress that the function made a constant of this
+    numpy array (its values would be fixed in the program): the trace guards or refuses it."""
+    trace = current().trace
+    if trace is not None:
+        trace.capture(array, shown)
 
 
 def describe(t):
@@ -279,6 +297,8 @@ def as_operand(value, op_name, like=None):
     if isinstance(value, Tensor):
         return value
     if isinstance(value, (numbers.Number, xp.generic, xp.ndarray)) and not isinstance(value, complex):
+        if isinstance(value, xp.ndarray):
+            captured(value, f"an operand of {op_name}")
         # A copy: the graph must not change when the caller later mutates the array.
         array = xp.array(value)
         if array.dtype == object and current().trace is not None:

@@ -2,7 +2,7 @@
 slice_grad and index_grad (scatters into zeros), and ids_in_range (a checked pass-through)."""
 from ..backend import xp
 from ..core.primitive import Primitive, apply
-from ..core.tensor import Tensor, describe
+from ..core.tensor import Tensor, captured, describe
 from .labels import key_text
 from .operands import placeholder, tensor_arg
 from . import shape as _shape
@@ -234,6 +234,8 @@ def _normalize_key(key, op_name):
             part = xp.asarray(part, dtype=xp.intp if len(part) == 0 else None)
         if isinstance(part, (Tensor, xp.ndarray)):
             if part.dtype == bool:
+                if isinstance(part, xp.ndarray):
+                    captured(part, f"a boolean mask of {op_name}")
                 data = part.value() if isinstance(part, Tensor) else part
                 for axis_ids in xp.nonzero(data):
                     normalized.append(INDEX_SLOT)
@@ -242,6 +244,7 @@ def _normalize_key(key, op_name):
             if part.dtype.kind not in "iu":
                 raise TypeError(f"{op_name}: index arrays must hold integers, got {part.dtype}")
             if isinstance(part, xp.ndarray):
+                captured(part, f"an index array of {op_name}")
                 part = Tensor(part.copy(), constant=True)
             normalized.append(INDEX_SLOT)
             indices.append(part)

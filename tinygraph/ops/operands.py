@@ -3,6 +3,7 @@
 Errors are raised here, at graph-build time, naming the op and the operands' names and shapes.
 """
 from ..backend import xp
+from ..core.state import current
 from ..core.tensor import Tensor, as_operand, describe
 
 
@@ -24,8 +25,24 @@ def pair(a, b, op_name):
         a = as_operand(a, op_name)
         b = as_operand(b, op_name, like=a)
     if a.dtype != b.dtype:
+        a, b = _traced_array_inputs(a, b)
+    if a.dtype != b.dtype:
         raise TypeError(f"{op_name}: operands have different dtypes: {describe(a)} is "
                         f"{a.dtype}, {describe(b)} is {b.dtype}; cast one of them first")
+    return a, b
+
+
+def _traced_array_inputs(a, b):
+    """In a compiled step's trace, an input given as a bare array is cast like a bare array
+    in eager mode: to the dtype of the floating tensor it meets (see transforms.trace)."""
+    trace = current().trace
+    if trace is not None:
+        if xp.issubdtype(b.dtype, xp.floating):
+            cast = trace.cast_input(a, b.dtype)
+            a = a if cast is None else cast
+        if xp.issubdtype(a.dtype, xp.floating) and a.dtype != b.dtype:
+            cast = trace.cast_input(b, a.dtype)
+            b = b if cast is None else cast
     return a, b
 
 

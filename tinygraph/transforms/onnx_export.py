@@ -25,6 +25,7 @@ import warnings
 
 from ..backend import xp
 from ..core.autodiff import nodes
+from ..core.primitive import StopGradient
 from ..core.tensor import Parameter, Tensor
 from ..ops import elementwise as ew, indexing, linalg, losses, random as rand, shape as shp
 from ..ops.indexing import INDEX_SLOT
@@ -384,6 +385,7 @@ MAPPINGS = {
     indexing.IndexGrad: _index_grad, indexing.IdsInRange: _ids_in_range,
     losses.LogSoftmax: _log_softmax, losses.LogSoftmaxGrad: _log_softmax_grad,
     losses.LogSoftmaxGradAt: _log_softmax_grad_at,
+    StopGradient: _simple("Identity"),
 }
 
 # Primitives with no mapping, and why: export names the primitive and says this.

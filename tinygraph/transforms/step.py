@@ -27,8 +27,9 @@ class Step:
     """`fn(*inputs)` -> a scalar loss; calling the step returns the loss (a Tensor with no
     graph) and adds d(loss)/d(param) into each parameter's `.grad`."""
 
-    def __init__(self, fn, params):
+    def __init__(self, fn, params, has_aux=False):
         self.fn = fn
+        self.has_aux = has_aux
         self.params = list(params)
         for p in self.params:
             if not isinstance(p, Tensor) or not p.requires_grad:
@@ -37,34 +38,86 @@ class Step:
                                                 else type(p).__name__))
         self._lock = threading.RLock()
 
-    def __call__(self, *inputs):
+    def __call__(self, *inputs, **kwargs):
         with self._lock, cores_to_workers():   # big products split over the workers
-            loss, grads = self.run(inputs)
+            loss, grads, aux = self.run(inputs, kwargs)
             for p, g in zip(self.params, grads):
                 if g is not None:
                     add_to_grad(p, g)
-        return Tensor(loss)
+        return (Tensor(loss), aux) if self.has_aux else Tensor(loss)
 
-    def run(self, inputs):
-        """(the loss array, one gradient array or None per parameter)."""
+    def run(self, inputs, kwargs):
+        """(the loss array, one gradient array or None per parameter, aux as returned to the
+        caller or None)."""
         raise NotImplementedError
 
 
 class EagerStep(Step):
     """Runs `fn` and the fast backward pass on every call (see `value_and_grad`)."""
 
-    def run(self, inputs):
-        loss = self.fn(*inputs)
+    def run(self, inputs, kwargs):
+        loss, aux, rebuild = split_output(self.fn(*inputs, **kwargs), self.has_aux,
+                                          "value_and_grad")
         check_loss(loss, "value_and_grad")
         grads = grad(loss, self.params, allow_unused=True)
-        return loss.data, [None if g is None else g.data for g in grads]
+        return loss.data, [None if g is None else g.data for g in grads], \
+            rebuild([None if t is None else t.data for t in aux])
 
 
-def value_and_grad(fn, params):
+def value_and_grad(fn, params, has_aux=False):
     """An eager Step for the loss function `fn` and the parameters it trains: calling it
     returns the loss and adds the gradients into the parameters' `.grad` (`tg.compile` gives
-    a step with the same call and effect that replays a traced program)."""
-    return EagerStep(fn, params)
+    a step with the same call and effect that replays a traced program).
+
+    has_aux: fn returns `(loss, aux)`, aux a Tensor or a tuple, list or dict of Tensors (or
+    None); the step then returns `(loss, aux)` with aux's Tensors as values (no graph).
+    Keyword arguments are passed on to fn.
+    """
+    return EagerStep(fn, params, has_aux)
+
+
+def split_output(out, has_aux, who):
+    """(loss, the aux Tensors (or None) in order, rebuild) from what the step's function
+    returned; rebuild(arrays) gives aux's structure back with Tensors of those arrays."""
+    if not has_aux:
+        return out, [], lambda arrays: None
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise TypeError(f"{who}: with has_aux=True the function must return (loss, aux), got "
+                        f"{type(out).__name__}")
+    loss, aux = out
+    leaves = []
+    shape = _shape_of(aux, leaves, who)
+    return loss, leaves, lambda arrays: _rebuild(shape, arrays)
+
+
+class _Leaf:
+    __slots__ = ("k",)
+
+    def __init__(self, k):
+        self.k = k
+
+
+def _shape_of(aux, leaves, who):
+    """aux with each Tensor (or None) replaced by a _Leaf numbering it in `leaves`."""
+    if aux is None or isinstance(aux, Tensor):
+        leaves.append(aux)
+        return _Leaf(len(leaves) - 1)
+    if isinstance(aux, (tuple, list)):
+        return type(aux)(_shape_of(v, leaves, who) for v in aux)
+    if isinstance(aux, dict):
+        return {k: _shape_of(v, leaves, who) for k, v in aux.items()}
+    raise TypeError(f"{who}: aux must hold Tensors (in tuples, lists or dicts), got a "
+                    f"{type(aux).__name__}; a value computed from numbers would be fixed in a "
+                    "compiled step, so make it a Tensor (both modes follow this rule)")
+
+
+def _rebuild(shape, arrays):
+    if isinstance(shape, _Leaf):
+        array = arrays[shape.k]
+        return None if array is None else Tensor(array)
+    if isinstance(shape, (tuple, list)):
+        return type(shape)(_rebuild(v, arrays) for v in shape)
+    return {k: _rebuild(v, arrays) for k, v in shape.items()}
 
 
 def check_loss(loss, who):

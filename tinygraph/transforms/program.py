@@ -1,0 +1,263 @@
+"""A compiled step's program: the traced graph flattened into steps over slots, with its
+memory planned when it is made.
+
+A program is a list of (primitive forward, input slots, output slot) over a list of values:
+the inputs, the leaves it reads at every call (parameters, carried state, inputs cast as
+eager mode casts bare arrays), then one slot per step. Each intermediate value is dropped
+right after its last use, so memory stays at what the eager pass keeps alive.
+
+Big intermediate arrays are written into buffers the program owns, assigned at trace time
+from the values' lifetimes (as tinygrad and XLA plan memory): two values share a buffer only
+when one is dead before the other is born. A value's lifetime is extended by every later
+value that may be a view of it (the output of a primitive with no `forward_into`, which may
+return its input or a view of it). No buffer is ever handed out: the loss, the gradients,
+the carried state and auxiliary outputs are fresh arrays, or copies where they are views, so
+nothing the caller holds is written by a later call. No reference counts are read.
+"""
+import contextlib
+
+from ..backend import xp
+from ..core.autodiff import nodes
+from ..core.state import current
+from ..core.tensor import Tensor, describe
+from .anomaly import where
+
+# Outputs this big get a planned buffer: glibc serves bigger requests with fresh pages from
+# the system, each a page fault when first written, so reusing them saves that every call.
+REUSE_BYTES = 1 << 17
+_NEVER = float("inf")
+
+
+class Program:
+    """The flattened graph of one trace: leaves read on every call, then one step per op node.
+
+    inputs: the trace's input Tensors; loss, grads (None where unused), aux: the outputs;
+    carries: the trace's carry() records; casts: {(position, dtype): Tensor} for inputs given
+    as arrays and cast where they met a tensor of another dtype.
+    """
+
+    def __init__(self, inputs, loss, grads, aux, carries, casts):
+        finals = [t for c in carries for t in c.final]
+        outputs = [loss] + [g for g in grads if g is not None] + \
+            [t for t in aux if t is not None] + finals
+        slots = {id(t): k for k, t in enumerate(inputs)}
+        self.n_inputs = len(inputs)
+        self.leaves = []         # (slot, how to read it: a Tensor, (holder, attr, k), or a cast)
+        self.holder_reads = []   # ((holder, attribute, k), traced shape, traced dtype)
+        starts = _carried_starts(carries)
+        casts = {id(t): key for key, t in casts.items()}
+        self.steps, self.wheres, self.specs, into = [], [], [], []
+        for node in nodes(outputs):
+            for t in node.inputs:
+                if t._node is None and id(t) not in slots:
+                    self._add_leaf(t, slots, starts, casts)
+            slots[id(node.output)] = len(slots)
+            self.steps.append((node.prim.forward, tuple(slots[id(t)] for t in node.inputs),
+                               slots[id(node.output)]))
+            out = node.output
+            self.specs.append((out.shape, out.dtype))
+            into.append(node.prim.forward_into)
+            self.wheres.append(where(node.forward_node, node.role))
+        for t in outputs:        # an output may be a leaf itself (a gradient equal to x)
+            if id(t) not in slots:
+                self._add_leaf(t, slots, starts, casts)
+        self.size = len(slots)
+        self.loss_slot = slots[id(loss)]
+        self.grad_slots = [None if g is None else slots[id(g)] for g in grads]
+        self.aux_slots = [None if t is None else slots[id(t)] for t in aux]
+        self.input_specs = [(t.shape, t.dtype) for t in inputs]
+        # Only the last carry of each holder is written back.
+        last = {}
+        for c in carries:
+            last[(id(c.holder), c.attribute)] = c
+        self.carries = [(c.holder, c.attribute, [slots[id(t)] for t in c.final], c.stored,
+                         isinstance(c.start_value if c.start_value is not None else
+                                    c.previous, tuple) or len(c.final) > 1)
+                        for c in last.values()]
+        kept = {slots[id(t)] for t in outputs if t is not None}
+        self.frees = self._last_uses(kept)
+        self.plan, self.buffer_sizes = self._plan_buffers(into, kept)
+        self.buffers = [None] * len(self.buffer_sizes)      # allocated on first use
+        self.checked = False     # the first replay checks each result against its spec
+        # Outputs shared with the program's leaves or with each other are copied before they
+        # are handed out: the caller may scale a gradient in place (clipping does).
+        self.shared = {s for s, _ in self.leaves} | set(range(self.n_inputs))
+
+    def _add_leaf(self, t, slots, starts, casts):
+        how = starts.get(id(t))
+        if how is not None and how[0] == "final":
+            slots[id(t)] = slots[id(how[1])]          # computed earlier in this step
+            return
+        slots[id(t)] = len(slots)
+        if id(t) in casts:
+            self.leaves.append((slots[id(t)], ("cast",) + casts[id(t)]))
+        elif how is not None:                          # carried state, read from its holder
+            self.leaves.append((slots[id(t)], how[1]))
+            self.holder_reads.append((how[1], t.shape, t.dtype))
+        elif t.data is None:
+            raise ValueError(
+                f"compiled step: the function uses {describe(t)}, a tensor with no value that "
+                "no op of the trace computes (made from an input's values outside the graph?); "
+                "use the input Tensor itself")
+        else:
+            self.leaves.append((slots[id(t)], t))
+
+    def _last_uses(self, kept):
+        """For each step, the slots no later step reads: dropped right after it."""
+        last = {}
+        for i, (_, ins, out) in enumerate(self.steps):
+            for s in ins:
+                last[s] = i
+            last.setdefault(out, i)
+        frees = [[] for _ in self.steps]
+        for s, i in last.items():
+            if s not in kept:
+                frees[i].append(s)
+        return frees
+
+    def _plan_buffers(self, into, kept):
+        """Per step, the buffer its output is written into (or None), and each buffer's
+        (element count, dtype): an interval assignment over the values' lifetimes."""
+        death = {}
+        for i, (_, ins, out) in enumerate(self.steps):
+            for s in ins:
+                death[s] = i
+            death.setdefault(out, i)
+        for s in kept:
+            death[s] = _NEVER
+        # A value that may be a view of an input keeps that input's buffer alive with it.
+        for i in reversed(range(len(self.steps))):
+            _, ins, out = self.steps[i]
+            if into[i] is None:
+                for s in ins:
+                    death[s] = max(death.get(s, i), death[out])
+        plan, sizes, free, releases = [], [], {}, {}
+        for i, (_, _, out) in enumerate(self.steps):
+            shape, dtype = self.specs[i]
+            size = int(xp.prod(shape, dtype=xp.int64)) if shape else 1
+            big = into[i] is not None and out not in kept and \
+                size * dtype.itemsize >= REUSE_BYTES
+            if big:
+                key = (size, dtype)
+                buffer = free[key].pop() if free.get(key) else len(sizes)
+                if buffer == len(sizes):
+                    sizes.append(key)
+                releases.setdefault(death[out], []).append(buffer)
+                plan.append((into[i], buffer, shape))
+            else:
+                plan.append(None)
+            for buffer in releases.pop(i, ()):
+                free.setdefault(sizes[buffer], []).append(buffer)
+        return plan, sizes
+
+    def carries_current(self):
+        """False when a carried state the program reads is missing (reset_state()) or has
+        another shape or dtype than traced: then the program must be traced again."""
+        for (holder, attribute, k), shape, dtype in self.holder_reads:
+            value = getattr(holder, attribute, None)
+            parts = () if value is None else _as_tuple(value)
+            if k >= len(parts) or parts[k].data is None or parts[k].shape != shape \
+                    or parts[k].dtype != dtype:
+                return False
+        return True
+
+    def replay(self, arrays):
+        """(the loss array, the gradient arrays (None where unused), the aux arrays)."""
+        values = [None] * self.size
+        for k, (array, (shape, dtype)) in enumerate(zip(arrays, self.input_specs)):
+            if array.shape != shape or array.dtype != dtype:
+                raise ValueError(f"compiled step: input of shape {array.shape} ({array.dtype}) "
+                                 f"does not match the traced {shape} ({dtype})")
+            values[k] = array
+        for slot, source in self.leaves:
+            if isinstance(source, Tensor):
+                values[slot] = source.data
+            elif source[0] == "cast":
+                _, position, dtype = source
+                values[slot] = arrays[position].astype(dtype)
+            else:
+                holder, attribute, k = source
+                values[slot] = _as_tuple(getattr(holder, attribute))[k].data
+        check = current().check
+        # Checking, numpy's warnings would only repeat the error the check raises.
+        with xp.errstate(all="ignore") if check is not None else contextlib.nullcontext():
+            self._run_steps(values, check)
+        if not self.checked:
+            self.checked = True
+        handed = set()
+        grads = [self._hand_out(values, s, handed) for s in self.grad_slots]
+        aux = [self._hand_out(values, s, handed) for s in self.aux_slots]
+        loss = self._hand_out(values, self.loss_slot, handed)
+        self._carry_over(values, handed)
+        return loss, grads, aux
+
+    def _run_steps(self, values, check):
+        buffers, first = self.buffers, not self.checked
+        k = 0
+        try:
+            for k, ((forward, ins, out), frees, plan) in enumerate(
+                    zip(self.steps, self.frees, self.plan)):
+                args = [values[s] for s in ins]
+                if plan is not None:
+                    forward_into, b, shape = plan
+                    flat = buffers[b]
+                    if flat is None:
+                        size, dtype = self.buffer_sizes[b]
+                        flat = buffers[b] = xp.empty(size, dtype)
+                    result = forward_into(flat.reshape(shape), *args)
+                else:
+                    result = forward(*args)
+                values[out] = result if type(result) is xp.ndarray else xp.asarray(result)
+                if first:
+                    self._check_spec(k, values[out])
+                if check is not None:
+                    check(forward.__self__.name, values[out], args, where=self.wheres[k])
+                for s in frees:
+                    values[s] = None
+        except (IndexError, ValueError) as e:   # e.g. an id outside an embedding's rows
+            raise type(e)(f"compiled step: op {self.steps[k][0].__self__.name} failed on the "
+                          f"given inputs: {e}") from None
+
+    def _check_spec(self, k, value):
+        shape, dtype = self.specs[k]
+        if value.shape != shape or value.dtype != dtype:
+            name = self.steps[k][0].__self__.name
+            raise TypeError(f"compiled step: primitive {name!r} computed a {value.dtype} array of "
+                            f"shape {value.shape}, but its spec() said {dtype} of shape "
+                            f"{shape}; its forward and spec must agree")
+
+    def _hand_out(self, values, slot, handed):
+        """The array of `slot` for the caller: a copy where it is a view, one of the
+        program's leaves (a parameter, an input) or already handed out."""
+        if slot is None:
+            return None
+        array = values[slot]
+        if array.base is not None or slot in self.shared or slot in handed:
+            array = array.copy()
+        handed.add(slot)
+        return array
+
+    def _carry_over(self, values, handed):
+        for holder, attribute, final_slots, stored, is_tuple in self.carries:
+            new = tuple(Tensor(self._hand_out(values, s, handed), name=t.name)
+                        for s, t in zip(final_slots, stored))
+            setattr(holder, attribute, new if is_tuple else new[0])
+
+
+def _carried_starts(carries):
+    """id(start leaf) -> ("holder", (holder, attribute, k)) for a carried state read from
+    its holder, or ("final", tensor) where an earlier call in the same step stored it."""
+    stored_by, starts = {}, {}
+    for c in carries:
+        for k, leaf in enumerate(c.start):
+            if id(leaf) in stored_by:
+                starts[id(leaf)] = ("final", stored_by[id(leaf)])
+            else:
+                starts.setdefault(id(leaf), ("holder", (c.holder, c.attribute, k)))
+        for leaf, final in zip(c.stored, c.final):
+            stored_by[id(leaf)] = final
+    return starts
+
+
+def _as_tuple(state):
+    return tuple(state) if isinstance(state, (tuple, list)) else (state,)
