@@ -151,8 +151,10 @@ def _threaded_calls(step, x, threads=2, calls=20):
 @pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
 def test_two_threads_calling_one_step_lose_no_gradient(compiled):
     rng = np.random.default_rng(0)
-    W = tg.Parameter(rng.standard_normal((64, 64)), name="W")
-    x = rng.standard_normal((32, 64))
+    # Big enough that numpy releases the GIL inside the gradient sum: the old read-modify-write
+    # of .grad lost updates in most trials at this size.
+    W = tg.Parameter(rng.standard_normal((600, 600)) * 0.05, name="W")
+    x = rng.standard_normal((16, 600))
 
     def loss_fn(x):
         return tg.sum(tg.tanh(x @ W) ** 2)
@@ -169,8 +171,8 @@ def test_two_threads_calling_one_step_lose_no_gradient(compiled):
 
 
 def test_backward_in_two_threads_loses_no_gradient():
-    W = tg.Parameter(np.ones((8, 8)))
-    x = np.ones((4, 8))
+    W = tg.Parameter(np.ones((600, 600)))
+    x = np.ones((4, 600))
 
     def work():
         for _ in range(50):
@@ -180,7 +182,7 @@ def test_backward_in_two_threads_loses_no_gradient():
         t.start()
     for t in workers:
         t.join()
-    np.testing.assert_allclose(W.grad.data, np.full((8, 8), 4.0 * 100))
+    np.testing.assert_allclose(W.grad.data, np.full((600, 600), 4.0 * 100))
 
 
 # --- 9. the scalar protocol -------------------------------------------------------------------
