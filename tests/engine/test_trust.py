@@ -148,6 +148,7 @@ def _threaded_calls(step, x, threads=2, calls=20):
         t.join()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
 def test_two_threads_calling_one_step_lose_no_gradient(compiled):
     rng = np.random.default_rng(0)
@@ -170,6 +171,7 @@ def test_two_threads_calling_one_step_lose_no_gradient(compiled):
                                    err_msg=f"trial {trial}")
 
 
+@pytest.mark.slow
 def test_backward_in_two_threads_loses_no_gradient():
     W = tg.Parameter(np.ones((600, 600)))
     x = np.ones((4, 600))
