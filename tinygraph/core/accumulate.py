@@ -29,15 +29,29 @@ class Accumulator:
     def __init__(self, record, join):
         self.record = record       # sums become add nodes (create_graph, compiled traces)
         self.join = join           # apply the primitives' join rules
-        self.entries = {}          # id(tensor) -> _Entry
+        self.entries = {}          # id(tensor) -> _Entry, or the term itself while it is a
+                                   # single dense term on the fast pass
         self.lazy_seen = set()     # ids of the lazy terms pending in some entry (alive: the
                                    # entry holds them, so no id is reused while listed)
 
     def add(self, tensor, contribution, use):
-        entry = self.entries.get(id(tensor))
+        key = id(tensor)
+        entry = self.entries.get(key)
+        if contribution._data is not None and not self.record:
+            # The fast pass's common case, a dense term: the first is kept as it is (an
+            # _Entry is made only when a second term comes: most tensors get one).
+            if entry is None:
+                self.entries[key] = contribution
+                return
+            if type(entry) is not _Entry:
+                entry = self.entries[key] = _Entry(entry)
+            _add_dense(tensor, entry, contribution)
+            return
         if entry is None:
-            entry = self.entries[id(tensor)] = _Entry()
-        if contribution.data is None and not self.record:
+            entry = self.entries[key] = _Entry()
+        elif type(entry) is not _Entry:
+            entry = self.entries[key] = _Entry(entry)
+        if contribution._data is None and not self.record:
             if id(contribution) in self.lazy_seen:
                 # One lazy term handed to two tensors (a vjp may return the same term for
                 # both inputs): evaluated now, so neither sum adds into the other's array.
@@ -51,7 +65,7 @@ class Accumulator:
             else:
                 entry.total = _recorded_sum(tensor, entry.total, entry.use, contribution, use)
                 entry.use = None
-        elif self.record or contribution.data is None:
+        elif self.record or contribution._data is None:
             entry.terms.append((contribution, use))      # joined and summed at pop
         else:
             _add_dense(tensor, entry, contribution)
@@ -59,7 +73,9 @@ class Accumulator:
     def pop(self, tensor):
         """The summed gradient of `tensor`, or None if it got no contribution."""
         entry = self.entries.pop(id(tensor), None)
-        return None if entry is None else self._total(tensor, entry)
+        if entry is None or type(entry) is not _Entry:
+            return entry            # no contribution, or a single dense one
+        return self._total(tensor, entry)
 
     def pending(self):
         """ids of the tensors with contributions not popped yet."""
@@ -87,7 +103,7 @@ class Accumulator:
         # Fast pass: the dense terms are summed already; the lazy ones go in now (a join made
         # here runs between vjps: its where names the sum).
         for t in terms:
-            if t.data is None:
+            if t._data is None:
                 _add_lazy(tensor, entry, t)
             else:
                 _add_dense(tensor, entry, t)

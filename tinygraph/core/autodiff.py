@@ -210,10 +210,11 @@ def _propagate(order, on_path, wanted, accumulator, running, retain):
     found = {}
     record = accumulator.record
     check = current().check
-    # Outputs whose consumers were released: alive until their own node's vjp has run (a
-    # node holds its output only weakly, and the vjp may read it).
-    awaiting = {}
-    for node in reversed(order):
+    # Releasing, every output is held here until its own node's vjp has run (a node holds its
+    # output only weakly, its users release it, and the vjp may read it).
+    outputs = None if retain else [node.output for node in order]
+    for i in range(len(order) - 1, -1, -1):
+        node = order[i]
         needs = on_path.get(id(node))
         if needs is None:
             continue
@@ -253,22 +254,22 @@ def _propagate(order, on_path, wanted, accumulator, running, retain):
                                     f"{_shown(gi)} for input {k}; a vjp returns Tensors, "
                                     "computed with tinygraph ops (tg.tensor(array) wraps an "
                                     "array as a constant, with no gradient of its own)")
-                if gi.shape != inp.shape or gi.dtype != inp.dtype:
+                a, b = gi._data, inp._data      # (the arrays' attributes: no property calls)
+                if a is None or b is None:       # a lazy term or an abstract tensor
+                    a, b = gi, inp
+                if a.shape != b.shape or a.dtype != b.dtype:
                     raise ValueError(f"the vjp of primitive {node.op!r} returned a gradient of "
                                      f"shape {gi.shape} ({gi.dtype}) for input {k}, "
                                      f"{describe(inp)} ({inp.dtype}); it must have the "
                                      "input's shape and dtype")
-                made_here = gi._node is not None and gi._node.forward_node is node
-                if record and made_here and gi._node.grad_of is None:
+                if record and gi._node is not None and gi._node.forward_node is node \
+                        and gi._node.grad_of is None:       # made here
                     gi._node.grad_of = inp   # this vjp's contribution to d/d(inp)
                     gi._node.grad_input = k
                 accumulator.add(inp, gi, node)
-        if not retain:
-            for inp in node.inputs:
-                if inp._node is not None:
-                    awaiting[id(inp._node)] = inp
+        if outputs is not None:
             node.inputs, node.released = (), True
-            awaiting.pop(id(node), None)
+            outputs[i] = out = None
     for key in accumulator.pending():
         if key in wanted:
             found[key] = accumulator.pop(wanted[key])
@@ -285,16 +286,18 @@ def _shown(value):
 
 def _check_saved(node, out):
     """Refuse to run a vjp on saved values that changed since the node saved them."""
-    for t, version in zip(node.inputs, node.versions):
-        if t._version[0] != version:
-            raise RuntimeError(_changed_message(node, t, version))
-    if out._version[0] != 0:
+    versions = node.versions
+    for k, t in enumerate(node.inputs):
+        now = t._version
+        if now is not None and now[0] != (0 if versions is None else versions[k]):
+            raise RuntimeError(_changed_message(node, t, 0 if versions is None else versions[k]))
+    if out._version is not None and out._version[0] != 0:
         raise RuntimeError(_changed_message(node, out, 0))
 
 
 def _changed_message(node, t, version):
     return (f"backward: {describe(t)}, saved by {node.op!r} for its gradient, was modified "
-            f"in place after it was saved (version {version} then, {t._version[0]} now: an "
+            f"in place after it was saved (version {version} then, {t.version} now: an "
             "optimizer step or an assignment to .data); the gradient would mix old and new "
             "values. Compute the loss again after changing it, or take the gradients before "
             "the change")

@@ -36,7 +36,8 @@ class Node:
             summand came from (None where a summand is an earlier partial sum).
         scope: the names of the `tinygraph.scope` blocks the node was created in; backward
             nodes take their forward node's scope.
-        versions: the inputs' versions when the node saved them (see Tensor.version).
+        versions: the inputs' versions when the node saved them (see Tensor.version); None
+            when all were 0.
         released: True once a backward pass that did not retain the graph ran the node's vjp
             and dropped its inputs (`inputs` is then empty).
         digests: under detect_anomaly(), digests of the saved values (catching raw writes
@@ -56,7 +57,15 @@ class Node:
         self.serial = next(Node._serials)
         self.prim = prim
         self.inputs = inputs = tuple(inputs)
-        self.versions = [t._version[0] for t in inputs]
+        # None: all inputs at version 0 (fresh activations, the common case); else a list.
+        versions = None
+        for k, t in enumerate(inputs):
+            version = t._version
+            if version is not None and version[0]:
+                if versions is None:
+                    versions = [0] * len(inputs)
+                versions[k] = version[0]
+        self.versions = versions
         self.released = False
         # detect_anomaly() also keeps a digest of every saved value, to catch raw writes.
         self.digests = state.check.digests(inputs, output) if state.check is not None else None

@@ -42,7 +42,10 @@ class Tensor:
                                 f"floating-point data, got dtype {dtype}; pass "
                                 "dtype=np.float32 or np.float64")
         self._data = data
-        self._version = [0]      # a counter shared with the tensor's detached aliases
+        # A counter shared with the tensor's detached aliases, made when first needed (None:
+        # version 0): most tensors are activations that never change, and a list per tensor
+        # was one more object for the cyclic collector to count.
+        self._version = None
         self.name = name
         self.requires_grad = requires_grad
         self.grad = None
@@ -63,19 +66,23 @@ class Tensor:
     @data.setter
     def data(self, value):
         self._data = value
-        self._version[0] += 1
+        self.mark_changed()
 
     @property
     def version(self):
         """How many times the value was changed in place since the tensor was made (see
         `data`), shared with its `detach()`ed aliases; a graph records its inputs' versions
         when it saves them."""
-        return self._version[0]
+        version = self._version
+        return 0 if version is None else version[0]
 
     def mark_changed(self):
         """Declare that the array was written in place (`w.data[...] = ...`, numpy's `out=`):
         bumps the version, so graphs that saved the old value refuse to use it."""
-        self._version[0] += 1
+        if self._version is None:
+            self._version = [1]
+        else:
+            self._version[0] += 1
 
     # --- plain properties -------------------------------------------------------------------
     @property
@@ -93,7 +100,8 @@ class Tensor:
     @property
     def ndim(self):
         """The number of axes of the value."""
-        return len(self.shape)
+        data = self._data
+        return data.ndim if data is not None else len(self._spec[0])
 
     @property
     def size(self):
@@ -196,6 +204,8 @@ class Tensor:
             return out
         alias = Tensor(self._data, name=self.name,
                        spec=None if self._data is not None else self._spec)
+        if self._version is None:
+            self._version = [0]
         alias._version = self._version
         return alias
 
@@ -287,6 +297,9 @@ def describe(t):
     return f"{label} with shape {t.shape}"
 
 
+_EXACT_INT = 1 << 53     # ints up to this are exact as doubles: one rounding to float32 either way
+
+
 def as_operand(value, op_name, like=None):
     """Turn an op's operand into a Tensor.
 
@@ -296,6 +309,11 @@ def as_operand(value, op_name, like=None):
     """
     if isinstance(value, Tensor):
         return value
+    kind = type(value)
+    if (kind is float or kind is int and -_EXACT_INT <= value <= _EXACT_INT) and \
+            like is not None and like.dtype.kind == "f":
+        # The common case (the 1 in a vjp's 1 - y), in one call: 0.4 us, not 3.5.
+        return Tensor(xp.array(value, dtype=like.dtype), constant=True)
     if isinstance(value, (numbers.Number, xp.generic, xp.ndarray)) and not isinstance(value, complex):
         if isinstance(value, xp.ndarray):
             captured(value, f"an operand of {op_name}")

@@ -122,7 +122,8 @@ class Div(Elementwise):
 
 def _binary(prim_class, a, b):
     a, b = pair(a, b, prim_class.name)
-    if a.shape != b.shape:
+    sa, sb = a.shape, b.shape
+    if sa != sb and sa and sb:           # (a 0-d operand broadcasts to anything)
         broadcast_shape(a, b, prim_class.name)
     return apply(prim_class(), a, b)
 
