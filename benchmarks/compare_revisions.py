@@ -7,8 +7,8 @@ old revision beside the new one (`git worktree add ../tinygraph-old <rev>`) and 
 
 Each round runs, in a fresh process per tree (alternating, so drifts of a shared machine hit
 both alike), a model build, one warm-up step, then timed eager steps, a compiled step's trace
-time and, in another fresh process, the peak memory of the first compiled call (the trace)
-and of the steady steps. Prints medians per tree and the ratios new / old.
+time and peak memory (the eager steps' peak RSS) and, in another fresh process, the peak
+memory of the first compiled call (the trace) and of the steady steps. Prints medians per tree and the ratios new / old.
 """
 import argparse
 import json
@@ -43,10 +43,12 @@ if {what!r} == "eager":
         clip_grad_norm(opt.params, 0.25)
         opt.step()
     step()
+    reset_peak_rss()
     times = []
     for _ in range({steps}):
         t0 = time.perf_counter(); step(); times.append(time.perf_counter() - t0)
     result["eager_ms"] = 1000 * sorted(times)[len(times) // 2]
+    result["eager_peak_mb"] = peak_rss_mb()
 else:
     compiled = tg.compile(model.loss, model.parameters())
     reset_peak_rss()
