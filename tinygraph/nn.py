@@ -34,9 +34,15 @@ class Module:
 
     @training.setter
     def training(self, mode):
+        trace = current().trace
+        if trace is not None:             # switched inside the function: guard the flag as it
+            trace.read_flag(self, self._training)   # was when the function was called
         self._training = bool(mode)
 
     def __call__(self, *args, **kwargs):
+        trace = current().trace
+        if trace is not None:             # a compiled step guards what the module holds
+            trace.called(self)
         return self.forward(*args, **kwargs)
 
     def forward(self, *args, **kwargs):
@@ -152,6 +158,7 @@ class Module:
             raise ValueError(f"load_state_dict: missing {missing}, unexpected {unexpected}")
         for name, p in params.items():
             p.data[...] = state[name]
+            p.mark_changed()          # graphs that saved the old values refuse to use them
 
     def _load_extra(self, state, params=()):
         """Give each module its own extra-state keys; returns the (full) keys taken."""

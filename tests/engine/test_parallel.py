@@ -327,3 +327,30 @@ def test_for_blocks_called_in_a_worker_runs_inline():
     assert result.returncode == 0, result.stderr
     covered = ast.literal_eval(result.stdout)
     assert all(blocks and blocks[0][0] == 0 and blocks[-1][1] == 10 for blocks in covered)
+
+
+@pytest.mark.subprocess
+def test_a_forked_child_runs_a_step_forked_while_another_thread_was_inside_it():
+    """The step's own lock (one call at a time) and the .grad lock must not stay held in a
+    child forked while another thread of the parent was inside the step."""
+    w = tg.Parameter(np.ones((64, 64)))
+    step = tg.value_and_grad(lambda x: tg.sum(tg.tanh(x @ w)), [w])
+    x = np.ones((8, 64))
+    inside, release = threading.Event(), threading.Event()
+
+    def slow_loss(x):
+        inside.set()
+        release.wait(CHILD_TIMEOUT + 10)
+        return tg.sum(tg.tanh(x @ w))
+
+    blocked = tg.value_and_grad(slow_loss, [w])
+    blocked._lock = step._lock              # the same lock: held by the other thread
+    holder = threading.Thread(target=blocked, args=(x,))
+    holder.start()
+    assert inside.wait(10)
+    try:
+        got = in_forked_child(lambda: float(step(x)))
+    finally:
+        release.set()
+        holder.join(10)
+    assert got == float(step(x))

@@ -268,3 +268,50 @@ def test_a_wrong_custom_vjp_is_named(returns, error, message):
         make = tg.compile if compiled else tg.value_and_grad
         with pytest.raises(error, match=message):
             make(lambda: tg.sum(tg.apply(_Double(returns), x)), [x])()
+
+
+# --- found by a review: more ways a saved value changes -------------------------------------
+def test_load_state_dict_bumps_the_versions():
+    from tinygraph import nn
+    lin = nn.Linear(2, 1, rng=np.random.default_rng(0))
+    z = tg.sum(lin.W * lin.W * lin.W)
+    lin.load_state_dict({k: np.full_like(v, 3.0) for k, v in lin.state_dict().items()})
+    with pytest.raises(RuntimeError, match="modified in place"):
+        z.backward()
+
+
+def test_a_view_shares_its_base_version():
+    # A frozen table used through its transpose (a view), changed in place, then a gradient
+    # for another input: the transpose's node is not on the path, the matmul's is.
+    rng = np.random.default_rng(0)
+    a = tg.tensor(rng.standard_normal((2, 4)), requires_grad=True)
+    T = tg.tensor(rng.standard_normal((3, 4)), name="T")
+    loss = tg.sum(tg.tanh(a @ T.T))
+    T.data *= 0.5
+    with pytest.raises(RuntimeError, match="output of transpose.*modified in place"):
+        loss.backward()
+    W = tg.Parameter(rng.standard_normal((3, 4)), name="W")
+    loss = tg.sum(tg.tanh(a @ W.T))
+    W.data -= 1.0
+    with pytest.raises(RuntimeError, match="modified in place"):
+        tg.grad(loss, [a])
+
+
+@pytest.mark.slow
+def test_create_graph_backward_in_two_threads_loses_no_gradient():
+    w = tg.Parameter(np.zeros(500_000))
+
+    def work():
+        for _ in range(20):
+            tg.sum(w * 1.0).backward(create_graph=True)
+    workers = [threading.Thread(target=work) for _ in range(2)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    assert np.all(w.grad.data == 40.0)
+
+
+def test_index_refuses_a_bool_tensor_as_numpy_does():
+    with pytest.raises(TypeError, match="only integer tensors"):
+        [1, 2][tg.tensor(True)]

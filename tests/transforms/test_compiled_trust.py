@@ -218,3 +218,105 @@ def test_a_forward_that_disagrees_with_its_spec_is_named():
     with pytest.raises(TypeError, match=r"primitive 'wrong' computed a float64 array of shape "
                                         r"\(1,\), but its spec\(\) said float64 of shape \(3,\)"):
         tg.compile(lambda: tg.sum(tg.apply(Wrong(), w)), [w])()
+
+
+# --- found by a review -------------------------------------------------------------------------
+def test_a_forward_into_that_returns_another_array_is_refused():
+    class Clip(tg.Primitive):
+        name = "clip_hi"
+
+        def forward(self, a):
+            return a
+
+        def forward_into(self, out, a):
+            return a                           # not `out`: its buffer would be reused early
+
+        def spec(self, a):
+            return a.shape, a.dtype
+
+        def vjp(self, node, g, needs):
+            return (g,)
+
+    w = tg.Parameter(np.ones((200, 200)))
+    step = tg.compile(lambda: tg.sum(tg.apply(Clip(), w * 2.0) * 3.0), [w])
+    with pytest.raises(TypeError, match="'clip_hi''s forward_into returned another array"):
+        step()
+
+
+def test_two_array_inputs_of_different_dtypes_follow_eager_mode():
+    w = tg.Parameter(np.array([1.0, 1.0]))
+    a = np.array([1e8 + 1.5, 3.25])
+    b = np.array([1e8, 3.0], np.float32)
+    eager, compiled = both(lambda a, b: tg.sum((a - b) * w), [w])
+    assert float(eager(a, b)) == float(compiled(a, b)) == 1.75
+
+
+def helper_scale():
+    return SCALE
+
+
+def test_globals_read_in_comprehensions_are_guarded_and_attribute_names_are_not():
+    global SCALE
+    w = tg.Parameter(np.array([1.0, 2.0]))
+    compiled = tg.compile(lambda: tg.sum(tg.concat([w * SCALE for _ in range(2)], axis=0)), [w])
+    assert float(compiled()) == 12.0
+    SCALE = 3.0
+    try:
+        assert float(compiled()) == 18.0
+    finally:
+        SCALE = 2.0
+    model = LanguageModel(20, 4, 4, seed=0)
+    ids = np.zeros((1, 3), dtype=np.int64)
+
+    def fn(x):
+        return model.loss(x, x)                # `loss` is an attribute here, not a global
+    step = tg.compile(fn, model.parameters())
+    for _ in range(5):
+        globals()["loss"] = float(step(ids))   # a script's global of the same name changes
+    assert len(step.programs) == 1
+
+
+def test_unchanged_nan_values_and_flags_switched_inside_do_not_retrace():
+    w = tg.Parameter(np.array([1.0, 2.0]))
+    fill = np.array([np.nan, 1.0])
+    from tinygraph import nn
+    drop = nn.Dropout(0.5, rng=np.random.default_rng(0))
+
+    def fn():
+        drop.eval()
+        y = drop(w) * tg.sum(tg.tensor(fill[1:]))
+        drop.train()
+        return tg.sum(y)
+    step = tg.compile(fn, [w])
+    for _ in range(5):
+        step()
+    assert len(step.programs) == 1
+
+
+def test_a_big_global_array_is_refused():
+    w = tg.Parameter(np.ones(10))
+    step = tg.compile(lambda: tg.sum(w * BIG.mean(axis=0)), [w])
+    with pytest.raises(ValueError, match="reads the global 'BIG', a numpy array of shape"):
+        step()
+
+
+BIG = np.ones((2000, 10))
+
+
+def test_module_attributes_are_guarded():
+    from tinygraph import nn
+    rng = np.random.default_rng(0)
+    lin = nn.Linear(3, 2, rng=rng)
+    drop = nn.Dropout(0.5, rng=np.random.default_rng(1))
+    x = np.ones((4, 3))
+
+    def fn(x):
+        return tg.sum(drop(lin(x)))
+    eager, compiled = both(fn, lin.parameters())
+    drop.eval()
+    assert float(compiled(x)) == float(eager(x))
+    drop.train()
+    drop.p = 0.0                               # was kept as traced
+    assert float(compiled(x)) == float(eager(x))
+    lin.W = tg.Parameter(np.zeros((3, 2), np.float32))   # replaced: read afresh
+    assert float(compiled(x)) == float(eager(x)) == float(np.sum(lin.b.data) * 4)

@@ -10,7 +10,7 @@ nodes when recording, an in-place buffer on the fast path.
 from ..backend import xp
 from .accumulate import Accumulator
 from .state import changed, current, recording_backward
-from .tensor import GRAD_LOCK, Tensor, add_to_grad, describe
+from .tensor import Tensor, add_to_grad, describe, update_grad
 
 
 def nodes(outputs):
@@ -133,16 +133,14 @@ def backward(output, grad_output=None, create_graph=False, retain_graph=None):
             # Reached only through non-differentiable paths (e.g. a step), as in grad().
             g = Tensor(xp.zeros(leaf.shape, leaf.dtype))
         if create_graph:
-            with GRAD_LOCK:
-                if leaf.grad is None:
-                    leaf.grad = g
-                    continue
-            with recording_backward(None, "accumulate"):
-                total = leaf.grad + g
-            with GRAD_LOCK:
-                leaf.grad = total
+            update_grad(leaf, lambda old, g=g: g if old is None else _recorded_add(old, g))
         else:
             add_to_grad(leaf, g.data, lambda array: _owned_array(array, owned))
+
+
+def _recorded_add(a, b):
+    with recording_backward(None, "accumulate"):
+        return a + b
 
 
 def _owned_array(array, owned):
@@ -287,17 +285,15 @@ def _shown(value):
 def _check_saved(node, out):
     """Refuse to run a vjp on saved values that changed since the node saved them."""
     versions = node.versions
-    for k, t in enumerate(node.inputs):
+    for k, t in enumerate(node.inputs + (out,)):
         now = t._version
         if now is not None and now[0] != (0 if versions is None else versions[k]):
             raise RuntimeError(_changed_message(node, t, 0 if versions is None else versions[k]))
-    if out._version is not None and out._version[0] != 0:
-        raise RuntimeError(_changed_message(node, out, 0))
 
 
 def _changed_message(node, t, version):
-    return (f"backward: {describe(t)}, saved by {node.op!r} for its gradient, was modified "
-            f"in place after it was saved (version {version} then, {t.version} now: an "
+    return (f"backward: {describe(t)}, saved by {node.op!r} (a graph keeps every op's inputs "
+            f"and output), was modified in place after it was saved (version {version} then, {t.version} now: an "
             "optimizer step or an assignment to .data); the gradient would mix old and new "
             "values. Compute the loss again after changing it, or take the gradients before "
             "the change")

@@ -36,8 +36,8 @@ class Node:
             summand came from (None where a summand is an earlier partial sum).
         scope: the names of the `tinygraph.scope` blocks the node was created in; backward
             nodes take their forward node's scope.
-        versions: the inputs' versions when the node saved them (see Tensor.version); None
-            when all were 0.
+        versions: the inputs' versions, then the output's, when the node saved them (see
+            Tensor.version); None when all were 0.
         released: True once a backward pass that did not retain the graph ran the node's vjp
             and dropped its inputs (`inputs` is then empty).
         digests: under detect_anomaly(), digests of the saved values (catching raw writes
@@ -57,13 +57,14 @@ class Node:
         self.serial = next(Node._serials)
         self.prim = prim
         self.inputs = inputs = tuple(inputs)
-        # None: all inputs at version 0 (fresh activations, the common case); else a list.
+        # The inputs' versions, then the output's (a view shares its base's); None: all 0
+        # (fresh activations, the common case).
         versions = None
-        for k, t in enumerate(inputs):
+        for k, t in enumerate(inputs + (output,)):
             version = t._version
             if version is not None and version[0]:
                 if versions is None:
-                    versions = [0] * len(inputs)
+                    versions = [0] * (len(inputs) + 1)
                 versions[k] = version[0]
         self.versions = versions
         self.released = False

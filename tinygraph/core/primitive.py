@@ -37,7 +37,8 @@ class Primitive:
     sum_term = False     # its results are gradient terms the accumulator evaluates itself
     add_into = None      # for a sum_term: (buffer, *arrays) -> adds its result into buffer
     # forward_into(out, *arrays): the forward written into a given array of the output's
-    # shape and dtype (compiled programs reuse big buffers so); None where not provided.
+    # shape and dtype, returning `out` itself (compiled programs write big intermediates into
+    # buffers they plan so, and refuse another result); None where not provided.
     forward_into = None
     # The vjp in formula notation, one template per input (or one for all), for the explorer:
     # {gy} is the output's gradient, {y} the output, {x0}, {x1}, ... the inputs.
@@ -141,6 +142,14 @@ def apply(prim, *inputs):
         out = Tensor(data if type(data) is xp.ndarray else xp.asarray(data))
     else:
         out = Tensor(run_forward(prim, arrays, inputs, state))
+    data = out._data
+    if data.base is not None:             # a view (transpose, reshape, slice): see below
+        _share_version(out, data.base, arrays, inputs)
+    else:
+        for a, t in zip(arrays, inputs):
+            if a is data:                 # the input itself, passed through
+                _share_version(out, data, arrays, inputs)
+                break
     if state.grad_enabled:
         for t in inputs:                  # (a loop: any() over a generator costs more)
             if t.requires_grad:
@@ -148,6 +157,18 @@ def apply(prim, *inputs):
                 break
         out._node = Node(prim, inputs, out, state)
     return out
+
+
+def _share_version(out, base, arrays, inputs):
+    """An output that is a view of an input's array (or the array itself) shares that
+    input's version counter, as PyTorch's views do: a change through either is a change of
+    both, so a graph that saved `W.T` refuses once an optimizer step changed W."""
+    for a, t in zip(arrays, inputs):
+        if a is base or a.base is base or a is out._data:
+            if t._version is None:
+                t._version = [0]
+            out._version = t._version
+            return
 
 
 def _without_value(prim, inputs, state):

@@ -6,6 +6,7 @@ the fast backward pass for the gradient terms the accumulator sums later. The ar
 operators and method forms (`x + y`, `x @ W`, `x.sum()`) are installed by `tinygraph.ops`.
 """
 import numbers
+import os
 import threading
 
 from ..backend import xp
@@ -160,7 +161,7 @@ class Tensor:
 
     def __index__(self):
         value = self._one_element("index")
-        if value.dtype.kind not in "iub":
+        if value.dtype.kind not in "iu":          # (numpy refuses a bool index too)
             raise TypeError(f"only integer tensors can be used as an index, got {value.dtype}")
         return int(value)
 
@@ -225,19 +226,38 @@ class Tensor:
         backward(self, grad, create_graph=create_graph, retain_graph=retain_graph)
 
 
+class ForkSafeLock:
+    """A reentrant lock that a forked child gets anew: a lock some other thread of the parent
+    held at the fork would stay held forever in the child, which has no such thread."""
+
+    def __init__(self):
+        self._pid, self._lock = os.getpid(), threading.RLock()
+
+    def __enter__(self):
+        if self._pid != os.getpid():
+            self._pid, self._lock = os.getpid(), threading.RLock()
+        return self._lock.__enter__()
+
+    def __exit__(self, *exc):
+        return self._lock.__exit__(*exc)
+
+
 # Guards every `.grad` accumulation: steps or backward passes finishing at once in two threads
 # must not lose one's read-modify-write of the same parameter's gradient.
-GRAD_LOCK = threading.Lock()
+GRAD_LOCK = ForkSafeLock()
+
+
+def update_grad(t, combine):
+    """t.grad = combine(t.grad), atomically (combine gets None when there is no gradient)."""
+    with GRAD_LOCK:
+        t.grad = combine(t.grad)
 
 
 def add_to_grad(t, array, own=None):
     """t.grad += array, atomically. Where t has no gradient yet it takes `own(array)` (default:
     the array itself), for a caller that must copy an array it does not own."""
-    with GRAD_LOCK:
-        if t.grad is None:
-            t.grad = Tensor(array if own is None else own(array))
-        else:
-            t.grad = Tensor(t.grad._data + array)
+    update_grad(t, lambda old: Tensor(array if own is None else own(array)) if old is None
+                else Tensor(old._data + array))
 
 
 def tensor(data, name=None, requires_grad=False, dtype=None):

@@ -28,21 +28,31 @@ def pair(a, b, op_name):
         a, b = _traced_array_inputs(a, b)
     if a.dtype != b.dtype:
         raise TypeError(f"{op_name}: operands have different dtypes: {describe(a)} is "
-                        f"{a.dtype}, {describe(b)} is {b.dtype}; cast one of them first")
+                        f"{a.dtype}, {describe(b)} is {b.dtype}; cast one of them first"
+                        + _TRACED_INPUTS_HINT * (current().trace is not None))
     return a, b
 
 
+# Eager mode gives the function numpy arrays as they were passed (numpy computes on them until
+# they meet a tensor, which casts them); a trace gives it tensors of the inputs' dtype.
+_TRACED_INPUTS_HINT = (" (in a compiled step the inputs are tensors of the dtype they were "
+                       "given in, also where the function computes on them before they meet "
+                       "the model: give the step arrays of the model's dtype, e.g. "
+                       "x.astype(np.float32))")
+
+
 def _traced_array_inputs(a, b):
-    """In a compiled step's trace, an input given as a bare array is cast like a bare array
-    in eager mode: to the dtype of the floating tensor it meets (see transforms.trace)."""
+    """In a compiled step's trace, an input given as a bare array is cast as `pair` casts a
+    bare array in eager mode (see transforms.trace): to the dtype of a floating tensor it
+    meets; of two such inputs, the second takes the first's floating dtype."""
     trace = current().trace
-    if trace is not None:
-        if xp.issubdtype(b.dtype, xp.floating):
-            cast = trace.cast_input(a, b.dtype)
-            a = a if cast is None else cast
-        if xp.issubdtype(a.dtype, xp.floating) and a.dtype != b.dtype:
-            cast = trace.cast_input(b, a.dtype)
-            b = b if cast is None else cast
+    if trace is None:
+        return a, b
+    a_is, b_is = trace.is_array_input(a), trace.is_array_input(b)
+    if b_is and xp.issubdtype(a.dtype, xp.floating):
+        b = trace.cast_input(b, a.dtype)
+    elif a_is and not b_is and xp.issubdtype(b.dtype, xp.floating):
+        a = trace.cast_input(a, b.dtype)
     return a, b
 
 

@@ -79,21 +79,18 @@ class Program:
         self.plan, self.buffer_sizes = self._plan_buffers(into, kept)
         self.buffers = [None] * len(self.buffer_sizes)      # allocated on first use
         self.checked = False     # the first replay checks each result against its spec
-        # Outputs shared with the program's leaves or with each other are copied before they
-        # are handed out: the caller may scale a gradient in place (clipping does).
+        # Outputs that are the program's leaves (a parameter, an input) or each other are
+        # copied before they are handed out: the caller may write into what it gets.
         self.shared = {s for s, _ in self.leaves} | set(range(self.n_inputs))
 
     def _add_leaf(self, t, slots, starts, casts):
-        how = starts.get(id(t))
-        if how is not None and how[0] == "final":
-            slots[id(t)] = slots[id(how[1])]          # computed earlier in this step
-            return
+        holder = starts.get(id(t))
         slots[id(t)] = len(slots)
         if id(t) in casts:
             self.leaves.append((slots[id(t)], ("cast",) + casts[id(t)]))
-        elif how is not None:                          # carried state, read from its holder
-            self.leaves.append((slots[id(t)], how[1]))
-            self.holder_reads.append((how[1], t.shape, t.dtype))
+        elif holder is not None:                       # carried state, read from its holder
+            self.leaves.append((slots[id(t)], holder))
+            self.holder_reads.append((holder, t.shape, t.dtype))
         elif t.data is None:
             raise ValueError(
                 f"compiled step: the function uses {describe(t)}, a tensor with no value that "
@@ -182,8 +179,7 @@ class Program:
         # Checking, numpy's warnings would only repeat the error the check raises.
         with xp.errstate(all="ignore") if check is not None else contextlib.nullcontext():
             self._run_steps(values, check)
-        if not self.checked:
-            self.checked = True
+        self.checked = True
         handed = set()
         grads = [self._hand_out(values, s, handed) for s in self.grad_slots]
         aux = [self._hand_out(values, s, handed) for s in self.aux_slots]
@@ -204,7 +200,10 @@ class Program:
                     if flat is None:
                         size, dtype = self.buffer_sizes[b]
                         flat = buffers[b] = xp.empty(size, dtype)
-                    result = forward_into(flat.reshape(shape), *args)
+                    out_view = flat.reshape(shape)
+                    result = forward_into(out_view, *args)
+                    if result is not out_view:
+                        raise TypeError(_not_into_message(self.steps[k][0]))
                 else:
                     result = forward(*args)
                 values[out] = result if type(result) is xp.ndarray else xp.asarray(result)
@@ -244,18 +243,21 @@ class Program:
             setattr(holder, attribute, new if is_tuple else new[0])
 
 
+def _not_into_message(forward):
+    return (f"compiled step: primitive {forward.__self__.name!r}'s forward_into returned "
+            "another array than the `out` it was given; forward_into must write its result "
+            "into `out` and return it (the program plans that buffer's lifetime)")
+
+
 def _carried_starts(carries):
-    """id(start leaf) -> ("holder", (holder, attribute, k)) for a carried state read from
-    its holder, or ("final", tensor) where an earlier call in the same step stored it."""
-    stored_by, starts = {}, {}
+    """id(start leaf) -> (holder, attribute, k) for a carried state the program reads from
+    its holder. (A layer run twice in one step starts its second run from the first's stored
+    state: in a trace that is a stop_gradient node, computed by the program, not a leaf.)"""
+    starts = {}
     for c in carries:
         for k, leaf in enumerate(c.start):
-            if id(leaf) in stored_by:
-                starts[id(leaf)] = ("final", stored_by[id(leaf)])
-            else:
-                starts.setdefault(id(leaf), ("holder", (c.holder, c.attribute, k)))
-        for leaf, final in zip(c.stored, c.final):
-            stored_by[id(leaf)] = final
+            if leaf._node is None:
+                starts.setdefault(id(leaf), (c.holder, c.attribute, k))
     return starts
 
 

@@ -16,10 +16,8 @@ A step called from several threads at once runs one call at a time (a lock per s
 result is that of the calls made one after the other, in some order, never a mix (a compiled
 program's buffers, a model's carried state and the `.grad` sums are shared).
 """
-import threading
-
 from ..core.autodiff import grad
-from ..core.tensor import Tensor, add_to_grad, describe
+from ..core.tensor import ForkSafeLock, Tensor, add_to_grad, describe
 from ..ops.parallel import cores_to_workers
 
 
@@ -36,7 +34,7 @@ class Step:
                 raise TypeError(f"{type(self).__name__}: params must be Tensors that require "
                                 "grad, got " + (describe(p) if isinstance(p, Tensor)
                                                 else type(p).__name__))
-        self._lock = threading.RLock()
+        self._lock = ForkSafeLock()
 
     def __call__(self, *inputs, **kwargs):
         with self._lock, cores_to_workers():   # big products split over the workers

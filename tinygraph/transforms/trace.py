@@ -11,6 +11,7 @@ An array too big to compare cheaply on every call is refused instead, with a way
 Inputs given as arrays follow eager mode's rule for bare arrays: where one meets a floating
 tensor of another dtype it takes that tensor's dtype (a float64 batch into a float32 model).
 """
+import dis
 import numbers
 
 from ..backend import xp
@@ -26,33 +27,36 @@ class Trace:
 
     def __init__(self, array_inputs):
         self.carries = []            # tinygraph.transforms.compile._Carry, in order
-        self.flags = {}              # id(module) -> (module, the training flag read)
+        self.flags = {}              # id(module) -> (module, its training flag at entry)
+        self.modules = {}            # id(module) -> module, for every module called
         self.captured = {}           # id(array) -> (array, its copy when traced)
         self.array_inputs = array_inputs   # id(input Tensor) -> its position (given as array)
         self.casts = {}              # (position, dtype) -> the cast input's Tensor
 
     def read_flag(self, module, value):
+        """A module's training flag was read, or is about to be set (value: before)."""
         self.flags.setdefault(id(module), (module, value))
+
+    def called(self, module):
+        self.modules.setdefault(id(module), module)
 
     def capture(self, array, shown):
         """A numpy array the function made a constant of the graph (shown: how to name it)."""
         if id(array) in self.captured:
             return
-        if array.nbytes > MAX_CAPTURED_BYTES:
-            raise ValueError(
-                f"compiled step: the function reads {shown}, a numpy array of shape "
-                f"{array.shape} that is not one of its inputs. A replay would keep the values "
-                "it had when traced, and it is too big to compare on every call: pass it as "
-                "an input of the step, or make it a tinygraph tensor (tg.tensor), which is "
-                "read afresh at every call")
+        _refuse_big(array, f"reads {shown}")
         self.captured[id(array)] = (array, array.copy())
+
+    def is_array_input(self, t):
+        """True for an input given as a bare array (or a cast of one)."""
+        return id(t) in self.array_inputs or any(c is t for c in self.casts.values())
 
     def cast_input(self, t, dtype):
         """The input Tensor t, given as an array, cast to `dtype` (as eager mode casts a bare
-        array meeting a tensor); None when t is not such an input."""
+        array meeting a tensor)."""
         position = self.array_inputs.get(id(t))
-        if position is None:
-            return None
+        if position is None:             # a cast of one: cast the input itself
+            position = next(k for (k, _), c in self.casts.items() if c is t)
         key = (position, xp.dtype(dtype))
         if key not in self.casts:
             from ..core.tensor import Tensor
@@ -61,15 +65,26 @@ class Trace:
 
     def guards(self, fn):
         """The checks a replay of this trace needs, as a Guards."""
+        carried = {(id(c.holder), c.attribute) for c in self.carries}
+        owner = getattr(fn, "__self__", None)
+        modules = list(self.modules.values()) + ([owner] if hasattr(owner, "_training") else [])
+        attributes = [(module, name, value) for module in modules
+                      for name, value in vars(module).items()
+                      if (id(module), name) not in carried and name != "_training"
+                      and _guardable(value)]
         return Guards(list(self.flags.values()), list(self.captured.values()),
-                      _closure_values(fn))
+                      _closure_values(fn), attributes)
 
 
 class Guards:
     """What must still hold for a traced program to stand for the function (see module)."""
 
-    def __init__(self, flags, captured, closure):
+    def __init__(self, flags, captured, closure, attributes):
         self.flags, self.captured, self.closure = flags, captured, closure
+        # (module, attribute, value): the plain values and the tensors (by identity) of the
+        # modules the function called, e.g. Dropout.p or a Parameter that was replaced.
+        self.attributes = [(m, name, _frozen(v, f"{type(m).__name__}.{name}"))
+                           for m, name, v in attributes]
 
     def broken(self):
         """None while every guard holds; else a phrase naming the first that does not."""
@@ -78,9 +93,12 @@ class Guards:
                 return (f"{type(module).__name__}.training changed to {module._training} "
                         f"(traced with {value})")
         for array, copy in self.captured:
-            if array.shape != copy.shape or array.dtype != copy.dtype or \
-                    not xp.array_equal(array, copy, equal_nan=array.dtype.kind in "fc"):
+            if not _same_array(array, copy):
                 return f"a numpy array of shape {copy.shape} it reads changed"
+        for module, name, value in self.attributes:
+            now = getattr(module, name, None)
+            if now is not value and not _same_plain(now, value):
+                return f"{type(module).__name__}.{name} changed"
         for where, name, read, value in self.closure:
             now = read()
             if now is not value and not _same_plain(now, value):
@@ -88,11 +106,26 @@ class Guards:
         return None
 
 
+def _guardable(value):
+    from ..core.tensor import Tensor
+    return isinstance(value, _PLAIN + (xp.ndarray, Tensor))
+
+
+def _refuse_big(array, how):
+    if array.nbytes > MAX_CAPTURED_BYTES:
+        raise ValueError(
+            f"compiled step: the function {how}, a numpy array of shape {array.shape} that is "
+            "not one of its inputs. A replay would keep the values it had when traced, and it "
+            "is too big to compare on every call: pass it as an input of the step, or make it "
+            "a tinygraph tensor once, outside the function (tg.tensor), which a replay reads "
+            "afresh at every call")
+
+
 def _closure_values(fn):
     """(where, name, how to read it now, value) for the plain values (numbers, strings,
-    arrays) that `fn` itself reads from its closure cells and its module's globals.
-    A bound method or a callable object reads through `self`: modules' flags and captured
-    arrays cover what it reads there."""
+    arrays) that `fn`'s code reads from its closure cells and from its module's globals (its
+    comprehensions and lambdas included). A bound method or a callable object reads through
+    `self`: the modules' flags and attributes cover what it reads there."""
     code = getattr(fn, "__code__", None)
     if code is None or hasattr(fn, "__self__"):
         return []
@@ -103,12 +136,24 @@ def _closure_values(fn):
         except ValueError:          # a cell not filled yet
             continue
         if isinstance(value, _PLAIN + (xp.ndarray,)):
-            found.append(("closure variable", name, lambda c=cell: _cell(c), _frozen(value)))
+            found.append(("closure variable", name, lambda c=cell: _cell(c),
+                          _frozen(value, f"closure variable {name!r}")))
     scope = getattr(fn, "__globals__", {})
-    for name in code.co_names:
+    for name in sorted(_global_names(code)):
         if name in scope and isinstance(scope[name], _PLAIN + (xp.ndarray,)):
-            found.append(("global", name, lambda n=name: scope.get(n), _frozen(scope[name])))
+            found.append(("global", name, lambda n=name: scope.get(n),
+                          _frozen(scope[name], f"global {name!r}")))
     return found
+
+
+def _global_names(code):
+    """The names `code` (and the code nested in it) loads as globals."""
+    names = {ins.argval for ins in dis.get_instructions(code)
+             if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME")}
+    for const in code.co_consts:
+        if hasattr(const, "co_code"):
+            names |= _global_names(const)
+    return names
 
 
 def _cell(cell):
@@ -118,18 +163,25 @@ def _cell(cell):
         return None
 
 
-def _frozen(value):
-    # An array is compared by value (numpy_array_equal), so keep a copy of a small one; a big
-    # array read this way is compared by identity only (its values are captured elsewhere).
+def _frozen(value, shown):
+    """The value to compare later: a copy of an array (a big one is refused, as a captured
+    array is), the value itself otherwise."""
     if isinstance(value, xp.ndarray):
-        return value.copy() if value.nbytes <= MAX_CAPTURED_BYTES else value
+        _refuse_big(value, f"reads the {shown}")
+        return value.copy()
     return value
+
+
+def _same_array(now, then):
+    return now.shape == then.shape and now.dtype == then.dtype and \
+        bool(xp.array_equal(now, then, equal_nan=now.dtype.kind in "fc"))
 
 
 def _same_plain(now, then):
     if isinstance(then, xp.ndarray):
-        return isinstance(now, xp.ndarray) and now.shape == then.shape and \
-            now.dtype == then.dtype and bool(xp.array_equal(now, then))
+        return isinstance(now, xp.ndarray) and _same_array(now, then)
+    if not isinstance(then, _PLAIN):    # a Tensor: the same object, checked by the caller
+        return False
     try:
         return type(now) is type(then) and bool(now == then)
     except Exception:               # noqa: BLE001 (a value that cannot be compared: changed)
