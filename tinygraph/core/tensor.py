@@ -72,7 +72,7 @@ class Tensor:
     @property
     def version(self):
         """How many times the value was changed in place since the tensor was made (see
-        `data`), shared with its `detach()`ed aliases; a graph records its inputs' versions
+        `data`), shared with the aliases `detach()` makes; a graph records its inputs' versions
         when it saves them."""
         version = self._version
         return 0 if version is None else version[0]
