@@ -162,13 +162,12 @@ def _run_backward(outputs, seeds, inputs, create_graph, order=None, join=None, r
     nodes(outputs) when the caller has it already; join: whether the accumulator applies the
     primitives' joins (default: on the fast path only, see tinygraph.core.accumulate);
     retain: keep the nodes' saved values (else each node is released after its vjp);
-    reached: a set to fill with the ids of the inputs the graph reads (found before the
-    pass may release it)."""
+    reached: a set to fill with the ids of the wanted inputs that the graph reads but that got
+    no gradient (through a non-differentiable op such as step): they get zeros, where an
+    input the graph does not read at all is an error (told now: the pass may release it)."""
     order = nodes(outputs) if order is None else order
     wanted = {id(t): t for t in inputs}
-    if reached is not None:
-        reached.update(id(t) for t in outputs if id(t) in wanted)
-        reached.update(id(t) for node in order for t in node.inputs if id(t) in wanted)
+    reached = set() if reached is None else reached
     # Only nodes on a path to a wanted input run their vjp, and only for such inputs.
     # on_path: id(node) -> which of its inputs lead to a wanted input (the vjp's `needs`),
     # for the nodes with at least one; inputs come before their users, so one pass settles it.
@@ -186,12 +185,12 @@ def _run_backward(outputs, seeds, inputs, create_graph, order=None, join=None, r
     running = BackwardPass()
     if create_graph:
         with changed(running=running):
-            return _propagate(order, on_path, wanted, accumulator, running, retain)
+            return _propagate(order, on_path, wanted, accumulator, running, retain, reached)
     # The fast path runs every vjp unrecorded and leaves joinable terms for the accumulator;
     # entered once per pass, not per node (per-node switches were a visible share of small
     # steps).
     with changed(grad_enabled=False, lazy_terms=True, running=running):
-        return _propagate(order, on_path, wanted, accumulator, running, retain)
+        return _propagate(order, on_path, wanted, accumulator, running, retain, reached)
 
 
 class BackwardPass:
@@ -204,7 +203,7 @@ class BackwardPass:
         self.vjp_of = None
 
 
-def _propagate(order, on_path, wanted, accumulator, running, retain):
+def _propagate(order, on_path, wanted, accumulator, running, retain, reached):
     found = {}
     record = accumulator.record
     check = current().check
@@ -216,13 +215,19 @@ def _propagate(order, on_path, wanted, accumulator, running, retain):
         needs = on_path.get(id(node))
         if needs is None:
             continue
-        out = node.output
+        out = node.output if outputs is None else outputs[i]
         g = accumulator.pop(out)
-        if g is None:
+        if g is None:                     # nothing came back to it (e.g. through step)
+            reached.update(id(t) for t in node.inputs if id(t) in wanted)
             continue
         if id(out) in wanted:
             found[id(out)] = g
-        _check_saved(node, out)
+        if node.versions is not None or out._version is not None and out._version[0]:
+            _check_saved(node, out)
+        else:                             # (inline: the hot path, all saved at version 0)
+            for t in node.inputs:
+                if t._version is not None and t._version[0]:
+                    _check_saved(node, out)
         if node.digests is not None and check is not None:
             check.verify_saved(node, out)
         running.vjp_of = node
@@ -246,7 +251,9 @@ def _propagate(order, on_path, wanted, accumulator, running, retain):
                             f"Tensor or None per input ({len(node.inputs)}), got "
                             f"{_shown(input_grads)}")
         for k, (inp, gi, need) in enumerate(zip(node.inputs, input_grads, needs)):
-            if need and gi is not None:
+            if need and gi is None:
+                reached.add(id(inp))      # read, but no gradient comes back through here
+            elif need:
                 if not isinstance(gi, Tensor):
                     raise TypeError(f"the vjp of primitive {node.op!r} returned "
                                     f"{_shown(gi)} for input {k}; a vjp returns Tensors, "
@@ -285,10 +292,16 @@ def _shown(value):
 def _check_saved(node, out):
     """Refuse to run a vjp on saved values that changed since the node saved them."""
     versions = node.versions
-    for k, t in enumerate(node.inputs + (out,)):
-        now = t._version
-        if now is not None and now[0] != (0 if versions is None else versions[k]):
-            raise RuntimeError(_changed_message(node, t, 0 if versions is None else versions[k]))
+    if versions is None:                  # all saved at version 0 (the common case)
+        for t in node.inputs:
+            if t._version is not None and t._version[0]:
+                raise RuntimeError(_changed_message(node, t, 0))
+        if out._version is not None and out._version[0]:
+            raise RuntimeError(_changed_message(node, out, 0))
+        return
+    for t, version in zip(node.inputs + (out,), versions):
+        if (0 if t._version is None else t._version[0]) != version:
+            raise RuntimeError(_changed_message(node, t, version))
 
 
 def _changed_message(node, t, version):

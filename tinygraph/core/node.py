@@ -59,14 +59,14 @@ class Node:
         self.inputs = inputs = tuple(inputs)
         # The inputs' versions, then the output's (a view shares its base's); None: all 0
         # (fresh activations, the common case).
-        versions = None
-        for k, t in enumerate(inputs + (output,)):
-            version = t._version
-            if version is not None and version[0]:
-                if versions is None:
-                    versions = [0] * (len(inputs) + 1)
-                versions[k] = version[0]
-        self.versions = versions
+        self.versions = None
+        for t in inputs:                  # (the hot path: most tensors are at version 0)
+            if t._version is not None and t._version[0]:
+                self.versions = _saved_versions(inputs, output)
+                break
+        else:
+            if output._version is not None and output._version[0]:
+                self.versions = _saved_versions(inputs, output)
         self.released = False
         # detect_anomaly() also keeps a digest of every saved value, to catch raw writes.
         self.digests = state.check.digests(inputs, output) if state.check is not None else None
@@ -105,3 +105,8 @@ class Node:
             kind = f" {self.role}"
         shapes = ", ".join(str(t.shape) for t in self.inputs)
         return f"<Node {self.op}({shapes}){kind}>"
+
+
+def _saved_versions(inputs, output):
+    """[the inputs' versions..., the output's]."""
+    return [0 if t._version is None else t._version[0] for t in inputs + (output,)]

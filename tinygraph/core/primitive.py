@@ -143,13 +143,17 @@ def apply(prim, *inputs):
     else:
         out = Tensor(run_forward(prim, arrays, inputs, state))
     data = out._data
-    if data.base is not None:             # a view (transpose, reshape, slice): see below
-        _share_version(out, data.base, arrays, inputs)
-    else:
-        for a, t in zip(arrays, inputs):
-            if a is data:                 # the input itself, passed through
-                _share_version(out, data, arrays, inputs)
-                break
+    base = data.base
+    # A view (transpose, reshape, slice) or the first input passed through: see below.
+    if base is not None or arrays and data is arrays[0]:
+        first = arrays[0] if arrays else None
+        if first is not None and (first is base or first is data or first.base is base):
+            version = inputs[0]._version     # (inline: views of the first input are common)
+            if version is None:
+                version = inputs[0]._version = [0]
+            out._version = version
+        else:
+            _share_version(out, data if base is None else base, arrays, inputs)
     if state.grad_enabled:
         for t in inputs:                  # (a loop: any() over a generator costs more)
             if t.requires_grad:

@@ -2,6 +2,7 @@
 tanh, relu and step, with their checked public functions."""
 from ..backend import xp
 from ..core.primitive import Primitive, apply
+from ..core.tensor import Tensor
 from .labels import number_text
 from .operands import broadcast_shape, pair, tensor_arg
 from .parallel import for_blocks
@@ -16,7 +17,9 @@ def _named(t, name):
 
 def unbroadcast(g, shape):
     """Gradient of an implicit broadcast: sum g back down to the operand's shape."""
-    return g if g.shape == shape else _shape.sum_to(g, shape)
+    data = g._data                    # (the array's shape: no property call on the hot path)
+    return g if (data.shape if data is not None else g.shape) == shape \
+        else _shape.sum_to(g, shape)
 
 
 # One cheap pass over memory gains from two threads only when it is big: a (20, 35, 650) mul
@@ -121,6 +124,10 @@ class Div(Elementwise):
 
 
 def _binary(prim_class, a, b):
+    if isinstance(a, Tensor) and isinstance(b, Tensor):
+        x, y = a._data, b._data
+        if x is not None and y is not None and x.dtype == y.dtype and x.shape == y.shape:
+            return apply(prim_class(), a, b)     # (the hot path: nothing to coerce or check)
     a, b = pair(a, b, prim_class.name)
     sa, sb = a.shape, b.shape
     if sa != sb and sa and sb:           # (a 0-d operand broadcasts to anything)

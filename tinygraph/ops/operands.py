@@ -24,6 +24,9 @@ def pair(a, b, op_name):
     elif not a_is and not b_is:
         a = as_operand(a, op_name)
         b = as_operand(b, op_name, like=a)
+    x, y = a._data, b._data           # (the arrays' dtypes: no property calls on the hot path)
+    if x is not None and y is not None and x.dtype == y.dtype:
+        return a, b
     if a.dtype != b.dtype:
         a, b = _traced_array_inputs(a, b)
     if a.dtype != b.dtype:
