@@ -320,28 +320,3 @@ def test_module_attributes_are_guarded():
     assert float(compiled(x)) == float(eager(x))
     lin.W = tg.Parameter(np.zeros((3, 2), np.float32))   # replaced: read afresh
     assert float(compiled(x)) == float(eager(x)) == float(np.sum(lin.b.data) * 4)
-
-
-def test_arithmetic_on_array_inputs_before_the_model_follows_eager_mode():
-    """Eager mode computes on numpy arrays with numpy and casts where they meet a tensor; the
-    trace records the same as tinygraph ops and a cast node."""
-    w = tg.Parameter(np.array([0.5, -1.0, 2.0], np.float32))
-    x = np.array([1.0, 2.5, -3.0])                 # float64
-    y = np.array([1, 0, 2])                         # integers
-    cases = [lambda x, y: tg.sum((x - x.mean()) * w),
-             lambda x, y: tg.sum((w - y * 0.5) ** 2),
-             lambda x, y: tg.sum(w * (x * y + x))]
-    for fn in cases:
-        eager, compiled = both(fn, [w])
-        assert_same(eager, compiled, [w], x, y)
-        assert compiled(x, y).dtype == np.float32
-
-
-def test_cast_converts_and_its_gradient_comes_back_in_the_input_dtype():
-    from tinygraph.ops.elementwise import Cast
-    x = tg.tensor(np.array([1.5, -2.25]), requires_grad=True)
-    y = tg.apply(Cast(np.float32), x)
-    assert y.dtype == np.float32 and y.data.tolist() == [1.5, -2.25]
-    (g,) = tg.grad(tg.sum(y * y), [x])
-    assert g.dtype == np.float64
-    np.testing.assert_array_equal(g.data, [3.0, -4.5])

@@ -292,30 +292,6 @@ class Step(Elementwise):
         return [None]
 
 
-class Cast(Primitive):
-    """x converted to another dtype (numpy's astype). A compiled step's trace records it where
-    a value computed from inputs given as numpy arrays meets a tensor of another dtype: eager
-    mode computes such values with numpy and casts them there (see transforms.trace)."""
-
-    name = "cast"
-    rules = "{gy}"            # the gradient, converted back to the input's dtype
-
-    def __init__(self, dtype):
-        self.dtype = xp.dtype(dtype)
-
-    def forward(self, a):
-        return a.astype(self.dtype)
-
-    def spec(self, a):
-        return a.shape, self.dtype
-
-    def vjp(self, node, g, needs):
-        return [apply(Cast(node.inputs[0].dtype), g)]
-
-    def label(self, inputs, inline):
-        return f"cast to {self.dtype.name}"
-
-
 def neg(x):
     """-x."""
     return apply(Neg(), tensor_arg(x, "neg"))

@@ -3,7 +3,6 @@
 Errors are raised here, at graph-build time, naming the op and the operands' names and shapes.
 """
 from ..backend import xp
-from ..core.primitive import apply
 from ..core.state import current
 from ..core.tensor import Tensor, as_operand, describe
 
@@ -31,11 +30,18 @@ def pair(a, b, op_name):
     if a.dtype != b.dtype:
         a, b = _traced_array_inputs(a, b)
     if a.dtype != b.dtype:
-        a, b = _traced_array_values(a, b)
-    if a.dtype != b.dtype:
         raise TypeError(f"{op_name}: operands have different dtypes: {describe(a)} is "
-                        f"{a.dtype}, {describe(b)} is {b.dtype}; cast one of them first")
+                        f"{a.dtype}, {describe(b)} is {b.dtype}; cast one of them first"
+                        + _TRACED_INPUTS_HINT * (current().trace is not None))
     return a, b
+
+
+# Eager mode gives the function numpy arrays as they were passed (numpy computes on them until
+# they meet a tensor, which casts them); a trace gives it tensors of the inputs' dtype.
+_TRACED_INPUTS_HINT = (" (in a compiled step the inputs are tensors of the dtype they were "
+                       "given in, also where the function computes on them before they meet "
+                       "the model: give the step arrays of the model's dtype, e.g. "
+                       "x.astype(np.float32))")
 
 
 def _traced_array_inputs(a, b):
@@ -50,25 +56,6 @@ def _traced_array_inputs(a, b):
         b = trace.cast_input(b, a.dtype)
     elif a_is and not b_is and xp.issubdtype(b.dtype, xp.floating):
         a = trace.cast_input(a, b.dtype)
-    return a, b
-
-
-def _traced_array_values(a, b):
-    """In a trace, a value computed only from inputs given as arrays (and constants) is what
-    numpy computes in eager mode: where it meets a floating tensor it takes that tensor's
-    dtype (as `pair` casts a bare array); two such values meet at numpy's common dtype."""
-    trace = current().trace
-    if trace is None:
-        return a, b
-    from .elementwise import Cast
-    a_is, b_is = trace.is_array_value(a), trace.is_array_value(b)
-    if a_is and b_is:
-        common = xp.result_type(a.dtype, b.dtype)
-        return tuple(t if t.dtype == common else apply(Cast(common), t) for t in (a, b))
-    if a_is and xp.issubdtype(b.dtype, xp.floating):
-        return apply(Cast(b.dtype), a), b
-    if b_is and xp.issubdtype(a.dtype, xp.floating):
-        return a, apply(Cast(a.dtype), b)
     return a, b
 
 

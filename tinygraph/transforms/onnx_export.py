@@ -189,10 +189,6 @@ def _step(g, node, ins, out, batch):
     g.op("Cast", [positive], out, to=_tensor_type(g, node.output.dtype))
 
 
-def _cast(g, node, ins, out, batch):
-    g.op("Cast", ins, out, to=_tensor_type(g, node.prim.dtype))
-
-
 def _tensor_type(g, dtype):
     return g.helper.np_dtype_to_tensor_dtype(xp.dtype(dtype))
 
@@ -389,7 +385,7 @@ MAPPINGS = {
     indexing.IndexGrad: _index_grad, indexing.IdsInRange: _ids_in_range,
     losses.LogSoftmax: _log_softmax, losses.LogSoftmaxGrad: _log_softmax_grad,
     losses.LogSoftmaxGradAt: _log_softmax_grad_at,
-    StopGradient: _simple("Identity"), ew.Cast: _cast,
+    StopGradient: _simple("Identity"),
 }
 
 # Primitives with no mapping, and why: export names the primitive and says this.

@@ -51,18 +51,6 @@ class Trace:
         """True for an input given as a bare array (or a cast of one)."""
         return id(t) in self.array_inputs or any(c is t for c in self.casts.values())
 
-    def is_array_value(self, t):
-        """True for a value computed only from inputs given as arrays and from constants
-        (what eager mode computes with numpy): no parameter, no other tensor in its graph."""
-        from ..core.autodiff import nodes
-        if t._node is None:
-            return self.is_array_input(t)
-        for node in nodes([t]):
-            for x in node.inputs:
-                if x._node is None and not (x.constant or self.is_array_input(x)):
-                    return False
-        return True
-
     def cast_input(self, t, dtype):
         """The input Tensor t, given as an array, cast to `dtype` (as eager mode casts a bare
         array meeting a tensor)."""
