@@ -39,6 +39,12 @@ class Module:
             trace.read_flag(self, self._training)   # was when the function was called
         self._training = bool(mode)
 
+    def __setattr__(self, name, value):
+        trace = current().trace
+        if trace is not None:             # set by the traced function: not a guarded input
+            trace.assigning(self, name)
+        object.__setattr__(self, name, value)
+
     def __call__(self, *args, **kwargs):
         trace = current().trace
         if trace is not None:             # a compiled step guards what the module holds

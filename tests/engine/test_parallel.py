@@ -330,9 +330,11 @@ def test_for_blocks_called_in_a_worker_runs_inline():
 
 
 @pytest.mark.subprocess
-def test_a_forked_child_runs_a_step_forked_while_another_thread_was_inside_it():
-    """The step's own lock (one call at a time) and the .grad lock must not stay held in a
-    child forked while another thread of the parent was inside the step."""
+def test_a_child_forked_while_another_thread_was_inside_a_step_refuses_never_hangs():
+    """The step's own lock (one call at a time) must not stay held in a child forked while
+    another thread of the parent was inside the step; what that thread was updating may be
+    half done, so the child's call is a clear error (it hung before), and a step object the
+    other thread was not inside runs."""
     w = tg.Parameter(np.ones((64, 64)))
     step = tg.value_and_grad(lambda x: tg.sum(tg.tanh(x @ w)), [w])
     x = np.ones((8, 64))
@@ -348,9 +350,18 @@ def test_a_forked_child_runs_a_step_forked_while_another_thread_was_inside_it():
     holder = threading.Thread(target=blocked, args=(x,))
     holder.start()
     assert inside.wait(10)
+    other = tg.value_and_grad(lambda x: tg.sum(tg.tanh(x @ w)), [w])
+
+    def in_child():
+        try:
+            step(x)
+            return "ran"
+        except RuntimeError as e:
+            return str(e), float(other(x))
     try:
-        got = in_forked_child(lambda: float(step(x)))
+        got = in_forked_child(in_child)
     finally:
         release.set()
         holder.join(10)
-    assert got == float(step(x))
+    assert "forked while another thread was inside a call of this EagerStep" in got[0]
+    assert got[1] == float(other(x))

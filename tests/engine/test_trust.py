@@ -315,3 +315,25 @@ def test_create_graph_backward_in_two_threads_loses_no_gradient():
 def test_index_refuses_a_bool_tensor_as_numpy_does():
     with pytest.raises(TypeError, match="only integer tensors"):
         [1, 2][tg.tensor(True)]
+
+
+def test_a_custom_primitive_passing_its_second_input_through_shares_its_version():
+    class Second(tg.Primitive):
+        name = "second"
+
+        def forward(self, a, b):
+            return b
+
+        def spec(self, a, b):
+            return b.shape, b.dtype
+
+        def vjp(self, node, g, needs):
+            return (None, g)
+
+    w = tg.Parameter(np.array([1.0, 2.0]))
+    b = tg.tensor(np.array([3.0, 4.0]), name="b")
+    out = tg.apply(Second(), w, b)
+    loss = tg.sum(out * w)
+    b.data *= 2.0
+    with pytest.raises(RuntimeError, match="modified in place"):
+        loss.backward()

@@ -243,12 +243,33 @@ def test_a_forward_into_that_returns_another_array_is_refused():
         step()
 
 
-def test_two_array_inputs_of_different_dtypes_follow_eager_mode():
+def test_where_numpy_would_compute_another_dtype_a_trace_refuses():
+    """Eager mode computes on the arrays it is given with numpy; a trace cannot always follow
+    numpy's promotion, and refuses where it would differ (it gave other numbers before)."""
     w = tg.Parameter(np.array([1.0, 1.0]))
     a = np.array([1e8 + 1.5, 3.25])
     b = np.array([1e8, 3.0], np.float32)
     eager, compiled = both(lambda a, b: tg.sum((a - b) * w), [w])
-    assert float(eager(a, b)) == float(compiled(a, b)) == 1.75
+    assert float(eager(a, b)) == 1.75 and float(eager(b, a)) == -1.75
+    for args in ((a, b), (b, a)):
+        with pytest.raises(TypeError, match="two inputs given as numpy arrays of different "
+                                            "dtypes"):
+            compiled(*args)
+    ids = np.array([1, 2])
+    with pytest.raises(TypeError, match=r"with a float32 constant: eager mode computes this "
+                                        r"with numpy \(float64\)"):
+        tg.compile(lambda ids: tg.sum(w * (ids * np.float32(0.1) - 1e8)), [w])(ids)
+    mean = np.array([0.25, 0.5])                       # float64, closed over
+    with pytest.raises(TypeError, match="numpy \\(float64\\), tinygraph's rule gives float32"):
+        tg.compile(lambda x: tg.sum(w * (x - mean)), [w])(np.ones(2, np.float32))
+    assert float(tg.compile(lambda x: tg.sum(w * (x * 0.5)), [w])(np.ones(2))) == 1.0
+
+
+def test_comparing_a_traced_input_refuses():
+    w = tg.Parameter(np.array([1.0, 1.0, 1.0]))
+    y = np.array([0, 1, 2])
+    with pytest.raises(TypeError, match="== or != on 'input0'.*while a compiled step traces"):
+        tg.compile(lambda y: tg.sum(w * (y == 1)), [w])(y)
 
 
 def helper_scale():
@@ -320,3 +341,58 @@ def test_module_attributes_are_guarded():
     assert float(compiled(x)) == float(eager(x))
     lin.W = tg.Parameter(np.zeros((3, 2), np.float32))   # replaced: read afresh
     assert float(compiled(x)) == float(eager(x)) == float(np.sum(lin.b.data) * 4)
+
+
+def test_module_attributes_the_loss_does_not_read_and_ones_it_sets_are_fine():
+    class Remembering(LanguageModel):
+        def loss(self, ids, targets):
+            self.last_loss = super().loss(ids, targets)      # set by the function itself
+            return self.last_loss
+
+    model = Remembering(30, 4, 4, seed=0)
+    model.unigram = np.ones(30_000)                  # big, never read by the loss
+    ids = np.zeros((1, 3), dtype=np.int64)
+    step = tg.compile(model.loss, model.parameters())
+    for _ in range(4):
+        step(ids, ids)
+        with tg.no_grad():
+            model.loss(ids, ids)                     # an eager call between steps sets it too
+    assert step.traces == 1
+
+
+def test_a_replaced_parameter_of_a_cell_used_through_its_methods_traces_again():
+    model = LanguageModel(30, 4, 4, seed=0)
+    ids = np.arange(3).reshape(1, 3)
+    eager, compiled = (make(lambda x: model.loss(x, x), model.parameters())
+                       for make in (tg.value_and_grad, tg.compile))
+    cell = model.rnn.layers[0].cell
+    model.reset_state()
+    compiled(ids)
+    cell.b = tg.Parameter(np.full_like(cell.b.data, 3.0))
+    model.reset_state()
+    after = float(compiled(ids))
+    model.reset_state()
+    assert after == pytest.approx(float(eager(ids)), rel=1e-6)
+
+
+OFFSET = 0.0
+
+
+class _Shifted(LanguageModel):
+    def loss(self, ids, targets):
+        return super().loss(ids, targets) + OFFSET
+
+
+def test_a_global_read_by_a_compiled_method_is_guarded():
+    global OFFSET
+    model = _Shifted(30, 4, 4, seed=0)
+    ids = np.zeros((1, 3), dtype=np.int64)
+    step = tg.compile(model.loss, model.parameters())
+    model.reset_state()
+    before = float(step(ids, ids))
+    OFFSET = 5.0
+    try:
+        model.reset_state()
+        assert float(step(ids, ids)) == pytest.approx(before + 5.0)
+    finally:
+        OFFSET = 0.0

@@ -145,15 +145,20 @@ def apply(prim, *inputs):
     data = out._data
     base = data.base
     # A view (transpose, reshape, slice) or the first input passed through: see below.
-    if base is not None or arrays and data is arrays[0]:
+    if base is not None:
         first = arrays[0] if arrays else None
-        if first is not None and (first is base or first is data or first.base is base):
+        if first is not None and (first is base or first.base is base):
             version = inputs[0]._version     # (inline: views of the first input are common)
             if version is None:
                 version = inputs[0]._version = [0]
             out._version = version
         else:
-            _share_version(out, data if base is None else base, arrays, inputs)
+            _share_version(out, base, arrays, inputs)
+    else:
+        for a in arrays:
+            if a is data:                     # an input passed through as it is
+                _share_version(out, data, arrays, inputs)
+                break
     if state.grad_enabled:
         for t in inputs:                  # (a loop: any() over a generator costs more)
             if t.requires_grad:

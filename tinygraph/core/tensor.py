@@ -8,6 +8,7 @@ operators and method forms (`x + y`, `x @ W`, `x.sum()`) are installed by `tinyg
 import numbers
 import os
 import threading
+import weakref
 
 from ..backend import xp
 from .state import current
@@ -153,6 +154,23 @@ class Tensor:
     def __bool__(self):
         return bool(self.value())   # numpy's rule: only a one-element tensor has a truth value
 
+    # `==` is identity (what it is for any object) on tensors with values; in a compiled
+    # step's trace, where eager mode would have compared numpy arrays elementwise, it refuses
+    # instead of turning into a constant False.
+    __hash__ = object.__hash__
+
+    def __eq__(self, other):
+        if self is other:
+            return True
+        if self._data is None or isinstance(other, Tensor) and other._data is None:
+            raise TypeError(f"== or != on {describe(self)} while a compiled step traces it: eager "
+                            "mode compares numpy arrays elementwise, a trace has no values; "
+                            "compute the mask before calling the step and pass it as an input")
+        return False
+
+    def __ne__(self, other):
+        return not self.__eq__(other)
+
     def __float__(self):
         return float(self._one_element("float"))
 
@@ -227,24 +245,50 @@ class Tensor:
 
 
 class ForkSafeLock:
-    """A reentrant lock that a forked child gets anew: a lock some other thread of the parent
-    held at the fork would stay held forever in the child, which has no such thread."""
+    """A reentrant lock that a forked child gets anew (a lock some other thread of the parent
+    held at the fork would stay held forever in the child, which has no such thread). If
+    another thread held it at the fork, what it guarded may be half updated: the child's
+    first use raises instead of going on with it."""
 
-    def __init__(self):
-        self._pid, self._lock = os.getpid(), threading.RLock()
+    _all = weakref.WeakSet()
+
+    def __init__(self, what):
+        self.what, self._lock, self._broken = what, threading.RLock(), False
+        ForkSafeLock._all.add(self)
 
     def __enter__(self):
-        if self._pid != os.getpid():
-            self._pid, self._lock = os.getpid(), threading.RLock()
+        if self._broken:
+            raise RuntimeError(f"this process was forked while another thread was inside "
+                               f"{self.what}; what it was updating may be half done here. Fork "
+                               "before starting threads that run steps, or use the 'spawn' "
+                               "start method")
         return self._lock.__enter__()
 
     def __exit__(self, *exc):
         return self._lock.__exit__(*exc)
 
+    @classmethod
+    def _before_fork(cls):
+        # Held by another thread now? (The forking thread's own hold is re-entered.)
+        for lock in list(cls._all):
+            lock._held_elsewhere = not lock._lock.acquire(blocking=False)
+            if not lock._held_elsewhere:
+                lock._lock.release()
+
+    @classmethod
+    def _after_fork_in_child(cls):
+        for lock in list(cls._all):
+            lock._lock = threading.RLock()
+            lock._broken = getattr(lock, "_held_elsewhere", False)
+
+
+os.register_at_fork(before=ForkSafeLock._before_fork,
+                    after_in_child=ForkSafeLock._after_fork_in_child)
+
 
 # Guards every `.grad` accumulation: steps or backward passes finishing at once in two threads
 # must not lose one's read-modify-write of the same parameter's gradient.
-GRAD_LOCK = ForkSafeLock()
+GRAD_LOCK = ForkSafeLock("a gradient update (.grad)")
 
 
 def update_grad(t, combine):

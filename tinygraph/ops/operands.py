@@ -18,8 +18,12 @@ def pair(a, b, op_name):
     """Coerce a binary op's operands; constants take the tensor operand's dtype."""
     a_is, b_is = isinstance(a, Tensor), isinstance(b, Tensor)
     if a_is and not b_is:
+        if a._data is None:
+            _numpy_would_agree(a, b, op_name)
         b = as_operand(b, op_name, like=a)
     elif b_is and not a_is:
+        if b._data is None:
+            _numpy_would_agree(b, a, op_name)
         a = as_operand(a, op_name, like=b)
     elif not a_is and not b_is:
         a = as_operand(a, op_name)
@@ -47,16 +51,42 @@ _TRACED_INPUTS_HINT = (" (in a compiled step the inputs are tensors of the dtype
 def _traced_array_inputs(a, b):
     """In a compiled step's trace, an input given as a bare array is cast as `pair` casts a
     bare array in eager mode (see transforms.trace): to the dtype of a floating tensor it
-    meets; of two such inputs, the second takes the first's floating dtype."""
+    meets. Two such inputs of different dtypes are refused: eager mode would compute `a - b`
+    with numpy (their common dtype) but `tg.sub(a, b)` in a's, and a trace cannot tell which
+    was written."""
     trace = current().trace
     if trace is None:
         return a, b
     a_is, b_is = trace.is_array_input(a), trace.is_array_input(b)
+    if a_is and b_is:
+        raise TypeError(f"compiled step: two inputs given as numpy arrays of different dtypes "
+                        f"({a.dtype} and {b.dtype}) meet in an op; give the step arrays of "
+                        "one dtype")
     if b_is and xp.issubdtype(a.dtype, xp.floating):
         b = trace.cast_input(b, a.dtype)
-    elif a_is and not b_is and xp.issubdtype(b.dtype, xp.floating):
+    elif a_is and xp.issubdtype(b.dtype, xp.floating):
         a = trace.cast_input(a, b.dtype)
     return a, b
+
+
+def _numpy_would_agree(t, value, op_name):
+    """In a trace, refuse a constant meeting a value computed only from inputs given as
+    arrays where numpy (which computes that in eager mode) would give another dtype than
+    tinygraph's rule: int ids * np.float32(0.5) (numpy: float64), a float32 batch minus a
+    float64 array (numpy: float64). Python numbers are weak in both, so `x * 0.5` passes."""
+    trace = current().trace
+    if trace is None or not trace.is_array_value(t):
+        return
+    numpy_dtype = xp.result_type(t.dtype, value)
+    constant = xp.asarray(value).dtype
+    ours = t.dtype if xp.issubdtype(t.dtype, xp.floating) or \
+        not xp.issubdtype(constant, xp.floating) else constant
+    if numpy_dtype != ours:
+        raise TypeError(
+            f"compiled step: {op_name} of {describe(t)} ({t.dtype}), computed from inputs "
+            f"given as numpy arrays, with a {constant} constant: eager mode computes this with "
+            f"numpy ({numpy_dtype}), tinygraph's rule gives {ours}; give the step arrays of "
+            "the dtype you mean, or a constant of the same dtype")
 
 
 def broadcast_shape(a, b, op_name):

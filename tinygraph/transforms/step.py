@@ -34,7 +34,7 @@ class Step:
                 raise TypeError(f"{type(self).__name__}: params must be Tensors that require "
                                 "grad, got " + (describe(p) if isinstance(p, Tensor)
                                                 else type(p).__name__))
-        self._lock = ForkSafeLock()
+        self._lock = ForkSafeLock(f"a call of this {type(self).__name__}")
 
     def __call__(self, *inputs, **kwargs):
         with self._lock, cores_to_workers():   # big products split over the workers

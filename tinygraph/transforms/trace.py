@@ -29,6 +29,7 @@ class Trace:
         self.carries = []            # tinygraph.transforms.compile._Carry, in order
         self.flags = {}              # id(module) -> (module, its training flag at entry)
         self.modules = {}            # id(module) -> module, for every module called
+        self.assigned = set()        # (id(module), attribute) set while the function ran
         self.captured = {}           # id(array) -> (array, its copy when traced)
         self.array_inputs = array_inputs   # id(input Tensor) -> its position (given as array)
         self.casts = {}              # (position, dtype) -> the cast input's Tensor
@@ -40,6 +41,9 @@ class Trace:
     def called(self, module):
         self.modules.setdefault(id(module), module)
 
+    def assigning(self, module, name):
+        self.assigned.add((id(module), name))
+
     def capture(self, array, shown):
         """A numpy array the function made a constant of the graph (shown: how to name it)."""
         if id(array) in self.captured:
@@ -50,6 +54,18 @@ class Trace:
     def is_array_input(self, t):
         """True for an input given as a bare array (or a cast of one)."""
         return id(t) in self.array_inputs or any(c is t for c in self.casts.values())
+
+    def is_array_value(self, t):
+        """True for a value computed only from inputs given as arrays and from constants
+        (what eager mode computes with numpy): no parameter, no other tensor in its graph."""
+        from ..core.autodiff import nodes
+        if t._node is None:
+            return self.is_array_input(t)
+        for node in nodes([t]):
+            for x in node.inputs:
+                if x._node is None and not (x.constant or self.is_array_input(x)):
+                    return False
+        return True
 
     def cast_input(self, t, dtype):
         """The input Tensor t, given as an array, cast to `dtype` (as eager mode casts a bare
@@ -65,12 +81,15 @@ class Trace:
 
     def guards(self, fn):
         """The checks a replay of this trace needs, as a Guards."""
-        carried = {(id(c.holder), c.attribute) for c in self.carries}
+        # The modules called, the compiled method's owner, and all their sub-modules (a cell
+        # a layer uses through its methods); not what the function itself assigned.
+        skipped = {(id(c.holder), c.attribute) for c in self.carries} | self.assigned
         owner = getattr(fn, "__self__", None)
-        modules = list(self.modules.values()) + ([owner] if hasattr(owner, "_training") else [])
+        roots = list(self.modules.values()) + ([owner] if hasattr(owner, "modules") else [])
+        modules = {id(m): m for root in roots for m in root.modules()}.values()
         attributes = [(module, name, value) for module in modules
                       for name, value in vars(module).items()
-                      if (id(module), name) not in carried and name != "_training"
+                      if (id(module), name) not in skipped and name != "_training"
                       and _guardable(value)]
         return Guards(list(self.flags.values()), list(self.captured.values()),
                       _closure_values(fn), attributes)
@@ -83,7 +102,10 @@ class Guards:
         self.flags, self.captured, self.closure = flags, captured, closure
         # (module, attribute, value): the plain values and the tensors (by identity) of the
         # modules the function called, e.g. Dropout.p or a Parameter that was replaced.
-        self.attributes = [(m, name, _frozen(v, f"{type(m).__name__}.{name}"))
+        # A big array attribute is guarded by identity only: if the function reads it as an
+        # operand, the capture refuses it; if it does not, its values do not matter.
+        self.attributes = [(m, name, v.copy() if isinstance(v, xp.ndarray)
+                            and v.nbytes <= MAX_CAPTURED_BYTES else v)
                            for m, name, v in attributes]
 
     def broken(self):
@@ -108,7 +130,7 @@ class Guards:
 
 def _guardable(value):
     from ..core.tensor import Tensor
-    return isinstance(value, _PLAIN + (xp.ndarray, Tensor))
+    return isinstance(value, _PLAIN + (xp.ndarray, Tensor)) or hasattr(value, "modules")
 
 
 def _refuse_big(array, how):
@@ -124,10 +146,11 @@ def _refuse_big(array, how):
 def _closure_values(fn):
     """(where, name, how to read it now, value) for the plain values (numbers, strings,
     arrays) that `fn`'s code reads from its closure cells and from its module's globals (its
-    comprehensions and lambdas included). A bound method or a callable object reads through
-    `self`: the modules' flags and attributes cover what it reads there."""
+    comprehensions and lambdas included; for a bound method, its function's). What it reads
+    through `self` is covered by the modules' flags and attributes."""
+    fn = getattr(fn, "__func__", fn)          # a bound method: its function's code and globals
     code = getattr(fn, "__code__", None)
-    if code is None or hasattr(fn, "__self__"):
+    if code is None:
         return []
     found = []
     for name, cell in zip(code.co_freevars, fn.__closure__ or ()):
