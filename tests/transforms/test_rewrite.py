@@ -218,3 +218,26 @@ def test_an_identity_transpose_is_not_joined_as_a_weight_gradient():
     loss = sum(tg.sum(tg.tanh(tg.matmul(tg.transpose(x, (0, 1)), w))) for x in xs)
     (g,) = tg.grad(loss, [w], create_graph=True)
     np.testing.assert_allclose(tg.simplify(g, SPEED_RULES).outputs[0].data, g.data, rtol=1e-12)
+
+
+# --- the rewrite log: the way from the generated graph to the simplified one, step by step ----
+def test_the_log_records_each_rewrite_in_order_with_what_it_replaced():
+    from collections import Counter
+    from tinygraph.examples import lstm_cell_step
+    inputs, (h, c) = lstm_cell_step()
+    loss = tg.sum(h * h) + tg.sum(c)
+    grads = tg.grad(loss, list(inputs.values()), create_graph=True)
+    generated = {id(n) for n in tg.nodes(grads) if n.is_backward}
+    simplified = tg.simplify(grads)
+    log = simplified.log
+    assert log and Counter(r.rule for r in log) == simplified.rewrites
+    for r in log:
+        assert r.replaced and all(id(n) in generated for n in r.replaced)
+    joins = [r for r in log if r.result._node is not None and r.result._node.op == "concat"]
+    assert joins, [str(r) for r in log]
+    # The textbook dA = concat(df, dg, di, do): one join replaced the sum of the four slice
+    # gradients (its add nodes), and its result is in the simplified graph.
+    join = joins[0]
+    assert len([n for n in join.replaced if n.op == "add"]) == 3
+    assert any(n is join.result._node for n in tg.nodes(simplified.outputs))
+    assert "-> concat" in str(join)

@@ -20,6 +20,10 @@ Rules (what each applies to is known by the primitive classes, never by op names
 - fusions (SPEED_RULES only): each primitive's `fuse` gives a node that does its work and
   that of the nodes making its inputs in one pass (the gradient of cross-entropy through
   log-softmax, with no (rows, classes) array of zeros).
+
+Every rewrite done is recorded, in order, in `Simplified.log` (which rule, which generated
+nodes it replaced, which tensor stands for them now), so the way from the generated graph to
+the simplified one can be replayed one named step at a time.
 """
 from collections import Counter
 from dataclasses import dataclass, field
@@ -33,14 +37,33 @@ from ..core.tensor import Tensor
 from ..ops.elementwise import Add
 
 
+@dataclass(frozen=True)
+class Rewrite:
+    """One step of a simplification: `rule` (a name counted in Simplified.rewrites) replaced
+    the generated nodes `replaced` (the node rewritten first; for a join, the sum's nodes
+    too) by `result`, the tensor that stands for them in the simplified graph (a new node,
+    an input, a constant, or the node it duplicated, for "cse")."""
+
+    rule: str
+    replaced: tuple
+    result: object
+
+    def __str__(self):
+        made = self.result._node.op if self.result._node is not None else (
+            "a constant" if self.result.constant else "an input")
+        return f"{self.rule}: {' + '.join(n.op for n in self.replaced)} -> {made}"
+
+
 @dataclass
 class Simplified:
-    """What `simplify` returns: the rewritten tensors and how much was removed."""
+    """What `simplify` returns: the rewritten tensors, how much was removed, and the log of
+    the rewrites in the order they were done."""
 
     outputs: list
     nodes_before: int
     nodes_after: int
     rewrites: Counter = field(default_factory=Counter)
+    log: list = field(default_factory=list)
 
     def __str__(self):
         done = ", ".join(f"{name} {n}" for name, n in sorted(self.rewrites.items())) or "none"
@@ -65,7 +88,8 @@ def simplify(tensors, rules=None):
         outputs=new_outputs,
         nodes_before=_count_backward(outputs),
         nodes_after=_count_backward(new_outputs),
-        rewrites=rewriter.counts)
+        rewrites=rewriter.counts,
+        log=rewriter.log)
 
 
 def _count_backward(tensors):
@@ -78,6 +102,7 @@ class _Rewriter:
         self.memo = {}        # id(old tensor) -> its replacement
         self.seen = {}        # CSE key -> tensor
         self.counts = Counter()
+        self.log = []         # Rewrite, in the order done
 
     def run(self, outputs):
         order = nodes(outputs)
@@ -100,14 +125,19 @@ class _Rewriter:
             result = rule(node, inputs)
             if isinstance(result, _Joined):
                 self.counts.update(result.names)
+                self.log.extend(Rewrite(name, (node,) + result.summed, result.tensor)
+                                for name in result.names)
                 return result.tensor
             if result is not None:
-                self.counts[rule.__name__.lstrip("_")] += 1
+                name = rule.__name__.lstrip("_")
+                self.counts[name] += 1
+                self.log.append(Rewrite(name, (node,), result))
                 return result
         key = (type(node.prim), _hashable(node.attrs), tuple(_input_key(t) for t in inputs))
         if node.prim.pure and key in self.seen:
             self.counts["cse"] += 1
             kept = self.seen[key]
+            self.log.append(Rewrite("cse", (node,), kept))
             # Shared by two scopes (e.g. transpose(Wh), met in every time step): it belongs
             # to their common enclosing scope, not to the first one met.
             kept._node.scope = _common_prefix(kept._node.scope, node.scope)
@@ -162,7 +192,7 @@ def _joins(for_reading):
         if out._node is not None:
             out._node.grad_of = node.grad_of
             out._node.scope = node.scope
-        return _Joined(out, names)
+        return _Joined(out, names, _inner_sums(node))
     joins.__name__ = "joins"
     # At the root of a sum only: joining at every partial sum would nest the joins.
     joins.whole_sums_only = True
@@ -170,10 +200,23 @@ def _joins(for_reading):
 
 
 class _Joined:
-    """A join rule's result, with the names its joins are counted under."""
+    """A join rule's result, with the names its joins are counted under and the generated
+    add nodes below the sum's root that it replaced too."""
 
-    def __init__(self, tensor, names):
-        self.tensor, self.names = tensor, names
+    def __init__(self, tensor, names, summed=()):
+        self.tensor, self.names, self.summed = tensor, names, tuple(summed)
+
+
+def _inner_sums(root):
+    """The generated add nodes under a sum's root (the tree _sum_terms walks), root excluded."""
+    found, stack = [], [t._node for t in root.inputs]
+    while stack:
+        node = stack.pop()
+        if node is not None and _is_sum_node(node) and node.output is not None and \
+                all(x.shape == node.output.shape for x in node.inputs):
+            found.append(node)
+            stack.extend(t._node for t in node.inputs)
+    return found
 
 
 def _sum_terms(inputs):
