@@ -124,3 +124,16 @@ def test_rules_follow_the_input_position_and_broadcasting():
     assert "part of ∂L/∂x = −∂L/∂div₁ ⊙ div₁ / x" in rules      # the second input of x / x
     assert "∂L/∂b = sum_to(∂L/∂mul₁ ⊙ x)" in rules               # b was broadcast
     assert any(r.endswith("⊙ 3·x^2") for r in rules)              # pow with its exponent
+
+
+def test_a_concat_of_equal_pieces_along_the_last_axis_names_its_pieces(cell):
+    joined = by_name(cell.data["variants"]["simplified"], "∂L/∂A")
+    assert joined["pieces"] == [{"label": f"A_{gate}", "size": 4} for gate in "fgio"]
+    x = tg.tensor(np.ones((2, 3)), name="x", requires_grad=True)
+    y = tg.tensor(np.ones((2, 2)), name="y", requires_grad=True)
+    rows = tg.explore(tg.ops.concat([x, x], axis=0).sum()).data["variants"]["simplified"]
+    unequal = tg.explore(tg.ops.concat([x, y], axis=1).sum()).data["variants"]["simplified"]
+    assert not any("pieces" in n for n in rows["nodes"] + unequal["nodes"])
+    both = tg.explore(tg.ops.concat([x, x * 2.0], axis=-1).sum()).data["variants"]["simplified"]
+    (forward,) = [n for n in both["nodes"] if n["op"] == "concat" and n["kind"] == "op"]
+    assert [p["size"] for p in forward["pieces"]] == [3, 3]

@@ -227,3 +227,92 @@ def test_the_arrow_keys_still_step_after_ticking_a_checkbox(open_page):
     page.page.check("#norms")
     page.page.keyboard.press("ArrowRight")
     assert page.js("window.tinygraphExplorer.state.step") == 1
+
+
+def test_the_norm_legend_shows_its_two_ends_apart(open_page):
+    """Its ends are two readable powers of ten, one each side of the colour bar (they used to
+    run together as "1e-21e1")."""
+    page = open_page(EXAMPLES["lstm_unrolled"](), name="legend")
+    page.page.check("#norms")
+    norms = [x for x in page.js("JSON.parse(document.getElementById('tinygraph-data')"
+                                ".textContent).variants.simplified.grad_norms")
+             if isinstance(x, float) and x > 0]
+    lo, hi = int(np.floor(np.log10(min(norms)))), int(np.floor(np.log10(max(norms)))) + 1
+    power = lambda k: "10" + str(k).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
+    ticks = page.page.locator("#legend .tick")
+    assert ticks.all_inner_texts() == [power(lo), power(hi)]
+    left, right = ticks.nth(0).bounding_box(), ticks.nth(1).bounding_box()
+    assert right["x"] - (left["x"] + left["width"]) > 100       # the colour bar between them
+    text = page.page.inner_text("#legend")
+    assert power(lo) + power(hi) not in text and "1e" not in text
+
+
+def fills(page, ids):
+    """The fill of each drawn node's shape, by model id."""
+    return page.js(f"{list(ids)}.map(i => document.querySelector('#graph g#n' + i + "
+                   "' > :is(path, polygon, ellipse)').getAttribute('fill'))")
+
+
+def test_under_norm_colouring_a_node_without_a_norm_is_grey(open_page):
+    page = open_page(EXAMPLES["lstm_unrolled"](), name="nonorm")
+    page.page.check("#norms")
+    nodes = model_nodes(page)
+    drawn = page.js("window.tinygraphExplorer.drawnNodeIds")
+    without = [i for i in drawn if nodes[i]["grad_norm"] is None and nodes[i]["kind"]
+               not in ("constant", "ghost")]
+    with_norm = [i for i in drawn if isinstance(nodes[i]["grad_norm"], float)
+                 and nodes[i]["grad_norm"] > 0]
+    assert without and with_norm
+    assert set(fills(page, without)) == {"#eeeeee"}          # one neutral grey, no role hue
+    assert "#eeeeee" not in fills(page, with_norm)
+    assert "no gradient norm" in page.page.inner_text("#legend")
+    page.page.uncheck("#norms")                            # off: the role hues come back
+    assert set(fills(page, without)) != {"#eeeeee"}
+
+
+def test_the_joined_gate_gradients_show_their_blocks(open_page):
+    page = open_page(EXAMPLES["lstm_unrolled"](), name="concat")
+    nodes = model_nodes(page)
+    node = next(n for n in nodes if n["op"] == "concat" and n["kind"] == "sum")
+    assert node["value"]["shape"][-1] == 16                 # 4H, H = 4
+    page.page.click(f"g#n{node['id']}")
+    labels = page.page.locator("#panel .values .piece").all_inner_texts()
+    assert labels == ["A_f", "A_g", "A_i", "A_o"]
+    columns = page.js("[...document.querySelectorAll('#panel .values .cell')]"
+                      ".map((c, k) => c.classList.contains('sep') ? k % 16 : -1)"
+                      ".filter(k => k >= 0)")
+    assert sorted(set(columns)) == [4, 8, 12]             # a line before g, i and o
+    assert len(columns) == 3 * node["value"]["shape"][0]   # in every row
+    boxes = [page.page.locator("#panel .values .piece").nth(k).bounding_box() for k in range(4)]
+    first_row = page.page.locator("#panel .values .cell")
+    assert boxes[1]["x"] == pytest.approx(first_row.nth(4).bounding_box()["x"], abs=1)
+
+
+def test_the_stepping_buttons_say_what_they_do(open_page):
+    page = open_page(EXAMPLES["rnn_cell"](), name="buttons", view="backward")
+    assert "next step" in page.page.inner_text("#next")
+    assert "run to the end" in page.page.inner_text("#play")
+    assert "back" in page.page.inner_text("#prev")
+    assert "first step" in page.page.inner_text("#first")
+    page.page.click("#next")
+    assert page.js("window.tinygraphExplorer.state.step") == 0
+    page.page.click("#play")
+    assert "pause" in page.page.inner_text("#play")
+    page.page.click("#play")
+    assert "run to the end" in page.page.inner_text("#play")
+
+
+def test_forward_edges_in_the_backward_view_are_faded(open_page):
+    page = open_page(EXAMPLES["lstm_unrolled"](), name="faded", view="backward")
+    data = page.js("JSON.parse(document.getElementById('tinygraph-data').textContent)"
+                   ".variants.simplified")
+    nodes, edges = data["nodes"], data["edges"]
+    drawn = page.js("[...document.querySelectorAll('#graph g.edge')].map(g => [Number("
+                    "g.id.slice(1)), g.querySelector('path').getAttribute('stroke'), "
+                    "g.querySelector('path').getAttribute('stroke-dasharray')])")
+    forward = {"op", "tensor", "parameter"}
+    faded = [(edges[k], stroke, dash) for k, stroke, dash in drawn
+             if nodes[edges[k]["tail"]]["kind"] in forward]
+    assert {e["kind"] for e, _, _ in faded} == {"data", "saved"}
+    assert {stroke for _, stroke, _ in faded} == {"#aaaaaa"}           # never black
+    assert all((dash is not None) == (e["kind"] == "saved") for e, _, dash in faded)

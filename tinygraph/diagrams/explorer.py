@@ -21,6 +21,7 @@ import re
 from ..backend import xp
 from ..core.tensor import Tensor
 from ..ops.elementwise import Add
+from ..ops.shape import Concat
 from .model import build, norm
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -109,6 +110,9 @@ def _variant(model, sources, values):
         node["value"] = values[id(tensor)][1]
         node["op"] = graph_node.op if graph_node is not None else None
         node["name"] = tensor.name
+        pieces = _pieces(graph_node)
+        if pieces is not None:
+            node["pieces"] = pieces
         if node["kind"] in ("backward", "sum"):
             node["order"] = order      # drawing order follows creation: the engine's order
             order += 1
@@ -117,6 +121,27 @@ def _variant(model, sources, values):
             node["partials"] = _partial_sums(node["id"], data["edges"], sources)
     data["time_steps"] = _time_steps(data["nodes"], sources)
     return data
+
+
+def _pieces(graph_node):
+    """For a concat along the last axis of equal pieces (the LSTM's four gate gradients
+    re-joined into ∂L/∂A): the pieces' names and widths in order, so that the heatmap can
+    mark where one ends and the next begins; None for any other node."""
+    if graph_node is None or not isinstance(graph_node.prim, Concat) or not graph_node.inputs:
+        return None
+    ndim = len(graph_node.inputs[0].shape)
+    if ndim == 0 or graph_node.prim.axis % ndim != ndim - 1 or len(graph_node.inputs) < 2:
+        return None
+    widths = [t.shape[-1] for t in graph_node.inputs]
+    if len(set(widths)) != 1:
+        return None
+    sources = graph_node.grad_sources if graph_node.role == "accumulate" else None
+    if sources and len(sources) == len(widths):     # a gradient joined: named by its parts
+        names = [u.output.name if u is not None and u.output is not None else None
+                 for u in sources]
+    else:
+        names = [t.name for t in graph_node.inputs]
+    return [{"label": name or "·", "size": width} for name, width in zip(names, widths)]
 
 
 def _value(tensor):

@@ -12,6 +12,8 @@
     ["#e6e0f5", "#8e7cc3"], ["#f6dada", "#e06666"]];
   const NORM_COLORS = ["#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89",
     "#35b779", "#6ece58", "#b5de2b", "#fde725"];
+  const NO_NORM = "#eeeeee";              // under norm colouring: a node without a norm
+  const FADED = "#aaaaaa";                // edges of forward values drawn faded (ghosts)
   const HIGHWAY = /^c(\d+|_prev)?$/;      // the cell state's names: c, c_prev, c3
 
   const state = {
@@ -94,11 +96,15 @@
       default: Object.assign(a, { shape: "box", style: "rounded,filled,bold", fillcolor: hue[1],
         color: "#5b0f00" });
     }
-    if (state.norms) {
+    if (state.norms) {       // one colour scale only: a node without a norm goes grey
       const c = normColor(n.grad_norm);
       if (c) {
         a.fillcolor = c;
         a.fontcolor = NORM_COLORS.indexOf(c) >= 0 && NORM_COLORS.indexOf(c) < 5 ? "white" : "black";
+      } else if (n.kind === "constant") {
+        a.fontcolor = "#777777";
+      } else {
+        Object.assign(a, { fillcolor: NO_NORM, fontcolor: "#555555", color: "#999999" });
       }
     }
     return a;
@@ -194,8 +200,12 @@
       if ((p.boxOf.has(e.head) && shared.has(e.tail)) ||
           (p.boxOf.has(e.tail) && shared.has(e.head))) return;
       const a = { id: "e" + e.index };
+      // Forward values drawn faded (the ghosts of the backward view) have faded edges too:
+      // light grey, dashed where a backward node reads a saved value.
+      const ghost = p.kept.get(e.tail) === "ghost" || p.kept.get(e.head) === "ghost";
       if (e.kind === "gradient") Object.assign(a, { color: "#b03a2e", penwidth: "1.6" });
-      if (e.kind === "saved") Object.assign(a, { style: "dashed", color: "#999999",
+      if (e.kind === "data" && ghost) Object.assign(a, { color: FADED });
+      if (e.kind === "saved") Object.assign(a, { style: "dashed", color: FADED,
         arrowhead: "empty" });
       if (e.kind === "saved" && state.view === "both") a.constraint = "false";
       if (e.use && !p.boxOf.has(e.head)) Object.assign(a, { label: e.use, fontcolor: "#b03a2e" });
@@ -301,7 +311,9 @@
     return Number(x.toPrecision(4)).toString();
   }
 
-  function valueHTML(value) {
+  // pieces: for a concat of equal pieces along the last axis (∂L/∂A = [A_f | A_g | A_i | A_o]),
+  // their names and widths: the heatmap labels each block and draws a line between them.
+  function valueHTML(value, pieces) {
     if (!value) return "<p>(no value)</p>";
     const s = value.stats;
     let html = '<table class="stats"><tr><td>shape</td><td>(' + value.shape.join(", ") +
@@ -315,10 +327,21 @@
     if (data) {
       const cols = value.shape.length ? value.shape[value.shape.length - 1] : 1;
       const maxAbs = Math.max(1e-30, ...Array.from(data).filter(isFinite).map(Math.abs));
-      html += '<div class="scroll"><div class="grid values" style="grid-template-columns: ' +
-        'repeat(' + cols + ', auto)">';
+      const starts = new Set();
+      let head = "";
+      if (pieces && pieces.reduce((total, q) => total + q.size, 0) === cols) {
+        let start = 0;
+        for (const q of pieces) {
+          if (start > 0) starts.add(start);
+          head += '<div class="piece' + (start > 0 ? " sep" : "") + '" style="grid-column: span ' +
+            q.size + '">' + escapeHTML(q.label) + "</div>";
+          start += q.size;
+        }
+      }
+      html += '<div class="scroll"><div class="grid values' + (head ? " pieces" : "") +
+        '" style="grid-template-columns: repeat(' + cols + ', auto)">' + head;
       data.forEach((x, k) => {
-        let cls = "cell", style = "";
+        let cls = "cell" + (starts.has(k % cols) ? " sep" : ""), style = "";
         if (Number.isNaN(x)) cls += " nan";
         else if (!isFinite(x)) cls += " inf";
         else {
@@ -345,7 +368,7 @@
       " · " + escapeHTML(n.dtype) +
       (n.scope.length ? " · scope " + escapeHTML(n.scope.join(" / ")) : "") + "</p>";
     if (n.rule) html += '<div class="rule">' + escapeHTML(n.rule) + "</div>";
-    html += '<div class="value" data-node="' + id + '">' + valueHTML(n.value) + "</div>";
+    html += '<div class="value" data-node="' + id + '">' + valueHTML(n.value, n.pieces) + "</div>";
     if (n.kind === "sum" && n.partials) {
       html += "<h3>summands, in order</h3>";
       n.partials.forEach((p, k) => {
@@ -404,14 +427,15 @@
     if (g && g.scrollIntoView) g.scrollIntoView({ block: "nearest", inline: "nearest" });
   }
 
+  const PLAY_TEXT = "run to the end ⇥";
   function play() {
     if (state.playing) {
       clearInterval(state.playing);
       state.playing = null;
-      $("play").textContent = "▶";
+      $("play").textContent = PLAY_TEXT;
       return;
     }
-    $("play").textContent = "⏸";
+    $("play").textContent = "pause ❚❚";
     state.playing = setInterval(() => {
       if (state.step >= order().length - 1) return play();
       goStep(state.step + 1);
@@ -550,10 +574,14 @@
     if (!all.length) return "no gradient norms";
     const lo = Math.floor(Math.log10(Math.min(...all)));
     const hi = Math.floor(Math.log10(Math.max(...all))) + 1;
-    return "‖∂L/∂·‖ (log scale): " + NORM_COLORS.map((c, k) => '<span class="sw" style="background:' +
-      c + '"></span>' + (k === 0 ? "1e" + lo : k === NORM_COLORS.length - 1 ? "1e" + hi : ""))
-      .join("") + ' <span class="sw" style="background:#bbbbbb"></span>0 ' +
-      '<span class="sw" style="background:#ff00ff"></span>inf or NaN';
+    // The scale's ends as powers of ten, one each side of the colour bar: 10⁻² ▮▮▮▮ 10¹.
+    const power = (k) => "10" + String(k).replace(/./g, (ch) => "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"["-0123456789".indexOf(ch)]);
+    return "‖∂L/∂·‖ (log scale): " + '<span class="tick">' + power(lo) + '</span> <span class="bar">' +
+      NORM_COLORS.map((c) => '<span class="sw" style="background:' + c + '"></span>').join("") +
+      '</span> <span class="tick">' + power(hi) + "</span>" +
+      ' <span class="sw" style="background:#bbbbbb"></span>0 ' +
+      '<span class="sw" style="background:#ff00ff"></span>inf or NaN ' +
+      '<span class="sw no-norm" style="background:' + NO_NORM + '"></span>no gradient norm';
   }
 
   // Graphviz sizes the SVG in points; "fit" scales it so that the whole graph shows in the
