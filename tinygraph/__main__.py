@@ -6,7 +6,9 @@
     python -m tinygraph render MODULE:FUNCTION|EXAMPLE --view both -o out.svg
         Draws the graph of the tensors a function returns (svg, png, pdf or dot).
     python -m tinygraph render --list
-        Lists the built-in examples.
+        Lists the built-in examples, with their parameters and defaults.
+    python -m tinygraph render lstm_unrolled --steps 20 --forget-bias 1 -o unrolled.svg
+        An example's parameters are options of render, explore and export-onnx.
     python -m tinygraph explore MODULE:FUNCTION|EXAMPLE -o graph.html
         Writes the interactive explorer of the graph: one self-contained, offline HTML file.
     python -m tinygraph export-onnx MODULE:FUNCTION|EXAMPLE -o graph.onnx
@@ -85,13 +87,14 @@ def render_command(args):
         width = max(map(len, examples.EXAMPLES))
         for name, fn in examples.EXAMPLES.items():
             print(f"{name:<{width}}  {fn.__doc__}")
+            print(f"{'':<{width}}    {_parameter_list(name)}")
         return 0
     if not args.target:
         raise CommandError("render needs a target: MODULE:FUNCTION or an example name (see "
                            "--list)")
     if not args.output:
         raise CommandError("render needs -o OUTPUT, a .svg, .png, .pdf or .dot file")
-    outputs = _call_target(args.target, "render")
+    outputs = _call_target(args.target, "render", args)
     path = save(outputs, args.output, view=args.view, simplify=not args.no_simplify,
                 color_by=args.color_by, collapse=True if args.collapse_all else args.collapse,
                 title=args.title)
@@ -103,10 +106,12 @@ def explore_command(args):
     """`explore`: write the interactive explorer page of an example or a function's output."""
     if not args.output.lower().endswith((".html", ".htm")):
         raise CommandError(f"explore writes an .html file, got -o {args.output}")
-    outputs = _call_target(args.target, "explore")
+    outputs = _call_target(args.target, "explore", args)
+    given = ", ".join(f"{name}={text}" for name, text in _given_parameters(args).items())
     page = explore(outputs, view=args.view, simplify=not args.no_simplify,
                    collapse=True if args.collapse_all else args.collapse,
-                   title=args.title or f"tinygraph explorer: {args.target}")
+                   title=args.title or f"tinygraph explorer: {args.target}"
+                                       + (f" ({given})" if given else ""))
     path = page.save(args.output)
     print(path)
     return 0
@@ -115,7 +120,7 @@ def explore_command(args):
 def export_onnx_command(args):
     """`export-onnx`: write an example's or a function's graph (and its gradients) as ONNX."""
     from .transforms.onnx_export import export_onnx
-    outputs = _call_target(args.target, "export-onnx")
+    outputs = _call_target(args.target, "export-onnx", args)
     leaves = [t for node in nodes(outputs) for t in node.inputs if t._node is None]
     # Inputs: the leaves that require grad and are not Parameters (x, h_prev, ...); the
     # Parameters and constants are written as initializers with their current values.
@@ -134,13 +139,74 @@ def export_onnx_command(args):
     return 0
 
 
-def _call_target(target, command):
-    """The output tensors of an example or a MODULE:FUNCTION, for `command`'s errors."""
+def _option(name):
+    return "--" + name.replace("_", "-")
+
+
+def _parameter_list(example):
+    """`--steps 3  --batch 2 ...`: an example's options with their defaults."""
+    return "  ".join(f"{_option(name)} {default!r}"
+                     for name, default in examples.parameters(example).items())
+
+
+def _add_example_options(parser):
+    """One option per parameter of the built-in examples (their union), read from the
+    examples' signatures; which example takes which is checked once the target is known."""
+    takers = {}     # {name: {default: [examples]}}
+    for example in examples.EXAMPLES:
+        for name, default in examples.parameters(example).items():
+            takers.setdefault(name, {}).setdefault(default, []).append(example)
+    group = parser.add_argument_group(
+        "built-in example parameters", "set a parameter of the example drawn (render --list "
+        "shows which example takes which, with the defaults)")
+    for name, defaults in takers.items():
+        group.add_argument(_option(name), dest=f"example_{name}", metavar="VALUE",
+                           help="; ".join(f"{', '.join(names)}: default {default!r}"
+                                          for default, names in defaults.items()))
+
+
+def _given_parameters(args):
+    """The example parameters given on the command line, as text: {name: text}."""
+    prefix = "example_"
+    return {key[len(prefix):]: value for key, value in vars(args).items()
+            if key.startswith(prefix) and value is not None}
+
+
+def _example_arguments(example, given):
+    """The keyword arguments for `example` from the options given (text), converted to the
+    type of each parameter's default; CommandError naming the example and its parameters
+    for an option it does not take or a value that is not of that type."""
+    declared = examples.parameters(example)
+    listing = f"{example}'s parameters (defaults): {_parameter_list(example) or 'none'}"
+    kwargs = {}
+    for name, text in given.items():
+        if name not in declared:
+            raise CommandError(f"{example} has no parameter {_option(name)}; {listing}")
+        kind = type(declared[name])
+        try:
+            kwargs[name] = kind(text)
+        except ValueError:
+            word = "an integer" if kind is int else "a number"
+            raise CommandError(f"{example}: {_option(name)} must be {word}, got {text!r}; "
+                               f"{listing}") from None
+    return kwargs, listing
+
+
+def _call_target(target, command, args=None):
+    """The output tensors of an example (with the parameters given in `args`) or a
+    MODULE:FUNCTION, for `command`'s errors."""
     if not target:
         raise CommandError(f"{command} needs a target: MODULE:FUNCTION or an example name (see "
                            "render --list)")
+    given = _given_parameters(args) if args is not None else {}
+    kwargs, listing = {}, None
     if target in examples.EXAMPLES:
         fn = examples.EXAMPLES[target]
+        kwargs, listing = _example_arguments(target, given)
+    elif given:
+        options = ", ".join(_option(name) for name in given)
+        raise CommandError(f"{options}: example parameters apply to the built-in examples "
+                           f"({', '.join(examples.EXAMPLES)}), not to {target}")
     elif ":" in target:
         module_name, _, attr = target.partition(":")
         sys.path.insert(0, str(pathlib.Path.cwd()))
@@ -154,7 +220,13 @@ def _call_target(target, command):
     else:
         raise CommandError(f"unknown example {target!r}; use MODULE:FUNCTION or one of "
                            f"{', '.join(examples.EXAMPLES)}")
-    result = fn()
+    try:
+        result = fn(**kwargs)
+    except examples.ExampleParameterError as e:
+        if listing is None:     # a MODULE:FUNCTION that calls an example: its own ValueError
+            raise
+        raise CommandError(f"{target}: {_option(e.parameter)} must be {e.requirement}, got "
+                           f"{given.get(e.parameter, e.value)!r}; {listing}") from None
     outputs = [result] if isinstance(result, Tensor) else result
     if not isinstance(outputs, (list, tuple)) or not outputs or not all(
             isinstance(t, Tensor) for t in outputs):
@@ -190,7 +262,9 @@ def main(argv=None):
                    help="draw this scope's cluster as one box (repeatable)")
     p.add_argument("--collapse-all", action="store_true", help="collapse every scope")
     p.add_argument("--title", help="caption above the diagram")
-    p.add_argument("--list", action="store_true", help="list the built-in examples")
+    p.add_argument("--list", action="store_true",
+                   help="list the built-in examples with their parameters")
+    _add_example_options(p)
     p.set_defaults(run=render_command)
 
     p = sub.add_parser("explore", help="write the interactive explorer page of a graph (.html)")
@@ -204,6 +278,7 @@ def main(argv=None):
                    help="open with this scope collapsed (repeatable)")
     p.add_argument("--collapse-all", action="store_true", help="open with every scope collapsed")
     p.add_argument("--title", help="the page's title")
+    _add_example_options(p)
     p.set_defaults(run=explore_command)
 
     p = sub.add_parser("export-onnx", help="write a graph and its generated gradient graph as "
@@ -216,6 +291,7 @@ def main(argv=None):
                         "respect to every leaf that requires grad; both (default)")
     p.add_argument("--dynamic-batch", action="store_true",
                    help="a symbolic first axis for the inputs, where shapes allow it")
+    _add_example_options(p)
     p.set_defaults(run=export_onnx_command)
 
     args = parser.parse_args(argv)

@@ -1,12 +1,56 @@
 """Small built-in graphs: the demo's default and the examples the command line draws by name.
 
 Each example function returns the output tensors of its graph; `EXAMPLES` maps names to them.
+An example's parameters are its keyword arguments with their defaults (`steps=3`,
+`forget_bias=0.0`, ...): `EXAMPLES["lstm_unrolled"](steps=20, forget_bias=1.0)` in Python,
+`python -m tinygraph render lstm_unrolled --steps 20 --forget-bias 1` on the command line, and
+`parameters(name)` lists them. Bad values raise `ExampleParameterError` (a ValueError) naming
+the parameter.
 """
+import inspect
+import math
+import numbers
+
 from .backend import xp
 from .core.state import scope
 from .core.tensor import Parameter, tensor
 from . import ops
 from .nn import attention, lstm_gates
+
+
+class ExampleParameterError(ValueError):
+    """A bad value for an example's parameter: `parameter` must be `requirement`, got `value`."""
+
+    def __init__(self, parameter, requirement, value):
+        self.parameter, self.requirement, self.value = parameter, requirement, value
+        super().__init__(f"{parameter} must be {requirement}, got {value!r}")
+
+
+def _whole(minimum):
+    def ok(value):
+        return (isinstance(value, numbers.Integral) and not isinstance(value, bool)
+                and value >= minimum)
+    return ok, f"an integer >= {minimum}"
+
+
+def _finite(value):
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+# What each parameter of the examples must be: (test, requirement in words).
+_RULES = {
+    "steps": _whole(1), "batch": _whole(1), "input_size": _whole(1), "hidden_size": _whole(1),
+    "seed": _whole(0), "forget_bias": (_finite, "a finite number"),
+}
+
+
+def _check(**values):
+    """Raise ExampleParameterError for the first value its rule in _RULES rejects."""
+    for name, value in values.items():
+        ok, requirement = _RULES[name]
+        if not ok(value):
+            raise ExampleParameterError(name, requirement, value)
 
 
 def _rng_leaf(rng, dtype):
@@ -27,9 +71,22 @@ def lstm_cell(x, h_prev, c_prev, Wx, Wh, b):
     return lstm_gates(x @ Wx + h_prev @ Wh + b, c_prev)
 
 
-def lstm_cell_step(batch=2, input_size=3, hidden_size=4, seed=0, dtype=xp.float64):
+def _gate_bias(leaf, H, forget_bias):
+    """The LSTM bias b (gate order f, g, i, o): random, its f slice b[:H] shifted by
+    forget_bias, so the forget gates' pre-activations are too."""
+    b = leaf("b", 4 * H, parameter=True)
+    if forget_bias:
+        b.data[:H] += forget_bias
+    return b
+
+
+def lstm_cell_step(batch=2, input_size=3, hidden_size=4, seed=0, dtype=xp.float64, *,
+                   forget_bias=0.0):
     """One LSTM cell step on random data. Returns (inputs, (h, c)), where inputs maps the
-    names x, h_prev, c_prev, Wx, Wh, b to leaves that require grad (Wx, Wh, b Parameters)."""
+    names x, h_prev, c_prev, Wx, Wh, b to leaves that require grad (Wx, Wh, b Parameters).
+    `forget_bias` is added to the f slice `b[:hidden_size]` of the random bias."""
+    _check(batch=batch, input_size=input_size, hidden_size=hidden_size, seed=seed,
+           forget_bias=forget_bias)
     leaf = _rng_leaf(xp.random.default_rng(seed), dtype)
     H = hidden_size
     inputs = {
@@ -38,13 +95,14 @@ def lstm_cell_step(batch=2, input_size=3, hidden_size=4, seed=0, dtype=xp.float6
         "c_prev": leaf("c_prev", batch, H),
         "Wx": leaf("Wx", input_size, 4 * H, parameter=True),
         "Wh": leaf("Wh", H, 4 * H, parameter=True),
-        "b": leaf("b", 4 * H, parameter=True),
+        "b": _gate_bias(leaf, H, forget_bias),
     }
     return inputs, lstm_cell(**inputs)
 
 
 def rnn_cell_step(batch=2, input_size=3, hidden_size=4, seed=0, dtype=xp.float64):
     """One plain (tanh) RNN step: `h = tanh(x @ Wx + h_prev @ Wh + b)`. Returns (inputs, h)."""
+    _check(batch=batch, input_size=input_size, hidden_size=hidden_size, seed=seed)
     leaf = _rng_leaf(xp.random.default_rng(seed), dtype)
     inputs = {
         "x": leaf("x", batch, input_size),
@@ -60,16 +118,21 @@ def rnn_cell_step(batch=2, input_size=3, hidden_size=4, seed=0, dtype=xp.float64
     return inputs, h
 
 
-def lstm_unrolled(steps=3, batch=2, input_size=3, hidden_size=4, seed=0, dtype=xp.float64):
+def lstm_unrolled(steps=3, batch=2, input_size=3, hidden_size=4, seed=0, dtype=xp.float64, *,
+                  forget_bias=0.0):
     """An LSTM cell run over `steps` time steps, one `scope("t=k")` per step, shared weights.
+    `forget_bias` is added to the f slice `b[:hidden_size]` of the random bias (1.0 is the
+    usual initialisation that lets the cell state, and its gradient, pass many steps).
 
     Returns (inputs, loss) with loss = sum of the last hidden state.
     """
+    _check(steps=steps, batch=batch, input_size=input_size, hidden_size=hidden_size, seed=seed,
+           forget_bias=forget_bias)
     leaf = _rng_leaf(xp.random.default_rng(seed), dtype)
     H = hidden_size
     Wx = leaf("Wx", input_size, 4 * H, parameter=True)
     Wh = leaf("Wh", H, 4 * H, parameter=True)
-    b = leaf("b", 4 * H, parameter=True)
+    b = _gate_bias(leaf, H, forget_bias)
     xs = [leaf(f"x{t}", batch, input_size) for t in range(1, steps + 1)]
     h = tensor(xp.zeros((batch, H), dtype=dtype), name="h0")
     c = tensor(xp.zeros((batch, H), dtype=dtype), name="c0")
@@ -82,14 +145,19 @@ def lstm_unrolled(steps=3, batch=2, input_size=3, hidden_size=4, seed=0, dtype=x
     return {"Wx": Wx, "Wh": Wh, "b": b, **{x.name: x for x in xs}}, loss
 
 
-def attention_step(steps=3, batch=2, input_size=3, hidden_size=4, seed=0, dtype=xp.float64):
+def attention_step(steps=3, batch=2, input_size=3, hidden_size=4, seed=0, dtype=xp.float64, *,
+                   forget_bias=0.0):
     """One decoder step with attention over `steps` encoder states (the book's chapter 8):
     an LSTM cell step gives the decoder state h; h scores every encoder state, a softmax over
     time weighs them, and out = tanh([context, h] @ Wc). The encoder states are separate
     leaves, so the backward graph shows the gradient reaching each one.
 
+    `forget_bias` is added to the f slice of the decoder cell's bias, as in lstm_unrolled.
+
     Returns (inputs, loss) with loss = sum(out).
     """
+    _check(steps=steps, batch=batch, input_size=input_size, hidden_size=hidden_size, seed=seed,
+           forget_bias=forget_bias)
     leaf = _rng_leaf(xp.random.default_rng(seed), dtype)
     H = hidden_size
     encoder = [leaf(f"hs{t}", batch, H) for t in range(1, steps + 1)]
@@ -97,7 +165,7 @@ def attention_step(steps=3, batch=2, input_size=3, hidden_size=4, seed=0, dtype=
         "x": leaf("x", batch, input_size), "h_prev": leaf("h_prev", batch, H),
         "c_prev": leaf("c_prev", batch, H),
         "Wx": leaf("Wx", input_size, 4 * H, parameter=True),
-        "Wh": leaf("Wh", H, 4 * H, parameter=True), "b": leaf("b", 4 * H, parameter=True),
+        "Wh": leaf("Wh", H, 4 * H, parameter=True), "b": _gate_bias(leaf, H, forget_bias),
         "Wc": leaf("Wc", 2 * H, H, parameter=True),
     }
     with scope("decoder"):
@@ -119,23 +187,37 @@ def attention_step(steps=3, batch=2, input_size=3, hidden_size=4, seed=0, dtype=
 
 
 def _outputs_of(builder, description):
-    def example():
-        _, outputs = builder()
+    def example(**params):
+        _, outputs = builder(**params)
         return outputs
+    example.__name__ = example.__qualname__ = builder.__name__
+    example.__signature__ = inspect.signature(builder)     # its parameters and defaults
     example.__doc__ = description
     return example
 
 
 #: The built-in examples by name (`python -m tinygraph render NAME`): each function returns
-#: the example's output tensors, and its docstring is a one-line summary.
+#: the example's output tensors, takes the example's parameters as keyword arguments (see
+#: `parameters`), and its docstring is a one-line summary.
 #:
 #: :meta hide-value:
 EXAMPLES = {
     "lstm_cell": _outputs_of(lstm_cell_step, "one LSTM cell step (gates f, g, i, o); "
                              "outputs h and c"),
     "rnn_cell": _outputs_of(rnn_cell_step, "one tanh RNN step; output h"),
-    "lstm_unrolled": _outputs_of(lstm_unrolled, "an LSTM over 3 steps (scopes t=1..3); "
-                                 "L = sum(h3)"),
+    "lstm_unrolled": _outputs_of(lstm_unrolled, "an LSTM over `steps` time steps (scopes "
+                                 "t=1..steps); L = sum of the last h"),
     "attention_step": _outputs_of(attention_step, "an LSTM decoder step with attention over "
-                                  "3 states; L = sum(out)"),
+                                  "`steps` encoder states; L = sum(out)"),
 }
+
+
+def parameters(name):
+    """The parameters of the built-in example `name` that the command line sets, with their
+    defaults, in signature order: `{"steps": 3, ..., "forget_bias": 0.0}` (each option
+    `--steps`, `--forget-bias`, ... takes a value of its default's type)."""
+    if name not in EXAMPLES:
+        raise ValueError(f"unknown example {name!r}; the examples are {', '.join(EXAMPLES)}")
+    return {p.name: p.default
+            for p in inspect.signature(EXAMPLES[name]).parameters.values()
+            if isinstance(p.default, (int, float)) and not isinstance(p.default, bool)}
