@@ -1,6 +1,7 @@
 """A compiled step gives eager mode's numbers or refuses (issue "trust", points 6-8): what it
 closes over, the modules' flags, dtypes, detach, unused and keyword arguments, auxiliary
 outputs, and buffers planned without reference counts."""
+import contextlib
 import sys
 import warnings
 
@@ -69,16 +70,23 @@ def test_a_captured_index_array_changed_in_place_is_seen():
 SCALE = 2.0
 
 
-def test_a_rebound_global_or_closure_value_traces_again():
+@contextlib.contextmanager
+def scale_set_to(value):
+    """The module global SCALE rebound for the block (a new object: what a guard must see)."""
     global SCALE
+    SCALE = value
+    try:
+        yield
+    finally:
+        SCALE = 2.0
+
+
+def test_a_rebound_global_or_closure_value_traces_again():
     w = tg.Parameter(np.array([1.0, 2.0]))
     compiled = tg.compile(lambda: tg.sum(w * SCALE), [w])
     assert float(compiled()) == 6.0
-    SCALE = 5.0
-    try:
+    with scale_set_to(5.0):
         assert float(compiled()) == 15.0
-    finally:
-        SCALE = 2.0
     factor = 1.0
     compiled = tg.compile(lambda: tg.sum(w * factor), [w])
     assert float(compiled()) == 3.0
@@ -276,15 +284,11 @@ def helper_scale():
 
 
 def test_globals_read_in_comprehensions_are_guarded_and_attribute_names_are_not():
-    global SCALE
     w = tg.Parameter(np.array([1.0, 2.0]))
     compiled = tg.compile(lambda: tg.sum(tg.concat([w * SCALE for _ in range(2)], axis=0)), [w])
     assert float(compiled()) == 12.0
-    SCALE = 3.0
-    try:
+    with scale_set_to(3.0):
         assert float(compiled()) == 18.0
-    finally:
-        SCALE = 2.0
     model = LanguageModel(20, 4, 4, seed=0)
     ids = np.zeros((1, 3), dtype=np.int64)
 

@@ -254,6 +254,7 @@ class ForkSafeLock:
 
     def __init__(self, what):
         self.what, self._lock, self._broken = what, threading.RLock(), False
+        self._held_elsewhere = False     # set just before a fork (see _before_fork)
         ForkSafeLock._all.add(self)
 
     def __enter__(self):
@@ -279,7 +280,7 @@ class ForkSafeLock:
     def _after_fork_in_child(cls):
         for lock in list(cls._all):
             lock._lock = threading.RLock()
-            lock._broken = getattr(lock, "_held_elsewhere", False)
+            lock._broken = lock._held_elsewhere
 
 
 os.register_at_fork(before=ForkSafeLock._before_fork,

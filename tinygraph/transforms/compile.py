@@ -111,19 +111,20 @@ class CompiledStep(Step):
 
     def _find(self, signature):
         """(a program whose guards hold for this signature, None) or (None, why a trace is
-        needed: the first difference from the newest program)."""
-        why = None
+        needed: a broken guard of the newest program of this signature, else the difference
+        from the newest program)."""
+        guard, shape = None, None
         for (sig, _), program in reversed(self.programs.items()):
             if sig != signature:
-                why = why or _difference(sig, signature)
+                shape = shape or _difference(sig, signature)
                 continue
             broken = program.guards.broken()
             if broken is None and not program.carries_current():
                 broken = "a carried state was reset or changed shape"
             if broken is None:
                 return program, None
-            why = broken if why is None or why.startswith("input") else why
-        return None, why
+            guard = guard or broken
+        return None, guard or shape
 
     def _warn_if_thrashing(self, why):
         # More traces than the cache holds, and most calls trace: the step runs slower than

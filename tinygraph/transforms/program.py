@@ -75,8 +75,9 @@ class Program:
                                     c.previous, tuple) or len(c.final) > 1)
                         for c in last.values()]
         kept = {slots[id(t)] for t in outputs if t is not None}
-        self.frees = self._last_uses(kept)
-        self.plan, self.buffer_sizes = self._plan_buffers(into, kept)
+        last = self._last_reads()
+        self.frees = self._frees(last, kept)
+        self.plan, self.buffer_sizes = self._plan_buffers(into, kept, last)
         self.buffers = [None] * len(self.buffer_sizes)      # allocated on first use
         self.checked = False     # the first replay checks each result against its spec
         # Outputs that are the program's leaves (a parameter, an input) or each other are
@@ -99,27 +100,27 @@ class Program:
         else:
             self.leaves.append((slots[id(t)], t))
 
-    def _last_uses(self, kept):
-        """For each step, the slots no later step reads: dropped right after it."""
+    def _last_reads(self):
+        """{slot: the last step that reads it (or makes it, if none reads it)}."""
         last = {}
         for i, (_, ins, out) in enumerate(self.steps):
             for s in ins:
                 last[s] = i
             last.setdefault(out, i)
+        return last
+
+    def _frees(self, last, kept):
+        """For each step, the slots no later step reads: dropped right after it."""
         frees = [[] for _ in self.steps]
         for s, i in last.items():
             if s not in kept:
                 frees[i].append(s)
         return frees
 
-    def _plan_buffers(self, into, kept):
+    def _plan_buffers(self, into, kept, last):
         """Per step, the buffer its output is written into (or None), and each buffer's
         (element count, dtype): an interval assignment over the values' lifetimes."""
-        death = {}
-        for i, (_, ins, out) in enumerate(self.steps):
-            for s in ins:
-                death[s] = i
-            death.setdefault(out, i)
+        death = dict(last)
         for s in kept:
             death[s] = _NEVER
         # A value that may be a view of an input keeps that input's buffer alive with it.
