@@ -31,6 +31,10 @@ TIME_STEP = re.compile(r"^t=(\d+)$")
 # A recurrent cell's hidden and cell state, as lstm_gates names them (h, c) or per step (h3).
 STATE_NAME = re.compile(r"^([hc])\d*$")
 MARKER = re.compile(r"/\*(TITLE|STYLE|DATA|VIZ|APP)\*/")
+# The page's script, one module per concern, in this order (app.js first: the others register
+# with it; start.js last: it draws).
+SCRIPTS = ("app.js", "camera.js", "rewrites.js", "fold.js", "start.js")
+STYLES = ("style.css", "camera.css", "rewrites.css", "fold.css")
 
 
 class Explorer:
@@ -220,7 +224,8 @@ def _page(data):
     # parser reads the rest. JSON spells <, > and & as escapes, which JSON.parse reads back.
     payload = (json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
                .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
-    parts = {"TITLE": html.escape(data["title"]), "STYLE": part("explorer/style.css"),
-             "DATA": payload, "VIZ": part("vendor/viz-global.js"), "APP": part("explorer/app.js")}
+    parts = {"TITLE": html.escape(data["title"]), "STYLE": "\n".join(part("explorer/" + name) for name in STYLES),
+             "DATA": payload, "VIZ": part("vendor/viz-global.js"),
+             "APP": "\n".join(part("explorer/" + name) for name in SCRIPTS)}
     # One pass over the template: inserted text is never searched for markers again.
     return MARKER.sub(lambda m: parts[m.group(1)], part("explorer/page.html"))

@@ -21,7 +21,14 @@
     norms: false, highway: false, step: -1, selected: null, playing: null, zoom: null,
   };
   let viz = null, svg = null, drawn = null;   // drawn: what the current picture shows
-  const api = { state, renders: 0, firstPaintMs: null };
+  // The other modules of the page (camera.js, ...) reach the explorer through this object:
+  // its functions, and hooks they register with on(event, fn): "rendered" after each drawing,
+  // "stepped" (id) after each backward step, "shown" (id) after the panel shows a node,
+  // "reset" when a view or variant starts afresh.
+  const hooks = {};
+  const api = { state, renders: 0, firstPaintMs: null, DATA,
+    on(event, fn) { (hooks[event] = hooks[event] || []).push(fn); },
+    emit(event, ...args) { for (const fn of hooks[event] || []) fn(...args); } };
   window.tinygraphExplorer = api;
 
   const $ = (id) => document.getElementById(id);
@@ -242,6 +249,9 @@
     if (api.firstPaintMs === null) api.firstPaintMs = performance.now();
     updateControls();
     applyHighlights();
+    api.svg = svg;
+    api.drawn = drawn;
+    api.emit("rendered");
     document.body.dataset.renders = String(api.renders);
   }
 
@@ -387,6 +397,7 @@
     }
     $("panel").innerHTML = html;
     api.panelNode = id;
+    api.emit("shown", id);
   }
 
   // A node as the graph names it: a forward op by its tensor's name (c2, f), else its label.
@@ -425,6 +436,7 @@
     api.stepNode = id;
     const g = gOf(id);
     if (g && g.scrollIntoView) g.scrollIntoView({ block: "nearest", inline: "nearest" });
+    api.emit("stepped", id);
   }
 
   const PLAY_TEXT = "run to the end ⇥";
@@ -617,6 +629,7 @@
     $("steptext").textContent = "backward pass: press → to step through it in the engine's order";
     $("found").textContent = "";
     $("panel").innerHTML = '<p class="hint">Click a node for its values and the rule that made it.</p>';
+    api.emit("reset");
   }
 
   function setView(view) { state.view = view; reset(); render(); }
@@ -714,20 +727,23 @@
   }
 
   Object.assign(api, {
-    render, goStep, order, search, hover, show, exportSVG, related, jumpTo,
+    render, goStep, order, search, hover, show, exportSVG, related, jumpTo, gOf, mark,
+    clearClass, expandTo, valueHTML, escapeHTML, fmt, decode, variant, applyZoom,
     setView, collapse: (key) => { state.collapsed.add(key); render(); },
     expand: (key) => { state.collapsed.delete(key); render(); },
     setVariant,
-  });
-
-  wire();
-  strip();
-  Viz.instance().then((instance) => {
-    viz = instance;
-    render();
-    document.body.dataset.ready = "1";
-  }).catch((error) => {
-    $("graph").textContent = "Graphviz (WebAssembly) could not start: " + error;
-    throw error;
+    // start.js, the page's last script, calls this once every module has registered.
+    start() {
+      wire();
+      strip();
+      Viz.instance().then((instance) => {
+        viz = instance;
+        render();
+        document.body.dataset.ready = "1";
+      }).catch((error) => {
+        $("graph").textContent = "Graphviz (WebAssembly) could not start: " + error;
+        throw error;
+      });
+    },
   });
 })();
