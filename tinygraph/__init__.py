@@ -22,6 +22,7 @@ from .transforms.anomaly import detect_anomaly
 from .transforms.onnx_export import export_onnx
 from .diagrams.dot import render, to_dot, save, GraphvizNotFoundError
 from .diagrams.explorer import explore, Explorer
+from .diagrams.diff import explore_diff
 
 __all__ = [
     "Tensor", "Parameter", "tensor", "Node", "no_grad", "enable_grad", "is_grad_enabled", "scope",
@@ -32,5 +33,6 @@ __all__ = [
     "grad", "backward", "nodes", "leaves", "render", "to_dot", "save", "GraphvizNotFoundError",
     "gradcheck", "GradcheckError", "simplify", "Simplified", "Step", "value_and_grad",
     "compile", "carry", "CompiledStep", "detect_anomaly", "export_onnx", "explore", "Explorer",
+    "explore_diff",
 ]
 __version__ = "0.1.0"

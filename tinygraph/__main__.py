@@ -11,9 +11,12 @@
         An example's parameters are options of render, explore and export-onnx.
     python -m tinygraph explore MODULE:FUNCTION|EXAMPLE -o graph.html
         Writes the interactive explorer of the graph: one self-contained, offline HTML file.
+    python -m tinygraph diff A B --a-variant generated -o diff.html
+        Two backward graphs side by side (A, B: examples or MODULE:FUNCTION), nodes matched.
     python -m tinygraph export-onnx MODULE:FUNCTION|EXAMPLE -o graph.onnx
         Writes the graph and its generated gradient graph as an ONNX model.
 """
+import argparse
 import importlib
 import pathlib
 import shutil
@@ -25,6 +28,7 @@ from . import examples, grad, nodes, simplify, tensor
 from .cli import ArgumentParser, at_least
 from .diagrams.dot import VIEWS, GraphvizNotFoundError, save
 from .diagrams.explorer import explore
+from .diagrams.diff import VARIANTS, explore_diff
 from .core.tensor import Parameter, Tensor
 
 
@@ -115,6 +119,37 @@ def explore_command(args):
     path = page.save(args.output)
     print(path)
     return 0
+
+
+def diff_command(args):
+    """`diff`: write the page comparing two graphs' backward graphs, nodes matched."""
+    if not args.output.lower().endswith((".html", ".htm")):
+        raise CommandError(f"diff writes an .html file, got -o {args.output}")
+    targets = (args.a, args.b)
+    for name in _given_parameters(args):
+        if not any(name in _parameters_of(target) for target in targets):
+            _call_target(args.a, "diff", args)    # raises: A does not take it (nor does B)
+    first = _call_target(args.a, "diff", _for_target(args, args.a))
+    # One graph in two variants: build it once, so both sides share its forward graph.
+    second = first if args.b == args.a else _call_target(args.b, "diff",
+                                                         _for_target(args, args.b))
+    page = explore_diff(first, second, labels=targets, view=args.view,
+                        variants=(args.a_variant, args.b_variant), title=args.title)
+    print(page.save(args.output))
+    return 0
+
+
+def _parameters_of(target):
+    return examples.parameters(target) if target in examples.EXAMPLES else {}
+
+
+def _for_target(args, target):
+    """args with only the example parameters that `target` takes (a diff's options apply to
+    each side that takes them)."""
+    kept = _parameters_of(target)
+    return argparse.Namespace(**{key: None if key.startswith("example_")
+                                 and key[len("example_"):] not in kept else value
+                                 for key, value in vars(args).items()})
 
 
 def export_onnx_command(args):
@@ -271,7 +306,8 @@ def main(argv=None):
     p.add_argument("target", nargs="?", help="MODULE:FUNCTION, or a built-in example name")
     p.add_argument("-o", "--output", default="explorer.html",
                    help="the .html file to write (default: %(default)s)")
-    p.add_argument("--view", choices=VIEWS, default="both", help="the view it opens with")
+    p.add_argument("--view", choices=VIEWS, default="backward",
+                   help="the view it opens with (default: %(default)s)")
     p.add_argument("--no-simplify", action="store_true",
                    help="open on the backward graph as generated (both are in the page)")
     p.add_argument("--collapse", action="append", default=[], metavar="SCOPE",
@@ -280,6 +316,23 @@ def main(argv=None):
     p.add_argument("--title", help="the page's title")
     _add_example_options(p)
     p.set_defaults(run=explore_command)
+
+    p = sub.add_parser("diff", help="write a page comparing two backward graphs, their nodes "
+                                    "matched (.html)")
+    p.add_argument("a", metavar="A", help="MODULE:FUNCTION, or a built-in example name")
+    p.add_argument("b", metavar="B", help="the graph to compare it with (may be A again, in "
+                                          "another variant)")
+    p.add_argument("-o", "--output", default="diff.html",
+                   help="the .html file to write (default: %(default)s)")
+    p.add_argument("--a-variant", choices=VARIANTS, default="simplified",
+                   help="A's backward graph as generated or simplified (default: %(default)s)")
+    p.add_argument("--b-variant", choices=VARIANTS, default="simplified",
+                   help="B's backward graph as generated or simplified (default: %(default)s)")
+    p.add_argument("--view", choices=VIEWS, default="backward",
+                   help="what each side draws (default: %(default)s)")
+    p.add_argument("--title", help="the page's title")
+    _add_example_options(p)
+    p.set_defaults(run=diff_command)
 
     p = sub.add_parser("export-onnx", help="write a graph and its generated gradient graph as "
                                            "ONNX (.onnx)")

@@ -118,6 +118,52 @@ def rnn_cell_step(batch=2, input_size=3, hidden_size=4, seed=0, dtype=xp.float64
     return inputs, h
 
 
+def gru_cell(x, h_prev, Wx, Wh, b, bh):
+    """The GRU cell on tensors, in PyTorch's equations and gate order r, z, n (fused weights
+    Wx (D, 3H), Wh (H, 3H), input bias b and hidden bias bh, each (3H,)):
+
+    `r = σ(xw_r + hw_r)`, `z = σ(xw_z + hw_z)`, `n = tanh(xw_n + r ⊙ hw_n)`,
+    `h = (1 − z) ⊙ n + z ⊙ h_prev`, with `xw = x @ Wx + b` and `hw = h_prev @ Wh + bh`.
+    Returns h.
+    """
+    H = h_prev.shape[-1]
+    xw, hw = x @ Wx + b, h_prev @ Wh + bh
+    named = {"xw": xw, "hw": hw}
+    for k, gate in enumerate("rzn"):     # each gate's slices of xw and hw
+        named[f"xw_{gate}"] = xw[:, k * H:(k + 1) * H]
+        named[f"hw_{gate}"] = hw[:, k * H:(k + 1) * H]
+    named["a_r"] = named["xw_r"] + named["hw_r"]
+    named["a_z"] = named["xw_z"] + named["hw_z"]
+    r, z = named["r"], named["z"] = ops.sigmoid(named["a_r"]), ops.sigmoid(named["a_z"])
+    named["a_n"] = named["xw_n"] + r * named["hw_n"]
+    n = named["n"] = ops.tanh(named["a_n"])
+    keep = named["1 − z"] = 1.0 - z
+    h = named["h"] = keep * n + z * h_prev
+    # Named like the LSTM's tensors, so that its diagrams (and a diff with the LSTM) read
+    # like the equations.
+    for name, t in named.items():
+        t.name = name
+    return h
+
+
+def gru_cell_step(batch=2, input_size=3, hidden_size=4, seed=0, dtype=xp.float64):
+    """One GRU cell step on random data (see `gru_cell`). Returns (inputs, h), where inputs
+    maps the names x, h_prev, Wx, Wh, b, bh to leaves that require grad (Wx, Wh, b, bh
+    Parameters): the LSTM cell step's names where the two cells have the same leaf."""
+    _check(batch=batch, input_size=input_size, hidden_size=hidden_size, seed=seed)
+    leaf = _rng_leaf(xp.random.default_rng(seed), dtype)
+    H = hidden_size
+    inputs = {
+        "x": leaf("x", batch, input_size),
+        "h_prev": leaf("h_prev", batch, H),
+        "Wx": leaf("Wx", input_size, 3 * H, parameter=True),
+        "Wh": leaf("Wh", H, 3 * H, parameter=True),
+        "b": leaf("b", 3 * H, parameter=True),
+        "bh": leaf("bh", 3 * H, parameter=True),
+    }
+    return inputs, gru_cell(**inputs)
+
+
 def lstm_unrolled(steps=3, batch=2, input_size=3, hidden_size=4, seed=0, dtype=xp.float64, *,
                   forget_bias=0.0):
     """An LSTM cell run over `steps` time steps, one `scope("t=k")` per step, shared weights.
@@ -205,6 +251,8 @@ EXAMPLES = {
     "lstm_cell": _outputs_of(lstm_cell_step, "one LSTM cell step (gates f, g, i, o); "
                              "outputs h and c"),
     "rnn_cell": _outputs_of(rnn_cell_step, "one tanh RNN step; output h"),
+    "gru_cell": _outputs_of(gru_cell_step, "one GRU cell step (gates r, z, n, PyTorch's "
+                            "equations); output h"),
     "lstm_unrolled": _outputs_of(lstm_unrolled, "an LSTM over `steps` time steps (scopes "
                                  "t=1..steps); L = sum of the last h"),
     "attention_step": _outputs_of(attention_step, "an LSTM decoder step with attention over "

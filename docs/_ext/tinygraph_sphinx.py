@@ -10,12 +10,20 @@ Directives (usable from MyST Markdown as ```{name} fences):
     ``grad_outputs``). Options: ``:view:`` forward/backward/both, ``:no-simplify:``,
     ``:collapse:`` (scope names), ``:collapse-all:``, ``:color-by: grad_norm``, ``:title:``,
     ``:show-code:`` (print the body above the drawing), ``:caption:``, ``:alt:``, ``:name:``.
+    ``:focus:`` draws a crop instead: the gradient nodes named (``t=3/c2``: the gradient of c2
+    made in scope t=3; ``Wh``: one outside every scope), drawn bold, with their neighbours up
+    to ``:focus-depth:`` edges away (default 1); see `focused_dot`.
 
 ``tinygraph-vanishing``
     The vanishing-gradient figure of ``python -m lstm vanishing``: `lstm.vanishing.compare`
     measures ‖∂L/∂x_t‖ against the distance from the loss and `lstm.plots.vanishing_figure`
     plots it; a table of the measured norms follows. Options: ``:cells:``, ``:steps:``,
     ``:hidden-size:``, ``:forget-bias:``, ``:distances:``, ``:caption:``, ``:name:``.
+
+``tinygraph-state-norms``
+    ‖∂L/∂c_t‖ and ‖∂L/∂h_t‖ per time step of the built-in ``lstm_unrolled`` example, one panel
+    per forget-gate bias. Options: ``:steps:``, ``:forget-biases:``, ``:caption:``, ``:alt:``,
+    ``:name:``.
 
 ``tinygraph-attention``
     Trains a small attention seq2seq model on the date task and draws its attention weights
@@ -60,8 +68,9 @@ logger = logging.getLogger(__name__)
 
 class tinygraph_image(nodes.General, nodes.Inline, nodes.Element):
     """An image drawn at write time: ``kind`` is "dot" (``source`` holds DOT text),
-    "vanishing" (``norms`` holds the measured gradient norms per cell) or "attention"
-    (``examples`` holds (question, answer, weights) triples)."""
+    "vanishing" (``norms`` holds the measured gradient norms per cell), "attention"
+    (``examples`` holds (question, answer, weights) triples), "ratios" (``steps``) or
+    "state-norms" (``panels`` holds (forget bias, ‖∂L/∂c_t‖ list, ‖∂L/∂h_t‖ list))."""
 
 
 def _package_sources():
@@ -105,6 +114,8 @@ class DiagramDirective(_Base):
         "caption": directives.unchanged,
         "alt": directives.unchanged,
         "name": directives.unchanged,
+        "focus": directives.unchanged,
+        "focus-depth": directives.nonnegative_int,
     }
 
     def run(self):
@@ -115,10 +126,17 @@ class DiagramDirective(_Base):
 
             collapse = True if "collapse-all" in self.options else \
                 self.options.get("collapse", "").replace(",", " ").split()
-            dot = tg.to_dot(outputs, view=self.options.get("view", "both"),
-                            simplify="no-simplify" not in self.options,
-                            color_by=self.options.get("color-by"), collapse=collapse,
-                            title=self.options.get("title"), **extra)
+            if "focus" in self.options:
+                dot = focused_dot(outputs, self.options["focus"].replace(",", " ").split(),
+                                  depth=self.options.get("focus-depth", 1),
+                                  view=self.options.get("view", "backward"),
+                                  simplify="no-simplify" not in self.options,
+                                  title=self.options.get("title"), **extra)
+            else:
+                dot = tg.to_dot(outputs, view=self.options.get("view", "both"),
+                                simplify="no-simplify" not in self.options,
+                                color_by=self.options.get("color-by"), collapse=collapse,
+                                title=self.options.get("title"), **extra)
         except Exception:
             raise self.error(f"tinygraph-diagram: drawing failed:\n{traceback.format_exc()}")
         result = []
@@ -164,6 +182,65 @@ class DiagramDirective(_Base):
         return list(result), extra
 
 
+SUBSCRIPTS = "₀₁₂₃₄₅₆₇₈₉"
+
+
+def focused_dot(outputs, selectors, depth=1, view="backward", simplify=True, title=None,
+                wrt=None, grad_outputs=None):
+    """DOT text of a crop of the graph `tinygraph.render` would draw: the gradient nodes that
+    `selectors` name, drawn bold, with the nodes up to `depth` edges away (what they read and
+    what reads them), in their scope clusters.
+
+    A selector is ``SCOPE/NAME`` (``t=3/c2``: the nodes of scope t=3 that are a gradient of
+    the tensor named c2, "part of ∂L/∂c2" included; ``t=3/f`` also finds f₃, the name the
+    diagram gives f in step 3) or ``NAME`` for a node outside every scope (``Wh``: the Σ
+    ∂L/∂Wh). The crop is cut from tinygraph's own model of the whole picture and
+    drawn by its own emitter, so it shows what the full diagram shows, labels and colours
+    included; a selector that matches nothing is an error (a page cannot quietly lose its
+    figure when the graph changes).
+    """
+    from dataclasses import replace
+    from tinygraph.diagrams.dot import _Emitter, _lines
+    from tinygraph.diagrams.model import Model, build
+
+    model = build(outputs, view, simplify, wrt, grad_outputs)
+    chosen = set()
+    for selector in selectors:
+        scope, _, name = selector.rpartition("/")
+        scope = tuple(scope.split("/")) if scope else ()
+        hits = {n.id for n in model.nodes if n.grad_of is not None and n.scope == scope
+                and name in (n.grad_of, n.grad_of.rstrip(SUBSCRIPTS))}
+        if not hits:
+            known = sorted({"/".join(n.scope + (n.grad_of,)) for n in model.nodes
+                            if n.grad_of is not None})
+            raise ValueError(f"focus {selector!r} matches no gradient node; there are "
+                             f"{', '.join(known)}")
+        chosen |= hits
+    kept = set(chosen)
+    for _ in range(depth):
+        kept |= {e.head for e in model.edges if e.tail in kept} \
+            | {e.tail for e in model.edges if e.head in kept}
+    new_id = {old: k for k, old in enumerate(sorted(kept))}
+    crop = Model(model.view, scopes=model.scopes, backward_count=model.backward_count)
+    crop.nodes = [replace(model.nodes[old], id=new_id[old]) for old in sorted(kept)]
+    crop.edges = [replace(e, tail=new_id[e.tail], head=new_id[e.head]) for e in model.edges
+                  if e.tail in kept and e.head in kept]
+    emitter = _Emitter(crop)
+    graph = emitter.digraph((), None)
+    for old in chosen:                  # the nodes the stop is about: a thick blue outline
+        graph.node(emitter.dot_ids[new_id[old]], penwidth="3", color="#1c4587")
+    drawn = f"{len(kept)} of the {len(model.nodes)} nodes of the " + \
+        ("simplified " if simplify else "generated ") + f"{view} view"
+    legend = [line for line, present in (
+        ("dashed: forward values the backward pass reads",
+         any(e.kind == "saved" for e in crop.edges)),
+        ("Σ: a gradient summed over the uses named on its edges",
+         any(n.kind == "sum" and n.lines[1:2] == ["Σ"] for n in crop.nodes))) if present]
+    # A later graph label replaces the emitter's caption (which counts the whole graph).
+    graph.attr(label=_lines(*([title] if title else []), drawn, *legend), labelloc="t")
+    return graph.source
+
+
 class ExplorerDirective(DiagramDirective):
     """``tinygraph-explorer [EXAMPLE | MODULE:FUNCTION]`` (or a code body, as for diagrams):
     a live explorer (`tinygraph.explore`), written at build time next to the pages as one
@@ -195,7 +272,7 @@ class ExplorerDirective(DiagramDirective):
             outputs, extra = self._outputs()
             import tinygraph as tg
 
-            page = tg.explore(outputs, view=self.options.get("view", "both"),
+            page = tg.explore(outputs, view=self.options.get("view", "backward"),
                               simplify="no-simplify" not in self.options,
                               collapse=self.options.get("collapse", "").replace(",", " ").split(),
                               title=self.options.get("title"), **extra)
@@ -285,6 +362,71 @@ class VanishingDirective(_Base):
             body += row(values)
         group += body
         return table
+
+
+def state_gradient_norms(steps, forget_bias):
+    """‖∂L/∂c_t‖ and ‖∂L/∂h_t‖ for t = 1..steps in the built-in `lstm_unrolled` example
+    (L = sum of the last h): two lists, from one backward pass."""
+    import tinygraph as tg
+    from tinygraph.examples import lstm_unrolled
+    from tinygraph.diagrams.model import norm
+
+    _, loss = lstm_unrolled(steps=steps, forget_bias=forget_bias)
+    states = {n.output.name: n.output for n in tg.nodes(loss) if not n.is_backward}
+    cs = [states[f"c{t}"] for t in range(1, steps + 1)]
+    hs = [states[f"h{t}"] for t in range(1, steps + 1)]
+    grads = tg.grad(loss, cs + hs)
+    return [norm(g.data) for g in grads[:steps]], [norm(g.data) for g in grads[steps:]]
+
+
+class StateNormsDirective(_Base):
+    """``tinygraph-state-norms``: ‖∂L/∂c_t‖ and ‖∂L/∂h_t‖ against t in `lstm_unrolled`, one
+    panel per forget-gate bias, measured while the page is built. Options: ``:steps:``,
+    ``:forget-biases:`` (e.g. ``0 1``), ``:caption:``, ``:alt:``, ``:name:``."""
+
+    has_content = False
+    option_spec = {
+        "steps": directives.positive_int,
+        "forget-biases": directives.unchanged,
+        "caption": directives.unchanged,
+        "alt": directives.unchanged,
+        "name": directives.unchanged,
+    }
+
+    def run(self):
+        self.note_sources()
+        steps = self.options.get("steps", 20)
+        biases = [float(b) for b in
+                  self.options.get("forget-biases", "0 1").replace(",", " ").split()]
+        try:
+            panels = [(bias, *state_gradient_norms(steps, bias)) for bias in biases]
+        except Exception:
+            raise self.error(f"tinygraph-state-norms: failed:\n{traceback.format_exc()}")
+        image = tinygraph_image(kind="state-norms", panels=panels)
+        figure, messages = self.figure(
+            image, "norms of the gradients of the cell states and hidden states per time step, "
+                   "log scale, for forget-gate biases " + ", ".join(f"{b:g}" for b in biases))
+        return [figure] + messages
+
+
+def _state_norms_chart(panels, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 0.6, 3.2),
+                             sharey=True, squeeze=False)
+    for ax, (bias, c_norms, h_norms) in zip(axes[0], panels):
+        t = range(1, len(c_norms) + 1)
+        ax.semilogy(t, c_norms, "o-", markersize=3, color="#bf9000", label="‖∂L/∂c_t‖")
+        ax.semilogy(t, h_norms, "s--", markersize=3, color="#3d85c6", label="‖∂L/∂h_t‖")
+        ax.set_title(f"forget-gate bias {bias:g}")
+        ax.set_xlabel("time step t (the loss reads the last)")
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel("gradient norm (log scale)")
+    axes[0][0].legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 class AttentionDirective(_Base):
@@ -515,6 +657,8 @@ def _image_file(builder, node):
         key, suffix = repr(node["examples"]), "svg"
     elif node["kind"] == "ratios":
         key, suffix = repr(node["steps"]), "svg"
+    elif node["kind"] == "state-norms":
+        key, suffix = "state-norms" + repr(node["panels"]), "svg"
     else:
         key, suffix = repr(sorted(node["norms"].items())) + node["title"], "svg"
     name = f"tinygraph-{hashlib.sha1(key.encode()).hexdigest()[:16]}.{suffix}"
@@ -533,6 +677,8 @@ def _image_file(builder, node):
             plots.attention_figure([(q, a, np.array(w)) for q, a, w in node["examples"]], path)
         elif node["kind"] == "ratios":
             _ratio_chart(node["steps"], path)
+        elif node["kind"] == "state-norms":
+            _state_norms_chart(node["panels"], path)
         else:
             import numpy as np
             from lstm import plots
@@ -599,6 +745,7 @@ def setup(app):
     app.add_directive("tinygraph-diagram", DiagramDirective)
     app.add_directive("tinygraph-explorer", ExplorerDirective)
     app.add_directive("tinygraph-vanishing", VanishingDirective)
+    app.add_directive("tinygraph-state-norms", StateNormsDirective)
     app.add_directive("tinygraph-command", CommandDirective)
     app.add_directive("tinygraph-attention", AttentionDirective)
     app.add_directive("tinygraph-benchmark-chart", BenchmarkChartDirective)

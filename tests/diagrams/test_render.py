@@ -115,12 +115,17 @@ def test_backward_nodes_are_labelled_with_their_gradient_and_paired_by_hue():
     backward_fills = {re.search(r'fillcolor="([^"]+)"', a).group(1) for a in backward}
     assert forward_fills <= {tint for tint, _ in render_module.HUES}
     assert backward_fills <= {tone for _, tone in render_module.HUES} | {render_module.SUM_FILL}
-    # The sigmoid producing f and the vjp nodes that differentiate it share a hue.
-    sigmoid_f = next(d for d, l in labels.items() if l == "sigmoid\nf (2, 4) float64")
-    hue = [tint for tint, _ in render_module.HUES].index(
-        re.search(r'fillcolor="([^"]+)"', nodes[sigmoid_f]).group(1))
-    d_af = next(d for d, l in labels.items() if l.startswith("∂L/∂A_f\n"))
-    assert f'fillcolor="{render_module.HUES[hue][1]}"' in nodes[d_af]
+    # Colours mean roles: a gradient takes the hue of the value it is the gradient of (∂L/∂A_f
+    # that of the slice A_f), a vjp's intermediate that of its forward op (1 − f: sigmoid f).
+    def tint_of(first_line):
+        d = next(d for d, l in labels.items() if l.split("\n")[1].startswith(first_line + " ("))
+        return [t for t, _ in render_module.HUES].index(
+            re.search(r'fillcolor="([^"]+)"', nodes[d]).group(1))
+
+    for forward, backward in (("A_f", "∂L/∂A_f\n"), ("f", "1 − f\n"), ("c", "part of ∂L/∂c\n")):
+        d = next(d for d, l in labels.items() if l.startswith(backward))
+        assert f'fillcolor="{render_module.HUES[tint_of(forward)][1]}"' in nodes[d], backward
+    assert tint_of("A_f") != tint_of("f")
 
 
 def test_fan_in_sum_edges_name_their_uses():
@@ -145,7 +150,7 @@ def sum_edge_labels(dot, name):
 def test_fan_in_of_a_tensor_used_by_two_time_steps_is_one_labelled_sum():
     dot = tg.to_dot(EXAMPLES["lstm_unrolled"](), view="backward")
     # The scope is named when it differs from the sum's own.
-    assert sum_edge_labels(dot, "c1") == ["via mul [t=2]", "via tanh → tanh_c"]
+    assert sum_edge_labels(dot, "c1") == ["via mul → f₂⊙c1 [t=2]", "via tanh → tanh_c₁"]
 
 
 def test_saved_forward_values_are_dashed_edges():
@@ -286,7 +291,7 @@ def test_constant_gradient_terms_are_drawn_as_summands():
     labels = {d: label(a) for d, a in dot_nodes(dot).items()}
     ds = next(d for d, l in labels.items() if l.startswith("∂L/∂c\nΣ"))
     incoming = sorted(label(a) for t, h_, a in dot_edges(dot) if h_ == ds)
-    assert incoming == ["via sum", "via tanh → tanh_c"]   # the 1s of sum(c) are drawn too
+    assert incoming == ["via sum → Σc", "via tanh → tanh_c"]   # the 1s of sum(c) are drawn too
 
 
 def test_a_gradient_that_simplifies_away_still_gets_a_labelled_node():
@@ -300,8 +305,8 @@ def test_a_gradient_that_simplifies_away_still_gets_a_labelled_node():
 
 def test_fan_in_over_time_steps_is_one_sum_naming_every_use():
     dot = tg.to_dot(EXAMPLES["lstm_unrolled"](), view="backward")
-    assert sum_edge_labels(dot, "Wh") == ["via matmul [t=1]", "via matmul [t=2]",
-                                          "via matmul [t=3]"]
+    assert sum_edge_labels(dot, "Wh") == ["via matmul → h0·Wh [t=1]", "via matmul → h1·Wh [t=2]",
+                                          "via matmul → h2·Wh [t=3]"]
 
 
 def test_color_by_grad_norm_copes_with_infinite_and_seeded_gradients():

@@ -187,3 +187,83 @@ def test_math_is_served_with_the_site_not_from_a_cdn():
     assert not path.startswith(("http:", "https:", "//"))
     assert (DOCS / "_static" / path).stat().st_size > 1_000_000
     assert (DOCS / "_static" / "mathjax" / "LICENSE").exists()
+
+
+def focus_cases():
+    return [pytest.param(page, argument, options, id=f"{page.stem}-{options['focus']}")
+            for page in PAGES
+            for _, argument, options, _ in fences(page, "tinygraph-diagram")
+            if "focus" in options]
+
+
+def _drawn_nodes(dot):
+    """{DOT id: label} of the nodes a DOT text declares with a label."""
+    return dict(re.findall(r'^\s*(\w+) \[label="([^"]*)"', dot, re.M))
+
+
+@pytest.mark.parametrize("page, argument, options", focus_cases())
+def test_a_focused_crop_draws_its_gradients_bold_and_only_their_neighbourhood(
+        page, argument, options):
+    """The walk-through's crops (`:focus:`): each selector's gradient node is drawn with the
+    bold outline, and the crop is a small part of the graph the full diagram draws."""
+    import sys
+    sys.path.insert(0, str(DOCS / "_ext"))
+    from tinygraph_sphinx import focused_dot
+    selectors = options["focus"].replace(",", " ").split()
+    dot = focused_dot(EXAMPLES[argument](), selectors,
+                      depth=int(options.get("focus-depth", 1)),
+                      view=options.get("view", "backward"),
+                      simplify="no-simplify" not in options)
+    crop = _drawn_nodes(dot)
+    whole = _drawn_nodes(tg.to_dot(EXAMPLES[argument](), view=options.get("view", "backward"),
+                                   simplify="no-simplify" not in options))
+    assert 2 < len(crop) <= 12 < len(whole)
+    bold = re.findall(r'^\s*(\w+) \[color="#1c4587" penwidth=3\]', dot, re.M)
+    assert len(bold) >= len(selectors)
+    for selector in selectors:
+        name = selector.rpartition("/")[2]
+        assert any(re.search(rf"∂L/∂{re.escape(name)}[₀-₉]*\\n", crop[b]) for b in bold), \
+            (selector, [crop[b] for b in bold])
+    assert f"{len(crop)} of the" in dot      # the crop's caption says it is a part
+
+
+def test_a_focus_that_names_no_gradient_fails_and_lists_the_gradients():
+    import sys
+    sys.path.insert(0, str(DOCS / "_ext"))
+    from tinygraph_sphinx import focused_dot
+    with pytest.raises(ValueError, match=r"'t=3/nope' matches no gradient node.*t=3/c2"):
+        focused_dot(EXAMPLES["lstm_unrolled"](), ["t=3/nope"])
+
+
+def toctrees(page):
+    """(caption, [page names]) of each toctree of a page, in order."""
+    return [(options.get("caption"), body.split())
+            for _, _, options, body in fences(page, "toctree")]
+
+
+def test_the_index_lists_the_course_in_order_then_the_reference():
+    (course_caption, course), (reference_caption, reference) = toctrees(DOCS / "index.md")
+    assert (course_caption, reference_caption) == ("Course", "Reference")
+    assert course == ["getting-started", "tutorial", "concepts", "lstm", "walkthrough",
+                      "rnn-lstm-gru", "nn-script", "training", "seq2seq"]
+    assert {"compiled", "engine", "own-primitive", "explorer", "benchmarks", "api"} \
+        <= set(reference)
+    assert sorted(course + reference) == sorted(p.stem for p in PAGES if p.stem != "index")
+    # The list on the page says the same, in the same order.
+    text = (DOCS / "index.md").read_text(encoding="utf-8")
+    linked = re.findall(r"^- \[[^\]]+\]\(([\w-]+)\.md\)", text, re.M)
+    assert linked == course + reference
+
+
+def test_every_walkthrough_stop_has_a_crop_a_doctest_and_an_answer_that_checks():
+    text = (DOCS / "walkthrough.md").read_text(encoding="utf-8")
+    stops = re.split(r"^## Stop \d+: ", text, flags=re.M)[1:]
+    assert 6 <= len(stops) <= 8
+    for stop in stops:
+        title = stop.splitlines()[0]
+        assert "**In the explorer.**" in stop and "**The rule.**" in stop, title
+        assert "**Exercise.**" in stop, title
+        assert re.search(r"```\{tinygraph-(diagram|state-norms)\}", stop), title
+        question, _, answer = stop.partition("<summary>Answer</summary>")
+        assert "```{doctest}" in question and "```{doctest}" in answer, title
+        assert "</details>" in answer, title

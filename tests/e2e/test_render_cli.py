@@ -22,7 +22,7 @@ def test_cli_lists_the_built_in_examples_with_their_parameters():
     assert result.returncode == 0
     lines = result.stdout.splitlines()
     assert [line.split()[0] for line in lines if not line.startswith(" ")] == [
-        "lstm_cell", "rnn_cell", "lstm_unrolled", "attention_step"]
+        "lstm_cell", "rnn_cell", "gru_cell", "lstm_unrolled", "attention_step"]
     # Each example's line is followed by an indented line of its options and defaults.
     options = {lines[k].split()[0]: lines[k + 1].split() for k in range(0, len(lines), 2)}
     assert options["lstm_unrolled"] == ["--steps", "3", "--batch", "2", "--input-size", "3",
@@ -127,7 +127,7 @@ UNROLLED = ("lstm_unrolled's parameters (defaults): --steps 3  --batch 2  --inpu
      "lstm_cell's parameters (defaults): --batch 2"),
     (("render", "rnn_cell", "--forget-bias", "1"), "rnn_cell has no parameter --forget-bias"),
     (("render", "mygraph:build", "--steps", "3"), "--steps: example parameters apply to the "
-     "built-in examples (lstm_cell, rnn_cell, lstm_unrolled, attention_step), not to "
+     "built-in examples (lstm_cell, rnn_cell, gru_cell, lstm_unrolled, attention_step), not to "
      "mygraph:build"),
     (("export-onnx", "attention_step", "--hidden-size", "0"),
      "attention_step: --hidden-size must be an integer >= 1, got '0'"),

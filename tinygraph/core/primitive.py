@@ -43,6 +43,10 @@ class Primitive:
     # The vjp in formula notation, one template per input (or one for all), for the explorer:
     # {gy} is the output's gradient, {y} the output, {x0}, {x1}, ... the inputs.
     rules = None
+    # The op itself in formula notation, for the explorer's rules: {0}, {1}, ... the inputs'
+    # names (compound ones already in parentheses), {all} every input joined by " | ".
+    # None: written as a call, name(a, b).
+    formula = None
     join = None          # staticmethod(terms) -> a list of tensors with the same sum, or None
     join_name = None     # the name rewrite reports count its joins under
     join_for_reading = False   # whether the readable rewrites (RULES) apply `join` too
@@ -77,6 +81,12 @@ class Primitive:
         if any(t.constant for t in inputs):
             return f"{self.name}({', '.join(inline(t) for t in inputs)})"
         return self.name
+
+    def write(self, names):
+        """The op applied to its inputs, written on their names (see `formula`)."""
+        if self.formula is None:
+            return f"{self.name}({', '.join(names)})"
+        return self.formula.format(*names, all=" | ".join(names))
 
     def rule(self, k):
         """The formula of the gradient of input k, as a template (see `rules`), or None."""
@@ -245,6 +255,7 @@ class StopGradient(Primitive):
     compiled step's trace, where the value is not known yet and the program computes it."""
 
     name = "stop_gradient"
+    formula = "{0}"
 
     def forward(self, a):
         return a

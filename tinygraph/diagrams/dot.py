@@ -27,8 +27,9 @@ from .model import BACKWARD_KINDS, VIEWS, build   # VIEWS: for the command line
 
 FORMATS = ("svg", "png", "pdf", "dot")
 
-# (forward tint, backward tone) pairs; forward node k takes hue k mod len, and its backward
-# nodes take the same hue's stronger tone.
+# (forward tint, backward tone) pairs. Colours mean roles: a node takes the hue of the role it
+# plays (model.Node.hue: the gate f and its gradient share one in every time step), forward
+# nodes its tint, backward nodes its stronger tone.
 HUES = [("#dbe9f6", "#6fa8dc"), ("#fde2cf", "#f0a05a"), ("#dcefdc", "#6dbf6d"),
         ("#f3dcec", "#c27ba0"), ("#fff2c2", "#e0b83a"), ("#d9f0ee", "#4fb3a9"),
         ("#e6e0f5", "#8e7cc3"), ("#f6dada", "#e06666")]
@@ -166,14 +167,14 @@ class _Emitter:
         label = _lines(*node.lines)
         kind = node.kind
         if kind == "op":
-            fill = self._fill(node, HUES[node.step % len(HUES)][0])
+            fill = self._fill(node, HUES[_hue(node) % len(HUES)][0])
             return dict(label=label, shape="box", style="rounded,filled", fillcolor=fill,
                         fontcolor=_font_on(fill))
         if kind in BACKWARD_KINDS:
             if kind == "sum":
                 fill, font = SUM_FILL, "white"
-            else:   # the stronger tone of its forward node's hue
-                fill, font = HUES[0 if node.step is None else node.step % len(HUES)][1], "black"
+            else:   # the stronger tone of the hue of the role it plays
+                fill, font = HUES[_hue(node) % len(HUES)][1], "black"
             if node.grad_norm is not None:
                 fill = self._norm_color(node.grad_norm)
                 font = _font_on(fill)
@@ -358,3 +359,8 @@ def _scope_id(scope):
     character (the escape letter x included) is spelled out as x<hex>x."""
     return "_".join("".join(c if c.isascii() and c.isalnum() and c != "x" else f"x{ord(c):x}x"
                             for c in name) for name in scope)
+
+
+def _hue(node):
+    """The node's role hue number; its forward order where it has none."""
+    return node.hue if node.hue is not None else node.step or 0

@@ -22,7 +22,10 @@ from ..backend import xp
 from ..core.tensor import Tensor
 from ..ops.elementwise import Add
 from ..ops.shape import Concat
-from .model import build, norm
+from .folding import fold_steps
+from .highway import mark_highway
+from .model import build, default_seed, norm
+from .replay import replay
 
 HERE = pathlib.Path(__file__).resolve().parent
 VIEWS = ("forward", "backward", "both")
@@ -33,12 +36,14 @@ STATE_NAME = re.compile(r"^([hc])\d*$")
 MARKER = re.compile(r"/\*(TITLE|STYLE|DATA|VIZ|APP)\*/")
 # The page's script, one module per concern, in this order (app.js first: the others register
 # with it; start.js last: it draws).
-SCRIPTS = ("app.js", "camera.js", "rewrites.js", "fold.js", "start.js")
-STYLES = ("style.css", "camera.css", "rewrites.css", "fold.css")
+SCRIPTS = ("app.js", "worked.js", "camera.js", "rewrites.js", "fold.js", "start.js")
+STYLES = ("style.css", "worked.css", "camera.css", "rewrites.css", "fold.css")
 
 
 class Explorer:
     """An explorer page: `.html` (the text), `.save(path)`, and `_repr_html_` for notebooks."""
+
+    command = "explore"       # what made the page, for save's errors
 
     def __init__(self, html_text, data):
         self.html = html_text
@@ -48,7 +53,8 @@ class Explorer:
         """Write the page to `path` (one .html file); returns the path."""
         path = pathlib.Path(path)
         if path.suffix.lower() not in (".html", ".htm"):
-            raise ValueError(f"explore: save to a file ending in .html, got {str(path)!r}")
+            raise ValueError(f"{self.command}: save to a file ending in .html, got "
+                             f"{str(path)!r}")
         path.write_text(self.html, encoding="utf-8")
         return path
 
@@ -59,7 +65,7 @@ class Explorer:
                 'sandbox="allow-scripts allow-downloads"></iframe>')
 
 
-def explore(outputs, view="both", simplify=True, wrt=None, grad_outputs=None, collapse=(),
+def explore(outputs, view="backward", simplify=True, wrt=None, grad_outputs=None, collapse=(),
             title=None):
     """An interactive explorer of the graph behind `outputs` (see `tinygraph.render` for
     outputs, wrt and grad_outputs). The page can switch view (forward, backward, both) and
@@ -68,6 +74,8 @@ def explore(outputs, view="both", simplify=True, wrt=None, grad_outputs=None, co
     if view not in VIEWS:
         raise ValueError(f"explore: unknown view {view!r}; choose one of {', '.join(VIEWS)}")
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    if grad_outputs is None:
+        grad_outputs = [_visible_seed(out) for out in outputs]
     variants = {}
     values = {}     # id(tensor) -> its embedded value: the two variants share forward tensors
     for name, simplified in (("simplified", True), ("generated", False)):
@@ -78,7 +86,20 @@ def explore(outputs, view="both", simplify=True, wrt=None, grad_outputs=None, co
             "variant": "simplified" if simplify else "generated",
             "collapsed": _initial_collapse(collapse, variants["simplified"]["scopes"]),
             "variants": variants}
+    data["replay"] = replay(outputs, wrt, grad_outputs, variants["generated"],
+                            variants["simplified"])     # how the simplified graph was reached
     return Explorer(_page(data), data)
+
+
+def _visible_seed(out):
+    """The seed of an output's gradient, drawn where the backward pass starts: for a scalar
+    loss L, ∂L/∂L = 1 as a named upstream gradient rather than the constant 1 (which
+    simplification would fold away, and with it ∂L/∂h_T = broadcast(1), the first gradient
+    a learner looks for); for any other output, the model's default seed."""
+    if out.size != 1:
+        return default_seed(out)
+    name = out.name or (out._node.op if out._node is not None else "y")
+    return Tensor(xp.ones_like(out.data), name=f"∂L/∂{name}")
 
 
 def _initial_collapse(collapse, scopes):
@@ -123,7 +144,9 @@ def _variant(model, sources, values):
     for node, (_, graph_node) in zip(data["nodes"], sources):
         if node["kind"] == "sum" and graph_node is not None and isinstance(graph_node.prim, Add):
             node["partials"] = _partial_sums(node["id"], data["edges"], sources)
+    mark_highway(data["nodes"], sources)
     data["time_steps"] = _time_steps(data["nodes"], sources)
+    data["fold"] = fold_steps(data["nodes"], data["edges"])    # long runs: one cell drawn
     return data
 
 
@@ -207,6 +230,11 @@ def _time_steps(nodes, sources):
             made_in = entry(of._node.scope)
             if made_in is not None:
                 made_in[state.group(1) + "_node"] = node["id"]
+    for step in steps.values():      # how ∂L/∂c_t came: along the highway, through h_t
+        if "c_node" in step:
+            whole = nodes[step["c_node"]]
+            shares = whole.get("shares") or {"highway": 0.0, "through_h": step.get("c")}
+            step["c_highway"], step["c_through_h"] = shares["highway"], shares["through_h"]
     return [steps[k] for k in sorted(steps)]
 
 
@@ -215,8 +243,9 @@ def _number(value):
     return value if math.isfinite(value) else str(value)
 
 
-def _page(data):
-    """The HTML page: the data, Viz.js and the explorer's own script and style, inline."""
+def _page(data, template="page.html", scripts=SCRIPTS, styles=STYLES):
+    """The HTML page: the data, Viz.js and the page's own script and style (files of
+    explorer/: the explorer's by default), inline."""
     def part(path):
         return (HERE / path).read_text(encoding="utf-8")
 
@@ -224,8 +253,8 @@ def _page(data):
     # parser reads the rest. JSON spells <, > and & as escapes, which JSON.parse reads back.
     payload = (json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
                .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
-    parts = {"TITLE": html.escape(data["title"]), "STYLE": "\n".join(part("explorer/" + name) for name in STYLES),
+    parts = {"TITLE": html.escape(data["title"]), "STYLE": "\n".join(part("explorer/" + name) for name in styles),
              "DATA": payload, "VIZ": part("vendor/viz-global.js"),
-             "APP": "\n".join(part("explorer/" + name) for name in SCRIPTS)}
+             "APP": "\n".join(part("explorer/" + name) for name in scripts)}
     # One pass over the template: inserted text is never searched for markers again.
-    return MARKER.sub(lambda m: parts[m.group(1)], part("explorer/page.html"))
+    return MARKER.sub(lambda m: parts[m.group(1)], part("explorer/" + template))

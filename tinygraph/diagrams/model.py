@@ -10,17 +10,22 @@ floats, strings, lists and tuples, so `dataclasses.asdict(model)` is JSON-ready 
 Node ids are the drawing order, which depends only on the graph: the same graph always gives
 the same model.
 """
+import re
 from dataclasses import dataclass, field
 
 from ..backend import xp
 from ..core.autodiff import grad, leaves, nodes
 from ..core.node import Node as GraphNode
 from ..core.tensor import Parameter, Tensor
-from ..ops.elementwise import Add, Elementwise
+from ..ops.elementwise import Add, Elementwise, Mul
 from ..ops.labels import number_text
 from ..transforms.rewrite import simplify as simplify_graph
 
 VIEWS = ("forward", "backward", "both")
+TIME_STEP = re.compile(r"^t=(\d+)$")      # a time step's scope, as models name it
+INDEXED = re.compile(r"[0-9₀-₉]$")        # a name that carries its own index (c2, h₃)
+CALL = re.compile(r"[^{}\s]+\(\{0\}\)")      # a formula written as a call: tanh({0})
+DERIVED_MAX = 16          # longest formula that names an unnamed forward value (f⊙c_prev)
 # op: a forward op; tensor, parameter: forward leaves; seed: a gradient the backward pass starts
 # from; ghost: a forward value drawn in the backward view only; backward: a backward op; sum: a
 # fan-in sum of a gradient; constant: a constant gradient term; result: a gradient that
@@ -44,7 +49,24 @@ class Node:
     step: int = None
     grad_of: str = None      # for a gradient value: the name of the tensor it is the gradient of
     grad_norm: float = None  # with grad_norms=True: the norm of the gradient the node shows
-    rule: str = None         # for a backward node, the formula that made it (the op's vjp)
+    # For a backward node, what the explorer says of it: `rule`, the formula of this very
+    # node written with the drawn names of the nodes it reads (∂L/∂c_prev = ∂L/∂c ⊙ f);
+    # `role`, one line on what it is for; `vjp`, the forward op whose vjp made it and that
+    # op's equation (vjp of mul in c = f⊙c_prev + g⊙i); `vjp_rule`, that vjp's whole formula
+    # for this input; `operands`, what the rule reads, in order: {"id": model node, "name"}
+    # or {"name", "const": its value}.
+    rule: str = None
+    role: str = None
+    vjp: str = None
+    vjp_rule: str = None
+    operands: list = None
+    display: str = None      # a forward value's name as drawn, time step included (f₃)
+    # Other names simplification merged into this node ("= ∂L/∂tanh_c": a gradient that
+    # became this value), shown under its name (for a forward value, in the backward view).
+    also: list = None
+    # Colours mean roles: nodes that play the same part (the gate f, its gradient, in every
+    # time step) share this number; None: no hue of its own.
+    hue: int = None
 
 
 @dataclass
@@ -73,8 +95,8 @@ class Model:
 
 
 def _d(name):
-    """∂L/∂name, with a compound name in parentheses: ∂L/∂(1 − z), not ∂L/∂1 − z."""
-    return f"∂L/∂({name})" if " " in name else f"∂L/∂{name}"
+    """∂L/∂name, with a compound name in parentheses: ∂L/∂(1 − z), ∂L/∂(f⊙c_prev)."""
+    return f"∂L/∂({name})" if any(ch in name for ch in " ⊙·+−/") else f"∂L/∂{name}"
 
 
 def build(outputs, view="both", simplify=True, wrt=None, grad_outputs=None, grad_norms=False,
@@ -82,7 +104,9 @@ def build(outputs, view="both", simplify=True, wrt=None, grad_outputs=None, grad
     """The model of `render(outputs, ...)`'s picture; see tinygraph.render for the options.
 
     with_sources: also return, per model node, (the tensor it shows, the graph Node it
-    draws or None): for an emitter that shows values (the explorer)."""
+    draws or None): for an emitter that shows values (the explorer).
+    simplify may also be a function that simplifies the backward roots its own way, returning
+    a Simplified (the explorer's replay of the rewrite log: the first k rewrites only)."""
     if view not in VIEWS:
         raise ValueError(f"render: unknown view {view!r}; choose one of {', '.join(VIEWS)}")
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
@@ -132,7 +156,13 @@ def gradient_norms(outputs, forward_nodes, grad_outputs):
 
 
 def norm(array):
+    """The 2-norm of an array, as a float (inf or nan where the array has them)."""
+    array = xp.asarray(array)
     with xp.errstate(all="ignore"):
+        if array.dtype in (xp.float32, xp.float64):
+            # BLAS's nrm2 scales as it sums: no overflow of the squares, and no float64 copy
+            # of a (700, 10000) gradient.
+            return float(xp.linalg.norm(array.reshape(-1)))
         return float(xp.sqrt(xp.sum(xp.square(array, dtype=xp.float64))))
 
 
@@ -151,6 +181,12 @@ class _Builder:
         self.ids = {}            # id(Tensor or graph Node) -> model node id
         self.step = {}           # id(forward graph node) -> its position in forward order
         self.display = {}        # id(forward tensor) -> display name
+        self.named = set()       # ids of tensors whose display name is a formula or their own
+        self.keys = {}           # id(forward tensor) -> its role's key (f, c, f⊙c), no step
+        self.hues = {}           # role key -> hue number, in order of first appearance
+        self.drawn = {}          # id(backward tensor) -> its name as drawn
+        self.users = {}          # id(forward tensor) -> the forward nodes that read it
+        self.log = []            # the simplification's rewrites (Rewrite), when simplified
         self.seeds, self.results = {}, []
         self.sources = []        # per model node: (its tensor, the graph Node or None)
         self.backward_roots = self._graphs(wrt, grad_outputs, simplify)
@@ -159,6 +195,12 @@ class _Builder:
         self._name_forward(forward_nodes)
         self.result_of = {id(g._node): t for t, g in self.results
                           if g._node is not None and g._node.is_backward}
+        self.backward_users = {}  # id(backward graph node) -> the backward nodes that read it
+        for node in backward_nodes:
+            for t in node.inputs:
+                if t._node is not None:
+                    self.backward_users.setdefault(id(t._node), []).append(node)
+        self.aliases = _aliases(self.log, self._name)
         self.merged = _merged_sums(backward_nodes)
         self.summands = _summand_nodes(backward_nodes)
         self.model.backward_count = len(backward_nodes)
@@ -197,14 +239,17 @@ class _Builder:
             self.results, self.seeds = derive(self.outputs, wrt, grad_outputs)
             roots = [g for _, g in self.results]
         if simplify and roots:
-            report = simplify_graph(roots)
+            report = (simplify if callable(simplify) else simplify_graph)(roots)
+            self.log = report.log
             self.model.simplified = (report.nodes_before, report.nodes_after)
             self.results = [(t, new) for (t, _), new in zip(self.results, report.outputs)]
             roots = report.outputs
         return roots
 
     def _name_forward(self, forward_nodes):
-        """Display names for unnamed tensors: the op and a counter (matmul₂), or tensor₁."""
+        """Display names for unnamed tensors: a short formula of named inputs (f⊙c_prev), else
+        the op and a counter (matmul₂), or tensor₁; and each tensor's role key (its name
+        without a time index) for the colours."""
         counters = {}
 
         def name(t, base):
@@ -214,13 +259,83 @@ class _Builder:
 
         for node in forward_nodes:
             self.step[id(node)] = len(self.step)
-            name(node.output, node.op)
+            for t in node.inputs:
+                self.users.setdefault(id(t), []).append(node)
+            out = node.output
+            if out is None:
+                continue
+            if out.name:
+                self.named.add(id(out))
+                self.keys[id(out)] = _without_index(out.name)
+                continue
+            operands = [t for t in node.inputs if not t.constant]
+            # Only of inputs with names of their own: f⊙c_prev, never (f⊙c_prev)+(g⊙i).
+            if node.prim.formula is not None and operands and all(t.name for t in operands):
+                written = self._write(node, self._name).replace(" ", "")
+                if len(written) <= DERIVED_MAX:
+                    self.display[id(out)] = written
+                    self.named.add(id(out))
+                    self.keys[id(out)] = self._write(node, self._key).replace(" ", "")
+                    continue
+            name(out, node.op)
+            self.keys[id(out)] = node.op
         for t in self.outputs + [t for n in forward_nodes for t in n.inputs]:
             if t._node is None and not t.constant:
                 name(t, "tensor")
 
     def _name(self, t):
-        return t.name or self.display.get(id(t)) or "tensor"
+        """A tensor's name as drawn: its own (with the time step it was made in, f₃, unless
+        the name carries an index, c2), a formula of named inputs, or the op and a counter."""
+        if t.name:
+            step = _time_step(t._node.scope) if t._node is not None else None
+            return t.name if step is None or INDEXED.search(t.name) else \
+                f"{t.name}{_subscript(step)}"
+        return self.display.get(id(t)) or "tensor"
+
+    def _key(self, t):
+        return self.keys.get(id(t)) or (_without_index(t.name) if t.name else "tensor")
+
+    def _hue(self, t):
+        """The hue of the role tensor t plays (its key), numbered in order of appearance."""
+        if t is None or (t._node is None and not t.name):
+            return None
+        return self.hues.setdefault(self._key(t), len(self.hues))
+
+    def _write(self, node, name_of):
+        """The node's op applied to its inputs, each named by name_of (constants by value;
+        a formula in parentheses where it is an operand of an operator, not of a call)."""
+        call = node.prim.formula is None or CALL.fullmatch(node.prim.formula)
+        names = [self._inline(t) if t.constant else name_of(t) if call else _atom(name_of(t))
+                 for t in node.inputs]
+        if isinstance(node.prim, Mul) and len(names) == 2 and node.inputs[0] is node.inputs[1]:
+            return f"{names[0]}²"         # tanh_c ⊙ tanh_c is tanh_c²
+        return node.prim.write(names)
+
+    def _equation(self, forward):
+        """The equation a forward op is part of, on named values: for an op whose output has
+        a name of its own, `name = formula`; for one named by its formula (f⊙c_prev), the
+        equation of the op that reads it (c = f⊙c_prev + g⊙i)."""
+        named = forward
+        for _ in range(4):        # up to the first op whose output has a name of its own
+            out = named.output
+            users = self.users.get(id(out), []) if out is not None else []
+            if out is None or out.name or not users:
+                break
+            named = users[0]
+        if named.output is not None and named.output.name:
+            forward = named        # else no name above: the op's own equation
+        out = forward.output
+        left = self._name(out) if out is not None else forward.op
+        return f"{left} = {self._write(forward, self._expanded)}"
+
+    def _expanded(self, t):
+        """A tensor in an equation: by its name, or, for one named by a counter (add₁), by
+        the formula that made it (x·Wx + h_prev·Wh)."""
+        node = t._node
+        if t.name or id(t) in self.named or node is None or node.is_backward \
+                or node.prim.formula is None:
+            return self._name(t)
+        return self._write(node, self._name)
 
     def _is_seed(self, t):
         return id(t) in self.seeds
@@ -242,7 +357,9 @@ class _Builder:
         out = node.output
         head = self._add("op", out, [node.prim.label(node.inputs, self._inline),
                                      self._tensor_line(out)],
-                         node.scope, node, step=self.step[id(node)], grad_norm=self._norm_of(out))
+                         node.scope, node, step=self.step[id(node)], grad_norm=self._norm_of(out),
+                         display=self._name(out), hue=self._hue(out),
+                         also=self._also(out, self._name(out)) or None)
         for t in node.inputs:
             if not t.constant:            # constants are written into the op's label
                 self._edge(self._tensor_source(t), head, "data")
@@ -259,33 +376,103 @@ class _Builder:
             extra = [f"[{order}]"]        # the gradients it joins, in order
         of = self.result_of.get(id(node), node.grad_of)
         part = "part of " if id(node) in self.summands and id(node) not in self.result_of else ""
-        lines = [f"{part}{_d(self._name(of))}"] if of is not None else \
-            [out.name] if out is not None and out.name else []  # e.g. tanh_c², 1 − f
-        head = self._add("sum" if is_sum else "backward", out,
-                         lines + [op] + extra + [_shape_text(out)], node.scope, node,
-                         step=self.step.get(id(node.forward_node)),
-                         grad_of=self._name(of) if of is not None else None,
-                         grad_norm=norm(out.data) if self.norms is not None and of is not None
-                         else None, rule=self._rule(node, of, part))
         summands = _summands(node, self.merged) if adds else [
             (t, node.grad_sources[k] if is_sum and node.grad_sources else None)
             for k, t in enumerate(node.inputs)]
+        written = None if adds else self._write(node, self._drawn_name)
+        label = f"{part}{_d(self._name(of))}" if of is not None else written
+        self.drawn[id(out)] = label
+        head = self._add("sum" if is_sum else "backward", out,
+                         [label] + self._also(out, label) + [op] + extra + [_shape_text(out)],
+                         node.scope, node,
+                         step=self.step.get(id(node.forward_node)),
+                         grad_of=self._name(of) if of is not None else None,
+                         grad_norm=norm(out.data) if self.norms is not None and of is not None
+                         else None, vjp_rule=self._vjp_rule(node, of, part),
+                         hue=self._hue(of) if of is not None else self._hue(
+                             node.forward_node.output if node.forward_node else None))
+        operands, uses = [], []
         for t, use in summands:
             if t.constant and not is_sum:
+                operands.append({"name": self._inline(t), "const": _constant_value(t)})
                 continue                 # written into the op's label instead
             if t.constant:               # a constant gradient term: a small value node
                 tail = self._add("constant", t, [self._inline(t)], node.scope)
             else:
                 tail = self._tensor_source(t)
+            operands.append({"id": tail, "name": self._drawn_name(t)})
             if t.constant or t._node is not None and t._node.is_backward or self._is_seed(t):
-                self._edge(tail, head, "gradient",
-                           self._use_label(use, t, node.scope) if is_sum else None)
+                uses.append(self._use_label(use, t, node.scope) if is_sum else None)
+                self._edge(tail, head, "gradient", uses[-1])
             else:
                 self._edge(tail, head, "saved")
+        drawn = self.model.nodes[head]
+        drawn.operands = operands
+        if adds:
+            drawn.rule = f"{label} = " + " + ".join(f"({u})" for u in uses)
+        else:
+            drawn.rule = written if label == written else f"{label} = {written}"
+        drawn.role, drawn.vjp = self._role(node, of, part, len(summands))
 
-    def _rule(self, node, of, part):
-        """The formula that made a gradient node, in the notation of its op's vjp, e.g.
-        ∂L/∂A_f = ∂L/∂f ⊙ f ⊙ (1 − f); None for the intermediate nodes of a vjp."""
+    def _also(self, t, label):
+        """The other names simplification merged into this tensor: a gradient it stands for
+        (∂L/∂tanh_c = o, once 1 ⊙ o became o), as label lines "= ∂L/∂tanh_c"."""
+        return [f"= {name}" for name in self.aliases.get(id(t), ()) if name not in label]
+
+    def _drawn_name(self, t):
+        """How a tensor the backward pass reads is named where it is drawn: a gradient by its
+        node's label (∂L/∂c₃), a seed by its name, a forward value by its name, a constant by
+        its value."""
+        if t.constant:
+            return self._inline(t)
+        if id(t) in self.drawn:
+            return self.drawn[id(t)]
+        if self._is_seed(t):
+            return self._seed_name(t)
+        return self._name(t)
+
+    def _seed_name(self, t):
+        output = self.seeds[id(t)][1]
+        return t.name or (f"∂L/∂{self._name(output)}" if output is not None else "∂L/∂y")
+
+    def _role(self, node, of, part, terms):
+        """(role, vjp): one line on what the node is for, and the forward op whose vjp made
+        it with that op's equation (None for a Σ or a join, which no vjp made)."""
+        name = self._name(of) if of is not None else None
+        if node.role == "accumulate":
+            if _is_add(node):
+                return f"adds up the gradient of {name} over its {terms} uses", None
+            return (f"joins the gradients of the {len(node.inputs)} pieces cut from {name} "
+                    "back into one, in the order they were cut"), None
+        forward = node.forward_node
+        vjp = f"vjp of {forward.op} in {self._equation(forward)}" if forward else None
+        if of is not None:
+            use = forward.output if forward is not None else None
+            via = f" through {self._name(use)}" if use is not None else ""
+            return (f"one use's share of the gradient of {name}{via}" if part else
+                    f"the gradient of {name}{via}"), vjp
+        target = self._vjp_target(node)
+        if target is not None:
+            return f"a factor on the way to {_d(self._name(target.grad_of))}", vjp
+        return "an intermediate value of the vjp", vjp
+
+    def _vjp_target(self, node):
+        """The node of the gradient that an intermediate node of a vjp goes into."""
+        frontier, seen = [node], set()
+        while frontier:
+            current = frontier.pop(0)
+            for user in self.backward_users.get(id(current), ()):
+                if id(user) in seen or user.forward_node is not node.forward_node:
+                    continue
+                seen.add(id(user))
+                if user.grad_of is not None:
+                    return user
+                frontier.append(user)
+        return None
+
+    def _vjp_rule(self, node, of, part):
+        """The whole formula of the vjp that made a gradient node, in the notation of its op
+        (∂L/∂A_f = ∂L/∂f ⊙ f ⊙ (1 − f)); None for the intermediate nodes of a vjp."""
         if of is None:
             return None
         head = f"{part}{_d(self._name(of))} = "
@@ -304,7 +491,7 @@ class _Builder:
         if isinstance(forward.prim, Elementwise) and out is not None and of.shape != out.shape:
             template = f"sum_to({template})"          # the input was broadcast
         y = self._name(out) if out is not None else forward.op
-        names = {"gy": f"∂L/∂{y}", "y": y}
+        names = {"gy": _d(y), "y": y}
         names.update({f"x{i}": self._inline(t) if t.constant else self._name(t)
                       for i, t in enumerate(forward.inputs)})
         return head + template.format(**names)
@@ -313,7 +500,8 @@ class _Builder:
         """A gradient that simplified to a constant or to a forward value still gets a node."""
         value = self._inline(g) if g.constant else self._name(g)
         head = self._add("result", g, [_d(self._name(wrt)), f"= {value}", _shape_text(g)],
-                         grad_of=self._name(wrt))
+                         grad_of=self._name(wrt), rule=f"{_d(self._name(wrt))} = {value}",
+                         role="a gradient that simplified to a value no backward op computes")
         if not g.constant:
             self._edge(self._tensor_source(g), head, "saved")
 
@@ -324,8 +512,9 @@ class _Builder:
             return "from the output" if self._is_seed(summand) or summand.constant \
                 else "partial sum"
         out = use.output
-        if out is not None and out.name:
-            text = f"via {out.name}" if use.prim.selects_part else f"via {use.op} → {out.name}"
+        if out is not None and id(out) in self.named:
+            name = self._name(out)
+            text = f"via {name}" if use.prim.selects_part else f"via {use.op} → {name}"
         else:
             text = f"via {use.op}"
         return text + (f" [{'/'.join(use.scope)}]" if use.scope and use.scope != sum_scope else "")
@@ -339,23 +528,32 @@ class _Builder:
         if id(t) in self.ids:
             return self.ids[id(t)]
         if self._is_seed(t):
-            output = self.seeds[id(t)][1]
-            name = t.name or (f"∂L/∂{self._name(output)}" if output is not None else "∂L/∂y")
-            return self._add("seed", t, [f"upstream {name}", _shape_text(t)], key=t)
+            name = self._seed_name(t)
+            seed = self._add("seed", t, [f"upstream {name}", _shape_text(t)], key=t)
+            ones = bool(t.data is not None and xp.all(t.data == 1))
+            self.model.nodes[seed].rule = f"{name} = " + (
+                "the upstream gradient given" if not ones else "1 (the default seed)"
+                if t.size == 1 else "1 in every element (the default seed)")
+            self.model.nodes[seed].role = "the seed: where the backward pass starts"
+            return seed
         return self._add("parameter" if isinstance(t, Parameter) else "tensor", t,
-                         [self._name(t), _shape_dtype(t)], key=t, grad_norm=self._norm_of(t))
+                         [self._name(t), _shape_dtype(t)], key=t, grad_norm=self._norm_of(t),
+                         display=self._name(t))
 
     def _ghost(self, t):
         if id(t) not in self.ids:
-            self._add("ghost", t, [self._name(t), _shape_text(t)], t._node.scope, t,
-                      step=self.step.get(id(t._node)))
+            self._add("ghost", t, [self._name(t)] + self._also(t, self._name(t)) +
+                      [_shape_text(t)], t._node.scope, t,
+                      step=self.step.get(id(t._node)), display=self._name(t), hue=self._hue(t))
         return self.ids[id(t)]
 
     def _norm_of(self, t):
         return None if self.norms is None else self.norms.get(id(t))
 
     def _tensor_line(self, t):
-        return f"{t.name} {_shape_dtype(t)}" if t.name else _shape_dtype(t)
+        if id(t) in self.named:
+            return f"{self._name(t)} {_shape_dtype(t)}"
+        return _shape_dtype(t)
 
     def _inline(self, t):
         """How an input appears inside an op label: constants by value, tensors as ·."""
@@ -440,3 +638,58 @@ def _shape_text(t):
 
 def _subscript(k):
     return str(k).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
+
+
+def _aliases(log, name):
+    """{id(tensor): the gradients (∂L/∂x) it stands for after simplification}: a rewrite that
+    replaced a gradient node by another tensor (an identity, a duplicate) passes that
+    gradient's name, and the names it had collected, on to its result."""
+    aliases = {}
+    for rewrite in log:
+        names = []
+        for node in rewrite.replaced:
+            out = node.output
+            names += aliases.get(id(out), []) if out is not None else []
+            if node.grad_of is not None and node.role == "vjp":
+                names.append(_d(name(node.grad_of)))
+        result = rewrite.result
+        own = result._node.grad_of if result._node is not None else None
+        kept = [n for n in dict.fromkeys(names) if own is None or n != _d(name(own))]
+        if kept:
+            aliases.setdefault(id(result), [])
+            aliases[id(result)] += [n for n in kept if n not in aliases[id(result)]]
+    return aliases
+
+
+def _time_step(scope):
+    """The time step k of the innermost "t=k" scope, or None."""
+    for name in reversed(scope):
+        match = TIME_STEP.match(name)
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def _without_index(name):
+    """A name without its time index: c2 -> c, f₃ -> f (the role it plays in every step)."""
+    return re.sub(r"[0-9₀-₉]+$", "", name) or name
+
+
+def _atom(name):
+    """A name as an operand: in parentheses when it is a formula with spaces at its top
+    level (∂L/∂f ⊙ f), as it is (∂L/∂(1 − z), f⊙c_prev) otherwise."""
+    depth = 0
+    for ch in name:
+        depth += ch in "(["
+        depth -= ch in ")]"
+        if ch == " " and depth == 0:
+            return f"({name})"
+    return name
+
+
+def _constant_value(t):
+    """A uniform constant's value as a number (for evaluating a rule), else None."""
+    flat = t.data.reshape(-1)
+    if flat.size and bool(xp.all(flat == flat[0])):
+        return float(flat[0])
+    return None

@@ -64,6 +64,7 @@ class Elementwise(Primitive):
 
 class Add(Elementwise):
     name = "add"
+    formula = "{0} + {1}"
     ufunc = xp.add
     rules = "{gy}"
     neutral = (0, True)
@@ -79,6 +80,7 @@ class Add(Elementwise):
 
 class Sub(Elementwise):
     name = "sub"
+    formula = "{0} − {1}"
     ufunc = xp.subtract
     rules = ("{gy}", "−{gy}")
     neutral = (0, False)
@@ -94,6 +96,7 @@ class Sub(Elementwise):
 
 class Mul(Elementwise):
     name = "mul"
+    formula = "{0} ⊙ {1}"
     ufunc = xp.multiply
     rules = ("{gy} ⊙ {x1}", "{gy} ⊙ {x0}")
     # x * 0 is not rewritten to 0: it is NaN where x is infinite.
@@ -110,6 +113,7 @@ class Mul(Elementwise):
 
 class Div(Elementwise):
     name = "div"
+    formula = "{0} / {1}"
     rules = ("{gy} / {x1}", "−{gy} ⊙ {y} / {x1}")
     neutral = (1, False)
 
@@ -159,6 +163,7 @@ def div(a, b):
 
 class Neg(Elementwise):
     name = "neg"
+    formula = "−{0}"
     rules = "−{gy}"
 
     def forward(self, a):
@@ -174,6 +179,7 @@ class Neg(Elementwise):
 
 class Pow(Elementwise):
     name = "pow"
+    formula = "{0}^p"        # written with its exponent: see write
 
     def __init__(self, exponent):
         self.exponent = exponent
@@ -193,6 +199,10 @@ class Pow(Elementwise):
     def label(self, inputs, inline):
         return f"pow ** {number_text(self.exponent)}"
 
+    def write(self, names):
+        p = number_text(self.exponent)
+        return f"{names[0]}²" if p == "2" else f"{names[0]}^{p}"
+
     def rule(self, k):
         p = self.exponent
         return f"{{gy}} ⊙ {number_text(p)}·{{x0}}^{number_text(p - 1)}"
@@ -203,6 +213,7 @@ class Pow(Elementwise):
 
 class Exp(Elementwise):
     name = "exp"
+    formula = "exp({0})"
     ufunc = xp.exp
     rules = "{gy} ⊙ {y}"
 
@@ -215,6 +226,7 @@ class Exp(Elementwise):
 
 class Log(Elementwise):
     name = "log"
+    formula = "log({0})"
     rules = "{gy} / {x0}"
 
     def forward(self, a):
@@ -226,6 +238,7 @@ class Log(Elementwise):
 
 class Sigmoid(Elementwise):
     name = "sigmoid"
+    formula = "σ({0})"
     rules = "{gy} ⊙ {y} ⊙ (1 − {y})"
 
     # σ(a) = σ(|a|) for a >= 0 and e·σ(|a|) for a < 0, with e = exp(-|a|) and σ(|a|) =
@@ -257,6 +270,7 @@ class Sigmoid(Elementwise):
 
 class Tanh(Elementwise):
     name = "tanh"
+    formula = "tanh({0})"
     ufunc = xp.tanh
     rules = "{gy} ⊙ (1 − {y}²)"
 
@@ -271,6 +285,7 @@ class Tanh(Elementwise):
 
 class Relu(Elementwise):
     name = "relu"
+    formula = "relu({0})"
     rules = "{gy} ⊙ step({x0})"
 
     def forward(self, a):
@@ -284,6 +299,7 @@ class Step(Elementwise):
     """Heaviside step (1 where x > 0): relu's derivative. Its own derivative is zero."""
 
     name = "step"
+    formula = "step({0})"
 
     def forward(self, a):
         return (a > 0).astype(a.dtype)

@@ -46,6 +46,9 @@ class Slice(Primitive):
     def label(self, inputs, inline):
         return f"{super().label(inputs, inline)} {key_text(self.key)}"
 
+    def write(self, names):
+        return f"{names[0]}{key_text(self.key)}"
+
 
 class Scatter(Primitive):
     """Base of the ops that put g into zeros of `shape` at `key` (the gradients of indexing).
@@ -91,6 +94,9 @@ class SliceGrad(Scatter):
 
     def label(self, inputs, inline):
         return f"{super().label(inputs, inline)} {key_text(self.key)}"
+
+    def write(self, names):
+        return f"{names[0]} put in zeros at {key_text(self.key)}"
 
     @staticmethod
     def join(terms):
@@ -155,6 +161,7 @@ class Index(Primitive):
     """
 
     name = "index"
+    formula = "{0}[{1}]"
     rules = ("zeros with {gy} added in at the ids", None)
     selects_part = True
 

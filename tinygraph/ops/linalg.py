@@ -40,6 +40,7 @@ def _small_2d(a, b):
 
 class MatMul(Primitive):
     name = "matmul"
+    formula = "{0} · {1}"
     rules = ("{gy} · {x1}ᵀ", "{x0}ᵀ · {gy}")
 
     def forward(self, a, b):
@@ -90,6 +91,7 @@ class MatMulTN(Primitive):
     operand, as one node. Terms of a gradient sum join into one product (see the module)."""
 
     name = "matmul_tn"
+    formula = "{0}ᵀ · {1}"
     rules = ("{x1} · {gy}ᵀ", "{x0} · {gy}")
     sum_term = True
     join_name = "join_weight_gradients"   # for speed only: a diagram reads better per step

@@ -24,6 +24,7 @@ class ShapeOp(Primitive):
 
 class Sum(Primitive):
     name = "sum"
+    formula = "Σ {0}"
     rules = "broadcast({gy})"
 
     def __init__(self, axis, keepdims):
@@ -127,9 +128,15 @@ class Transpose(Primitive):
             return f"{text} {self.axes}"
         return text
 
+    def write(self, names):
+        if self.axes != tuple(reversed(range(len(self.axes)))):
+            return f"transpose({names[0]}, {self.axes})"
+        return f"{names[0]}ᵀ"
+
 
 class Concat(Primitive):
     name = "concat"
+    formula = "[{all}]"
     rules = "the piece of {gy} where the input went"
 
     def __init__(self, axis):

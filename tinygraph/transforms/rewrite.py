@@ -23,7 +23,9 @@ Rules (what each applies to is known by the primitive classes, never by op names
 
 Every rewrite done is recorded, in order, in `Simplified.log` (which rule, which generated
 nodes it replaced, which tensor stands for them now), so the way from the generated graph to
-the simplified one can be replayed one named step at a time.
+the simplified one can be replayed one named step at a time: `simplify(tensors, stop_after=k)`
+does the first k rewrites only and copies the rest of the graph as generated, the graph k
+steps into that way.
 """
 from collections import Counter
 from dataclasses import dataclass, field
@@ -64,6 +66,14 @@ class Simplified:
     nodes_after: int
     rewrites: Counter = field(default_factory=Counter)
     log: list = field(default_factory=list)
+    # id(generated tensor) -> (it, the tensor standing for it): it is kept, so ids stay unique
+    rebuilt: dict = field(default_factory=dict, repr=False)
+
+    def stands_for(self, tensor):
+        """The tensor that stands in the result for `tensor`, a tensor of the generated graph
+        (`tensor` itself when it was not rebuilt: a forward tensor, a leaf)."""
+        old, new = self.rebuilt.get(id(tensor), (None, None))
+        return new if old is tensor else tensor
 
     def __str__(self):
         done = ", ".join(f"{name} {n}" for name, n in sorted(self.rewrites.items())) or "none"
@@ -71,25 +81,30 @@ class Simplified:
                 f"(rewrites: {done})")
 
 
-def simplify(tensors, rules=None):
+def simplify(tensors, rules=None, stop_after=None):
     """Simplify the backward graph behind `tensors` (a Tensor or a list of them).
 
     rules: the rewrite rules to try, in order (default RULES, those that make the graph read
     like a hand derivation; SPEED_RULES adds those that only make it faster to run).
+
+    stop_after: do only the first `stop_after` rewrites of the log (a join logged under several
+    names is done whole) and copy the rest of the graph as it was generated: the graph part
+    way from the generated one to the simplified one, for replaying the log.
 
     A gradient may simplify to a tensor of the forward graph itself (d(x*w)/dx is w): the
     outputs can then be forward tensors or parameters, so treat them as read-only values.
     """
     single = isinstance(tensors, Tensor)
     outputs = [tensors] if single else list(tensors)
-    rewriter = _Rewriter(RULES if rules is None else rules)
+    rewriter = _Rewriter(RULES if rules is None else rules, stop_after)
     new_outputs = rewriter.run(outputs)
     return Simplified(
         outputs=new_outputs,
         nodes_before=_count_backward(outputs),
         nodes_after=_count_backward(new_outputs),
         rewrites=rewriter.counts,
-        log=rewriter.log)
+        log=rewriter.log,
+        rebuilt={key: (old, rewriter.memo[key]) for key, old in rewriter.generated.items()})
 
 
 def _count_backward(tensors):
@@ -97,8 +112,9 @@ def _count_backward(tensors):
 
 
 class _Rewriter:
-    def __init__(self, rules):
+    def __init__(self, rules, stop_after=None):
         self.rules = rules
+        self.stop_after = stop_after
         self.memo = {}        # id(old tensor) -> its replacement
         self.seen = {}        # CSE key -> tensor
         self.counts = Counter()
@@ -112,6 +128,8 @@ class _Rewriter:
                              for inp in node.inputs
                              if inp._node is not None and _is_sum_node(inp._node)
                              and inp.shape == node.output.shape}
+        self.generated = {id(n.output): n.output for n in order
+                          if n.is_backward and n.output is not None}
         for node in order:
             if node.is_backward:
                 inputs = [self.memo.get(id(t), t) for t in node.inputs]
@@ -119,6 +137,8 @@ class _Rewriter:
         return [self.memo.get(id(t), t) for t in outputs]
 
     def rebuild(self, node, inputs):
+        if self.stop_after is not None and len(self.log) >= self.stop_after:
+            return self.copy(node, inputs)      # no more rewrites: the rest as generated
         for rule in self.rules:
             if getattr(rule, "whole_sums_only", False) and id(node) in self.partial_sums:
                 continue
@@ -142,10 +162,16 @@ class _Rewriter:
             # to their common enclosing scope, not to the first one met.
             kept._node.scope = _common_prefix(kept._node.scope, node.scope)
             return kept
+        out = self.copy(node, inputs)
+        self.seen[key] = out
+        return out
+
+    @staticmethod
+    def copy(node, inputs):
+        """The node as generated, applied to the (rebuilt) inputs."""
         with recording_backward(node.forward_node, node.role):
             out = apply(node.prim, *inputs)
         _copy_metadata(node, out._node)
-        self.seen[key] = out
         return out
 
 

@@ -14,7 +14,6 @@
     "#35b779", "#6ece58", "#b5de2b", "#fde725"];
   const NO_NORM = "#eeeeee";              // under norm colouring: a node without a norm
   const FADED = "#aaaaaa";                // edges of forward values drawn faded (ghosts)
-  const HIGHWAY = /^c(\d+|_prev)?$/;      // the cell state's names: c, c_prev, c3
 
   const state = {
     variant: DATA.variant, view: DATA.view, collapsed: new Set(DATA.collapsed),
@@ -24,7 +23,8 @@
   // The other modules of the page (camera.js, ...) reach the explorer through this object:
   // its functions, and hooks they register with on(event, fn): "rendered" after each drawing,
   // "stepped" (id) after each backward step, "shown" (id) after the panel shows a node,
-  // "reset" when a view or variant starts afresh.
+  // "jumped" (id) after a search or a link shows a node, "reset" when a view or variant
+  // starts afresh. The zoom and the pane's scrolling are camera.js's.
   const hooks = {};
   const api = { state, renders: 0, firstPaintMs: null, DATA,
     on(event, fn) { (hooks[event] = hooks[event] || []).push(fn); },
@@ -49,6 +49,8 @@
         if (kept.get(e.head) === "node" && !kept.has(e.tail)) kept.set(e.tail, "ghost");
       }
     }
+    // Nodes another module leaves out (fold.js: the time steps folded into one drawn cell).
+    if (api.hiddenNodes) for (const id of api.hiddenNodes(v)) kept.delete(id);
     // The outermost collapsed scope each node is in, if any.
     const boxOf = new Map();
     for (const id of kept.keys()) {
@@ -70,24 +72,41 @@
     return String(text).replace(/\\/g, "\\\\").replace(/"/g, '\\"');
   }
 
+  // The colour scale's decades [lo, hi) per variant, found once: a large graph has a norm
+  // per node, and scanning them all for every node drawn was quadratic.
+  const normScales = new WeakMap();
+  function normScale() {
+    const v = variant();
+    if (!normScales.has(v)) {
+      const logs = (v.grad_norms || []).filter((x) => typeof x === "number" && x > 0)
+        .map(Math.log10);
+      normScales.set(v, logs.length ? [Math.floor(logs.reduce((a, b) => Math.min(a, b))),
+        Math.floor(logs.reduce((a, b) => Math.max(a, b))) + 1] : null);
+    }
+    return normScales.get(v);
+  }
+
   function normColor(norm) {
-    const all = variant().grad_norms || [];
-    const logs = all.filter((x) => typeof x === "number" && x > 0).map(Math.log10);
     if (norm === null || norm === undefined) return null;
     if (typeof norm !== "number" || !isFinite(norm)) return "#ff00ff";
-    if (norm <= 0 || !logs.length) return "#bbbbbb";
-    const lo = Math.floor(Math.min(...logs)), hi = Math.floor(Math.max(...logs)) + 1;
+    const scale = normScale();
+    if (norm <= 0 || !scale) return "#bbbbbb";
+    const [lo, hi] = scale;
     const k = Math.min(NORM_COLORS.length - 1,
       Math.floor((Math.log10(norm) - lo) / (hi - lo) * NORM_COLORS.length));
     return NORM_COLORS[Math.max(0, k)];
   }
 
   function nodeAttrs(n, role) {
-    const hue = HUES[(n.step || 0) % HUES.length];
+    // Colours mean roles: n.hue is shared by the nodes that play one part in every time
+    // step (the gate f, its gradient); the forward order is the fallback.
+    const hue = HUES[(n.hue ?? n.step ?? 0) % HUES.length];
     const a = { label: n.lines.join("\n"), id: "n" + n.id };
-    if (role === "ghost") {
+    if (role === "ghost") {       // a forward value the backward pass reads, by its name
+      const lines = [n.display || n.name || n.lines[0], ...(n.also || []),
+        "(" + n.shape.join(", ") + ")"];
       Object.assign(a, { shape: "box", style: "dashed,rounded", color: "#999999",
-        fontcolor: "#555555", label: (n.name || n.lines[0]) + "\n" + "(" + n.shape.join(", ") + ")" });
+        fontcolor: "#555555", label: lines.join("\n") });
       return a;
     }
     switch (n.kind) {
@@ -242,7 +261,6 @@
     graph.appendChild(element);
     svg = element;
     drawn = { p, boxes: d.boxes, dot: d.text };
-    applyZoom();
     api.renders += 1;
     api.drawnNodeIds = [...p.kept.keys()].filter((id) => !p.boxOf.has(id));
     api.boxes = [...d.boxes.keys()];
@@ -286,8 +304,8 @@
     const sameVjp = (m) => BACKWARD.has(m.kind) && m.step !== null && m.step === n.step;
     if (BACKWARD.has(n.kind) && n.step !== null) {
       for (const m of v.nodes) if (m.kind === "op" && m.step === n.step) pair.push(m.id);
-      const vjp = new Set(v.nodes.filter(sameVjp).map((m) => m.id));
-      for (const e of v.edges) if (e.kind === "saved" && vjp.has(e.head)) saved.push(e.tail);
+      // The saved values this very node reads (not every value its vjp saved).
+      for (const e of v.edges) if (e.kind === "saved" && e.head === id) saved.push(e.tail);
     } else if (n.kind === "op") {
       for (const m of v.nodes) if (sameVjp(m)) pair.push(m.id);
       for (const e of v.edges) if (e.kind === "saved" && e.tail === id) saved.push(e.head);
@@ -373,11 +391,19 @@
     clearClass("hl-selected");
     mark([id], "hl-selected");
     let html = "<h3>" + n.lines.map(escapeHTML).join("<br>") + "</h3>";
-    html += "<p>" + escapeHTML(KIND_TEXT[n.kind] || n.kind) +
+    const kind = n.kind === "sum" && n.op !== "add" && n.op ? "join" : n.kind;
+    html += "<p>" + escapeHTML(KIND_TEXT[kind] || n.kind) +
       (n.op ? " · op <b>" + escapeHTML(n.op) + "</b>" : "") +
       " · " + escapeHTML(n.dtype) +
       (n.scope.length ? " · scope " + escapeHTML(n.scope.join(" / ")) : "") + "</p>";
+    if (n.role) html += '<p class="role">' + escapeHTML(n.role) + "</p>";
     if (n.rule) html += '<div class="rule">' + escapeHTML(n.rule) + "</div>";
+    if (n.vjp) {
+      html += '<p class="vjp">made by the <b>' + escapeHTML(n.vjp.split(" in ")[0]) + "</b> in <b>" +
+        escapeHTML(n.vjp.split(" in ").slice(1).join(" in ")) + "</b>" +
+        (n.vjp_rule && n.vjp_rule !== n.rule ? "; that vjp's formula: " +
+          escapeHTML(n.vjp_rule) : "") + "</p>";
+    }
     html += '<div class="value" data-node="' + id + '">' + valueHTML(n.value, n.pieces) + "</div>";
     if (n.kind === "sum" && n.partials) {
       html += "<h3>summands, in order</h3>";
@@ -388,11 +414,12 @@
       });
     }
     // What this node itself reads: its inputs, and the forward values saved for it.
-    const reads = v.edges.filter((e) => e.head === id).map((e) => e.tail);
+    const reads = v.edges.filter((e) => e.head === id);
     if (reads.length) {
-      html += "<h3>reads</h3><ul>" + reads.map((i) =>
-        '<li><a href="#" data-go="' + i + '">' + escapeHTML(shownName(v.nodes[i])) +
-        "</a> " + (v.nodes[i].value ? "norm " + fmt(v.nodes[i].value.stats.norm) : "") +
+      html += "<h3>reads</h3><ul>" + reads.map((e) =>
+        '<li><a href="#" data-go="' + e.tail + '">' + escapeHTML(shownName(v.nodes[e.tail])) +
+        "</a> " + (e.kind === "saved" ? '<span class="saved">saved forward value</span> ' : "") +
+        (v.nodes[e.tail].value ? "norm " + fmt(v.nodes[e.tail].value.stats.norm) : "") +
         "</li>").join("") + "</ul>";
     }
     $("panel").innerHTML = html;
@@ -402,11 +429,12 @@
 
   // A node as the graph names it: a forward op by its tensor's name (c2, f), else its label.
   function shownName(n) {
-    return n.kind === "op" && n.name ? n.name : n.lines[0];
+    return n.kind === "op" && (n.display || n.name) ? n.display || n.name : n.lines[0];
   }
 
   const KIND_TEXT = { op: "forward op", tensor: "input", parameter: "parameter",
     seed: "upstream gradient", backward: "backward op", sum: "Σ: the sum of a tensor's gradients",
+    join: "join: a tensor's gradient put together from its pieces' gradients",
     constant: "constant", result: "gradient" };
 
   function escapeHTML(text) {
@@ -426,6 +454,7 @@
     if (!ids.length) return;
     state.step = Math.max(0, Math.min(ids.length - 1, k));
     const id = ids[state.step];
+    expandTo(id);                 // a step inside a collapsed scope opens it
     clearClass("hl-step");
     mark([id], "hl-step");
     show(id);
@@ -434,9 +463,7 @@
       n.lines.join(" ");
     $("scrub").value = String(state.step);
     api.stepNode = id;
-    const g = gOf(id);
-    if (g && g.scrollIntoView) g.scrollIntoView({ block: "nearest", inline: "nearest" });
-    api.emit("stepped", id);
+    api.emit("stepped", id);      // the camera follows
   }
 
   const PLAY_TEXT = "run to the end ⇥";
@@ -455,6 +482,9 @@
   }
 
   // --- time steps, highway, search -------------------------------------------------------------
+  // The time strip: per time step, ‖∂L/∂h_t‖ (blue) and ‖∂L/∂c_t‖ (gold) as bars on a log
+  // scale with its powers of ten marked, the numbers under them, and how much of ∂L/∂c_t came
+  // along the highway (⊙ f from step t+1) rather than through h_t. Click a step: its gradient.
   function strip() {
     const steps = variant().time_steps;
     const el = $("strip");
@@ -462,24 +492,49 @@
     $("highway-toggle").style.display = steps.some((s) => s.c !== undefined) ? "" : "none";
     if (!steps.length) return;
     const all = steps.flatMap((s) => [s.h, s.c]).filter((x) => typeof x === "number" && x > 0);
-    const lo = Math.log10(Math.min(...all)), hi = Math.log10(Math.max(...all));
-    const height = (x) => typeof x === "number" && x > 0 ?
-      4 + 40 * (hi > lo ? (Math.log10(x) - lo) / (hi - lo) : 1) : 2;
-    for (const s of steps) {
-      const t = document.createElement("div");
-      t.className = "t";
-      t.dataset.step = s.step;
-      t.title = "t=" + s.step + ": ‖∂L/∂h‖ " + fmt(s.h) + " (blue), ‖∂L/∂c‖ " + fmt(s.c) +
-        " (gold). Click: the gradient of this step's state (computed by the next step's vjps)";
-      t.innerHTML = '<div class="bars"><div class="bar h" style="height:' + height(s.h) +
-        'px"></div><div class="bar c" style="height:' + height(s.c) + 'px"></div></div>t=' +
-        s.step;
-      t.addEventListener("click", () => {
-        if (state.collapsed.delete(scopeKey(s.scope))) render();
-        jumpTo(s.h_node ?? s.c_node ?? s.h_forward, t);
-      });
-      el.appendChild(t);
+    if (!all.length) return;
+    const lo = Math.floor(Math.log10(Math.min(...all))), hi = Math.ceil(Math.log10(Math.max(...all)));
+    const top = hi > lo ? hi : lo + 1, HEIGHT = 60, COL = 50, AXIS = 34;
+    const PAD = 6;                 // room above the top tick's label
+    const y = (x) => PAD + HEIGHT - (Math.log10(x) - lo) / (top - lo) * HEIGHT;
+    const power = (k) => "10" + String(k).replace(/./g, (ch) => "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"["-0123456789".indexOf(ch)]);
+    const width = AXIS + COL * steps.length;
+    let g = "";
+    for (let k = lo; k <= top; k++) {       // the log axis: a grid line per power of ten
+      g += '<line class="grid" x1="' + AXIS + '" x2="' + width + '" y1="' + y(10 ** k) +
+        '" y2="' + y(10 ** k) + '"></line><text class="tick" x="' + (AXIS - 3) + '" y="' +
+        (y(10 ** k) + 3) + '">' + power(k) + "</text>";
     }
+    steps.forEach((s, k) => {
+      const x0 = AXIS + COL * k + 10;
+      const bar = (value, dx, cls) => typeof value === "number" && value > 0 ?
+        '<rect class="' + cls + '" x="' + (x0 + dx) + '" width="12" y="' + y(value) +
+        '" height="' + Math.max(1, PAD + HEIGHT - y(value)) + '"></rect>' : "";
+      const share = s.c_highway > 0 || s.c_through_h > 0 ?
+        s.c_highway / (s.c_highway + s.c_through_h) : null;
+      g += '<g class="t" data-step="' + s.step + '"><title>t=' + s.step + ": ‖∂L/∂h" + s.step +
+        "‖ = " + fmt(s.h) + ", ‖∂L/∂c" + s.step + "‖ = " + fmt(s.c) +
+        (share !== null ? "; of ∂L/∂c" + s.step + "'s two parts, ‖along the highway (⊙ f from t=" +
+          (s.step + 1) + ")‖ = " + fmt(s.c_highway) + ", ‖through h" + s.step + " (via tanh)‖ = " +
+          fmt(s.c_through_h) : "") + ". Click: this step's state gradient.</title>" +
+        '<rect class="hit" x="' + (x0 - 8) + '" y="0" width="' + COL + '" height="' + (HEIGHT + 40) +
+        '"></rect>' + bar(s.h, 0, "h") + bar(s.c, 14, "c") +
+        '<text class="label" x="' + (x0 + 13) + '" y="' + (PAD + HEIGHT + 11) + '">t=' + s.step + "</text>" +
+        '<text class="num h" x="' + (x0 + 13) + '" y="' + (PAD + HEIGHT + 21) + '">' + fmt(s.h) + "</text>" +
+        '<text class="num c" x="' + (x0 + 13) + '" y="' + (PAD + HEIGHT + 30) + '">' + fmt(s.c) + "</text>" +
+        (share !== null ? '<text class="num share" x="' + (x0 + 13) + '" y="' + (PAD + HEIGHT + 39) +
+          '">⊙f ' + Math.round(100 * share) + "%</text>" : "") + "</g>";
+    });
+    el.innerHTML = '<div class="key"><b style="color:#3d85c6">‖∂L/∂h_t‖</b> <b style="color:#b8860b">' +
+      "‖∂L/∂c_t‖</b> (log scale) · ⊙f: the share of ∂L/∂c_t's two parts' norms that came along " +
+      "the highway</div>" + '<svg class="chart" width="' + width + '" height="' + (PAD + HEIGHT + 44) +
+      '" viewBox="0 0 ' + width + " " + (PAD + HEIGHT + 44) +
+      '" role="img" aria-label="gradient norms per time step">' + g + "</svg>";
+    el.querySelectorAll("g.t").forEach((t) => t.addEventListener("click", () => {
+      const s = steps.find((x) => String(x.step) === t.dataset.step);
+      if (state.collapsed.delete(scopeKey(s.scope))) render();
+      jumpTo(s.h_node ?? s.c_node ?? s.h_forward, t);
+    }));
   }
 
   function expandTo(id) {
@@ -501,14 +556,13 @@
     clearClass("hl-match");
     mark([id], "hl-match");
     show(id);
-    const g = gOf(id);
-    if (g && g.scrollIntoView) g.scrollIntoView({ block: "center", inline: "center" });
+    api.emit("jumped", id);       // the camera follows
   }
 
   function highwayIds() {
     const v = variant();
-    const ids = v.nodes.filter((n) => (n.kind === "backward" || n.kind === "sum") &&
-      HIGHWAY.test(n.grad_of || "")).map((n) => n.id);
+    // The ⊙ f chain only (marked by the page's data: highway.py), not the via-tanh summands.
+    const ids = v.nodes.filter((n) => n.highway).map((n) => n.id);
     const set = new Set(ids);
     const edges = v.edges.filter((e) => set.has(e.tail) && set.has(e.head)).map((e) => e.index);
     return { ids, edges };
@@ -574,7 +628,8 @@
     const n = order().length;
     $("scrub").max = String(Math.max(0, n - 1));
     $("legend").innerHTML = state.norms ? legend() :
-      "Fill: one hue per forward op, a stronger tone of it for its backward nodes; red Σ: a " +
+      "Fill: one hue per role (the gate f and the nodes of its gradient keep theirs in every " +
+      "time step), a stronger tone for backward nodes; red Σ: a " +
       "gradient summed over the uses named on its edges; dashed: forward values the backward " +
       "pass reads. Hover: <b style='color:#1565c0'>reads</b>, <b style='color:#2e7d32'>read " +
       "by</b>, <b style='color:#ff6f00'>forward op of its vjp</b>, <b style='color:#8e24aa'>" +
@@ -594,28 +649,6 @@
       ' <span class="sw" style="background:#bbbbbb"></span>0 ' +
       '<span class="sw" style="background:#ff00ff"></span>inf or NaN ' +
       '<span class="sw no-norm" style="background:' + NO_NORM + '"></span>no gradient norm';
-  }
-
-  // Graphviz sizes the SVG in points; "fit" scales it so that the whole graph shows in the
-  // pane, its width and its height (the viewBox keeps it sharp). A graph larger than the
-  // pane opens fitted, a small one at 100%.
-  function applyZoom() {
-    const width = parseFloat(svg.getAttribute("width")) * 4 / 3;
-    const height = parseFloat(svg.getAttribute("height")) * 4 / 3;
-    const pane = $("graph");
-    const room = [pane.clientWidth - 4, pane.clientHeight - 4];
-    if (state.zoom === null) {
-      state.zoom = width > room[0] || height > room[1] ? "fit" : "1";
-    }
-    $("zoom").value = state.zoom;
-    if (state.zoom === "fit") {
-      const scale = Math.min(room[0] / width, room[1] > 0 ? room[1] / height : Infinity);
-      svg.style.width = width * scale + "px";
-      svg.style.height = height * scale + "px";
-    } else {
-      svg.style.width = width * Number(state.zoom) + "px";
-      svg.style.height = height * Number(state.zoom) + "px";
-    }
   }
 
   // A new view or variant starts afresh: its node ids are its own (a generated and a simplified
@@ -675,11 +708,6 @@
     $("highway").addEventListener("change", (e) => { state.highway = e.target.checked;
       applyHighlights(); });
     $("export").addEventListener("click", exportSVG);
-    $("zoom").addEventListener("change", (e) => { state.zoom = e.target.value; applyZoom(); });
-    // "fit" follows the pane: it settles its size after the first drawing (the panels
-    // around it fill in) and changes with the window.
-    new ResizeObserver(() => { if (svg && state.zoom === "fit") applyZoom(); })
-      .observe($("graph"));
     let typing = null;            // search as you type, once typing pauses
     $("search").addEventListener("input", (e) => {
       clearTimeout(typing);
@@ -728,7 +756,7 @@
 
   Object.assign(api, {
     render, goStep, order, search, hover, show, exportSVG, related, jumpTo, gOf, mark,
-    clearClass, expandTo, valueHTML, escapeHTML, fmt, decode, variant, applyZoom,
+    clearClass, expandTo, valueHTML, escapeHTML, fmt, decode, variant, nodeAttrs,
     setView, collapse: (key) => { state.collapsed.add(key); render(); },
     expand: (key) => { state.collapsed.delete(key); render(); },
     setVariant,

@@ -1,0 +1,49 @@
+"""The cell-state highway of an LSTM's backward pass, for the explorer: the chain
+∂L/∂c_t → (⊙ f_t) → ∂L/∂c_{t−1} → ..., and how much of each ∂L/∂c_t came along it.
+
+A node is on the highway when it is the Σ of a cell state's gradient, or the gradient of a
+cell state through a product with it (∂L/∂c_prev = ∂L/∂c ⊙ f: the vjp of the mul in
+f ⊙ c_prev, for c_prev). The gradient that reaches c_t through tanh(c_t), that is through h_t,
+is not: it is the summand the highway is compared with. Cell states are the tensors the
+models name c, c_prev or c<k> (examples.lstm_cell, the lstm package's cells).
+"""
+import re
+
+from ..ops.elementwise import Mul
+
+CELL_STATE = re.compile(r"^c(\d+|_prev)?$")
+
+
+def mark_highway(nodes, sources):
+    """Set node["highway"] = True on the highway's nodes (nodes and sources: the explorer's
+    node dicts and their (tensor, graph node) pairs), and on each Σ of a cell state's
+    gradient node["shares"]: the norms of what came along the highway and through h."""
+    on = set()
+    for node, (_, graph_node) in zip(nodes, sources):
+        if graph_node is None or graph_node.grad_of is None:
+            continue
+        if not CELL_STATE.match(graph_node.grad_of.name or ""):
+            continue
+        forward = graph_node.forward_node
+        along_f = (node["kind"] == "backward" and forward is not None
+                   and isinstance(forward.prim, Mul)
+                   and any(t is graph_node.grad_of for t in forward.inputs))
+        if node["kind"] == "sum" or along_f:
+            node["highway"] = True
+            on.add(node["id"])
+    for node in nodes:
+        if node.get("highway") and node["kind"] == "sum" and node.get("partials"):
+            highway = [p for p in node["partials"] if p["from"] in on]
+            through_h = [p for p in node["partials"] if p["from"] not in on]
+            node["shares"] = {"highway": _norm_of(nodes, highway),
+                              "through_h": _norm_of(nodes, through_h)}
+    return on
+
+
+def _norm_of(nodes, partials):
+    """The norm of the sum of these summands (one summand each way in an LSTM)."""
+    norms = [nodes[p["from"]]["value"]["stats"]["norm"] for p in partials
+             if nodes[p["from"]].get("value")]
+    if not norms:
+        return 0.0
+    return norms[0] if len(norms) == 1 else None     # several: not one number to show
