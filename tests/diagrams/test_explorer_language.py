@@ -136,3 +136,12 @@ def test_a_scalar_loss_starts_from_a_visible_seed(unrolled):
     assert [n["rule"] for n in first[1:]] == ["∂L/∂h3 = broadcast_to(reshape(∂L/∂L))",
                                               "∂L/∂o₃ = ∂L/∂h3 ⊙ tanh_c₃",
                                               "∂L/∂tanh_c₃ = ∂L/∂h3 ⊙ o₃"]
+
+
+def test_the_cell_states_whole_gradient_is_called_ds_as_in_the_book(unrolled):
+    roles = {n["lines"][0]: n["role"] for n in unrolled["simplified"]["nodes"]}
+    assert all(roles[f"∂L/∂c{t}"].endswith("(the book's ds)") for t in (1, 2, 3))
+    assert "ds" not in roles["part of ∂L/∂c2"]
+    cell = tg.explore(EXAMPLES["lstm_cell"]()).data["variants"]["simplified"]["nodes"]
+    ds = [n["lines"][0] for n in cell if "(the book's ds)" in (n["role"] or "")]
+    assert ds == ["∂L/∂c"]            # not ∂L/∂c_prev = ∂L/∂c ⊙ f, the book's dc_prev

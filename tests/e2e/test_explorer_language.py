@@ -114,3 +114,13 @@ def test_the_time_strip_has_a_log_axis_numbers_and_the_highways_share(unrolled):
     # Bars on a log scale: a ten times larger norm is a fixed step taller.
     heights = unrolled.js("[...document.querySelectorAll('#strip rect.c')].map(r => r.height.baseVal.value)")
     assert len(heights) == 3 and heights[2] > heights[0]
+
+
+def test_search_finds_a_node_by_the_label_it_is_drawn_with(unrolled):
+    nodes = model_nodes(unrolled)
+    for query, first_line in (("part of ∂L/∂c2", "part of ∂L/∂c2"), ("∂L/∂f₃", "∂L/∂f₃"),
+                              ("dL/df3", "∂L/∂f₃")):
+        unrolled.page.fill("#search", query)
+        unrolled.page.press("#search", "Enter")
+        matches = unrolled.js("window.tinygraphExplorer.matches")
+        assert matches and nodes[matches[0]]["lines"][0] == first_line, query

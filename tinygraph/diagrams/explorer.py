@@ -24,7 +24,7 @@ from ..ops.elementwise import Add
 from ..ops.shape import Concat
 from .folding import fold_steps
 from .highway import mark_highway
-from .model import build, default_seed, norm
+from .model import build, default_seed, norm, stepped_name
 from .replay import replay
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -164,10 +164,10 @@ def _pieces(graph_node):
         return None
     sources = graph_node.grad_sources if graph_node.role == "accumulate" else None
     if sources and len(sources) == len(widths):     # a gradient joined: named by its parts
-        names = [u.output.name if u is not None and u.output is not None else None
-                 for u in sources]
+        names = [stepped_name(u.output) if u is not None and u.output is not None
+                 and u.output.name else None for u in sources]
     else:
-        names = [t.name for t in graph_node.inputs]
+        names = [stepped_name(t) if t.name else None for t in graph_node.inputs]
     return [{"label": name or "·", "size": width} for name, width in zip(names, widths)]
 
 

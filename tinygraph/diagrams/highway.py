@@ -31,6 +31,15 @@ def mark_highway(nodes, sources):
         if node["kind"] == "sum" or along_f:
             node["highway"] = True
             on.add(node["id"])
+    for node, (_, graph_node) in zip(nodes, sources):
+        # The whole gradient of a cell state is what the book calls ds: the Σ of its two
+        # parts, or at the last step the one part through h.
+        if (node["kind"] in ("backward", "sum") and graph_node is not None
+                and graph_node.grad_of is not None
+                and CELL_STATE.match(graph_node.grad_of.name or "")
+                and not node["lines"][0].startswith("part of ") and node.get("role")
+                and not (node["kind"] == "backward" and node.get("highway"))):   # dc_prev
+            node["role"] += " (the book's ds)"
     for node in nodes:
         if node.get("highway") and node["kind"] == "sum" and node.get("partials"):
             highway = [p for p in node["partials"] if p["from"] in on]

@@ -287,9 +287,7 @@ class _Builder:
         """A tensor's name as drawn: its own (with the time step it was made in, f₃, unless
         the name carries an index, c2), a formula of named inputs, or the op and a counter."""
         if t.name:
-            step = _time_step(t._node.scope) if t._node is not None else None
-            return t.name if step is None or INDEXED.search(t.name) else \
-                f"{t.name}{_subscript(step)}"
+            return stepped_name(t)
         return self.display.get(id(t)) or "tensor"
 
     def _key(self, t):
@@ -659,6 +657,13 @@ def _aliases(log, name):
             aliases.setdefault(id(result), [])
             aliases[id(result)] += [n for n in kept if n not in aliases[id(result)]]
     return aliases
+
+
+def stepped_name(t):
+    """A named tensor's name with the time step it was made in (f₃), unless the name carries
+    an index of its own (c2)."""
+    step = _time_step(t._node.scope) if t._node is not None else None
+    return t.name if step is None or INDEXED.search(t.name) else f"{t.name}{_subscript(step)}"
 
 
 def _time_step(scope):

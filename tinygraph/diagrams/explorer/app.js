@@ -591,8 +591,12 @@
     const wanted = new Set([q, q.replace(/^(dl\/d|∂)/, "∂l/∂")]);
     if (/^d[^l]/.test(q)) wanted.add("∂l/∂" + q.slice(1));
     const v = variant();
-    const names = (n) => [n.lines[0], n.name || "", n.grad_of ? "∂l/∂" + n.grad_of : ""]
-      .map((t) => t.toLowerCase().replace(/^part of /, ""));
+    // A node is found by its label as drawn ("part of ∂L/∂c2" too), its name (f₃ as f3 too)
+    // and the gradient it is part of.
+    const plain = (t) => t.replace(/[₀-₉]/g, (d) => String("₀₁₂₃₄₅₆₇₈₉".indexOf(d)));
+    const names = (n) => [n.lines[0], n.display || n.name || "", n.grad_of ? "∂l/∂" + n.grad_of : ""]
+      .flatMap((t) => [t, plain(t)]).map((t) => t.toLowerCase())
+      .flatMap((t) => t.startsWith("part of ") ? [t, t.slice(8)] : [t]);
     const exact = (n) => names(n).some((t) => wanted.has(t));
     const inStep = (n) => [...wanted].some((w) => {
       const m = w.match(/^(.*\D)(\d+)$/);         // "∂l/∂c3": ∂L/∂c in scope t=3
