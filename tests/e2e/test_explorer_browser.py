@@ -220,7 +220,8 @@ def test_the_joined_gate_gradients_show_their_blocks(open_page):
     assert node["value"]["shape"][-1] == 16                 # 4H, H = 4
     page.page.click(f"g#n{node['id']}")
     labels = page.page.locator("#panel .values .piece").all_inner_texts()
-    assert labels == ["A_f", "A_g", "A_i", "A_o"]
+    step = "₀₁₂₃₄₅₆₇₈₉"[int(node["scope"][-1].removeprefix("t="))]
+    assert labels == [f"A_{gate}{step}" for gate in "fgio"]       # with their time step
     columns = page.js("[...document.querySelectorAll('#panel .values .cell')]"
                       ".map((c, k) => c.classList.contains('sep') ? k % 16 : -1)"
                       ".filter(k => k >= 0)")
