@@ -145,3 +145,14 @@ def test_the_cell_states_whole_gradient_is_called_ds_as_in_the_book(unrolled):
     cell = tg.explore(EXAMPLES["lstm_cell"]()).data["variants"]["simplified"]["nodes"]
     ds = [n["lines"][0] for n in cell if "(the book's ds)" in (n["role"] or "")]
     assert ds == ["∂L/∂c"]            # not ∂L/∂c_prev = ∂L/∂c ⊙ f, the book's dc_prev
+
+
+def test_a_join_names_its_pieces_by_the_slices_of_its_own_tensor():
+    # The GRU's xw and hw gradients share their first two pieces (∂L/∂a_r, ∂L/∂a_z: the add
+    # passes one gradient to both), and simplification merges their identical slice
+    # gradients; each join still names the slices of its own tensor.
+    nodes = tg.explore(EXAMPLES["gru_cell"]()).data["variants"]["simplified"]["nodes"]
+    joins = {n["lines"][0]: n for n in nodes if n["kind"] == "sum" and n["op"] == "concat"}
+    assert joins["∂L/∂xw"]["lines"][2] == "[xw_r | xw_z | xw_n]"
+    assert [p["label"] for p in joins["∂L/∂xw"]["pieces"]] == ["xw_r", "xw_z", "xw_n"]
+    assert joins["∂L/∂hw"]["lines"][2] == "[hw_r | hw_z | hw_n]"

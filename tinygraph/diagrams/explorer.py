@@ -135,7 +135,7 @@ def _variant(model, sources, values):
         node["value"] = values[id(tensor)][1]
         node["op"] = graph_node.op if graph_node is not None else None
         node["name"] = tensor.name
-        pieces = _pieces(graph_node)
+        pieces = _pieces(graph_node, node.get("parts"))
         if pieces is not None:
             node["pieces"] = pieces
         if node["kind"] in ("backward", "sum"):
@@ -150,10 +150,11 @@ def _variant(model, sources, values):
     return data
 
 
-def _pieces(graph_node):
+def _pieces(graph_node, parts):
     """For a concat along the last axis of equal pieces (the LSTM's four gate gradients
-    re-joined into ∂L/∂A): the pieces' names and widths in order, so that the heatmap can
-    mark where one ends and the next begins; None for any other node."""
+    re-joined into ∂L/∂A): the pieces' names (`parts`, the model's names of a join's pieces,
+    else the inputs' names) and widths in order, so that the heatmap can mark where one ends
+    and the next begins; None for any other node."""
     if graph_node is None or not isinstance(graph_node.prim, Concat) or not graph_node.inputs:
         return None
     ndim = len(graph_node.inputs[0].shape)
@@ -162,12 +163,8 @@ def _pieces(graph_node):
     widths = [t.shape[-1] for t in graph_node.inputs]
     if len(set(widths)) != 1:
         return None
-    sources = graph_node.grad_sources if graph_node.role == "accumulate" else None
-    if sources and len(sources) == len(widths):     # a gradient joined: named by its parts
-        names = [stepped_name(u.output) if u is not None and u.output is not None
-                 and u.output.name else None for u in sources]
-    else:
-        names = [stepped_name(t) if t.name else None for t in graph_node.inputs]
+    names = parts if parts and len(parts) == len(widths) else [
+        stepped_name(t) if t.name else None for t in graph_node.inputs]
     return [{"label": name or "·", "size": width} for name, width in zip(names, widths)]
 
 

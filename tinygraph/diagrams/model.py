@@ -18,6 +18,7 @@ from ..core.autodiff import grad, leaves, nodes
 from ..core.node import Node as GraphNode
 from ..core.tensor import Parameter, Tensor
 from ..ops.elementwise import Add, Elementwise, Mul
+from ..ops.indexing import Slice
 from ..ops.labels import number_text
 from ..transforms.rewrite import simplify as simplify_graph
 
@@ -64,6 +65,7 @@ class Node:
     # Other names simplification merged into this node ("= ∂L/∂tanh_c": a gradient that
     # became this value), shown under its name (for a forward value, in the backward view).
     also: list = None
+    parts: list = None       # a join's pieces, by name, in order (A_f, A_g, A_i, A_o)
     # Colours mean roles: nodes that play the same part (the gate f, its gradient, in every
     # time step) share this number; None: no hue of its own.
     hue: int = None
@@ -367,12 +369,9 @@ class _Builder:
         is_sum = node.role == "accumulate"
         adds = is_sum and _is_add(node)
         op = "Σ" if adds else node.prim.label(node.inputs, self._inline)
-        extra = []
-        if is_sum and not adds and node.grad_sources:     # a join, e.g. a concat of slices
-            order = " | ".join(self._name(u.output) if u is not None and u.output is not None
-                               else "·" for u in node.grad_sources)
-            extra = [f"[{order}]"]        # the gradients it joins, in order
         of = self.result_of.get(id(node), node.grad_of)
+        parts = self._join_parts(node, of) if is_sum and not adds else None
+        extra = [f"[{' | '.join(parts)}]"] if parts else []    # the pieces it joins, in order
         part = "part of " if id(node) in self.summands and id(node) not in self.result_of else ""
         summands = _summands(node, self.merged) if adds else [
             (t, node.grad_sources[k] if is_sum and node.grad_sources else None)
@@ -386,7 +385,7 @@ class _Builder:
                          step=self.step.get(id(node.forward_node)),
                          grad_of=self._name(of) if of is not None else None,
                          grad_norm=norm(out.data) if self.norms is not None and of is not None
-                         else None, vjp_rule=self._vjp_rule(node, of, part),
+                         else None, vjp_rule=self._vjp_rule(node, of, part), parts=parts,
                          hue=self._hue(of) if of is not None else self._hue(
                              node.forward_node.output if node.forward_node else None))
         operands, uses = [], []
@@ -416,6 +415,25 @@ class _Builder:
         """The other names simplification merged into this tensor: a gradient it stands for
         (∂L/∂tanh_c = o, once 1 ⊙ o became o), as label lines "= ∂L/∂tanh_c"."""
         return [f"= {name}" for name in self.aliases.get(id(t), ()) if name not in label]
+
+    def _join_parts(self, node, of):
+        """The names of the pieces a join puts together, in its order: the slices of `of` the
+        forward pass cut (A_f, A_g, A_i, A_o), ordered by where they start along the join's
+        axis; else the uses the accumulator recorded. (A recorded use can be another tensor's
+        slice once simplification merged two identical slice gradients.)"""
+        axis = getattr(node.prim, "axis", None)
+        slices = [u for u in self.users.get(id(of), ()) if isinstance(u.prim, Slice)] \
+            if of is not None and axis is not None else []
+        if slices and len(slices) == len(node.inputs):
+            def start(u):
+                key = u.prim.key[axis % of.ndim] if axis % of.ndim < len(u.prim.key) else None
+                return key.start or 0 if isinstance(key, slice) else -1
+            return [self._name(u.output) if u.output is not None else "·"
+                    for u in sorted(slices, key=start)]
+        if not node.grad_sources:
+            return None
+        return [self._name(u.output) if u is not None and u.output is not None else "·"
+                for u in node.grad_sources]
 
     def _drawn_name(self, t):
         """How a tensor the backward pass reads is named where it is drawn: a gradient by its
