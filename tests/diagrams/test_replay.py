@@ -1,5 +1,7 @@
 """The explorer's replay data (tinygraph/diagrams/replay.py): frames from the generated graph to
 the simplified one, one logged rewrite at a time, decoded here as the page decodes them."""
+import re
+
 import pytest
 
 import tinygraph as tg
@@ -83,7 +85,8 @@ def test_each_step_names_its_rules_and_what_it_replaced(page_data):
     assert [e["index"] for e in entries] == list(range(len(entries)))
     for entry in entries:
         assert entry["rule"] in r["rules"] and r["rules"][entry["rule"]]
-        assert entry["text"].startswith(entry["rule"] + ": ")
+        # "rule: ...", or "rule [t=3]: ..." for a rewrite inside a time step
+        assert re.match(re.escape(entry["rule"]) + r"( \[t=\d+\])?: ", entry["text"]), entry
         # The first node named in "rule: op + op -> result" is a node of the generated variant.
         first_op = entry["text"].split(": ", 1)[1].split(" ")[0]
         assert entry["generated"], entry
@@ -131,3 +134,12 @@ def test_no_rewrite_no_replay():
     x = tg.tensor([1.0, 2.0], requires_grad=True)
     # Its gradient, ∂L/∂exp ⊙ exp(x), is as simple as it gets: no rule applies.
     assert tg.explore(tg.exp(x)).data["replay"] is None
+
+
+def test_a_rewrite_inside_a_time_step_names_the_step():
+    _, loss = lstm_unrolled(steps=3)
+    texts = [e["text"] for step in tg.explore(loss).data["replay"]["steps"]
+             for e in step["entries"]]
+    tilings = [t for t in texts if t.startswith("slice_tiling")]
+    assert sorted(tilings) == [f"slice_tiling [t={k}]: add + add + add -> concat"
+                               for k in (1, 2, 3)]

@@ -206,11 +206,9 @@ def test_a_focused_crop_draws_its_gradients_bold_and_only_their_neighbourhood(
         page, argument, options):
     """The walk-through's crops (`:focus:`): each selector's gradient node is drawn with the
     bold outline, and the crop is a small part of the graph the full diagram draws."""
-    import sys
-    sys.path.insert(0, str(DOCS / "_ext"))
-    from tinygraph_sphinx import focused_dot
+    from tinygraph.diagrams.crop import crop_dot
     selectors = options["focus"].replace(",", " ").split()
-    dot = focused_dot(EXAMPLES[argument](), selectors,
+    dot = crop_dot(EXAMPLES[argument](), selectors,
                       depth=int(options.get("focus-depth", 1)),
                       view=options.get("view", "backward"),
                       simplify="no-simplify" not in options)
@@ -228,11 +226,9 @@ def test_a_focused_crop_draws_its_gradients_bold_and_only_their_neighbourhood(
 
 
 def test_a_focus_that_names_no_gradient_fails_and_lists_the_gradients():
-    import sys
-    sys.path.insert(0, str(DOCS / "_ext"))
-    from tinygraph_sphinx import focused_dot
+    from tinygraph.diagrams.crop import crop_dot
     with pytest.raises(ValueError, match=r"'t=3/nope' matches no gradient node.*t=3/c2"):
-        focused_dot(EXAMPLES["lstm_unrolled"](), ["t=3/nope"])
+        crop_dot(EXAMPLES["lstm_unrolled"](), ["t=3/nope"])
 
 
 def toctrees(page):

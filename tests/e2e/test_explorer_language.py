@@ -59,7 +59,7 @@ def test_clicking_an_element_works_the_rule_out_with_numbers(unrolled):
     unrolled.js(f"window.tinygraphExplorer.show({share['id']})")
     unrolled.page.locator("#panel > .value .cell").nth(1).click()      # element [0, 1]
     text = unrolled.page.inner_text("#panel .worked")
-    match = re.fullmatch(r"∂L/∂c2\[0,1\] = ∂L/∂c3\[0,1\] ⊙ f₃\[0,1\] = (\S+) × (\S+) = (\S+)"
+    match = re.fullmatch(r"\(part of ∂L/∂c2\)\[0,1\] = ∂L/∂c3\[0,1\] ⊙ f₃\[0,1\] = (\S+) × (\S+) = (\S+)"
                          r"  ✓ \(the node holds (\S+)\)", text)
     assert match, text
     ds, f, product, held = map(float, match.groups())

@@ -401,14 +401,18 @@ class _Builder:
             if t.constant or t._node is not None and t._node.is_backward or self._is_seed(t):
                 uses.append(self._use_label(use, t, node.scope) if is_sum else None)
                 self._edge(tail, head, "gradient", uses[-1])
+                if is_sum:
+                    operands[-1]["use"] = uses[-1]
             else:
                 self._edge(tail, head, "saved")
         drawn = self.model.nodes[head]
         drawn.operands = operands
         if adds:
             drawn.rule = f"{label} = " + " + ".join(f"({u})" for u in uses)
-        else:
-            drawn.rule = written if label == written else f"{label} = {written}"
+        elif label != written:
+            drawn.rule = f"{label} = {written}"
+        else:                             # a vjp's intermediate, named by its own formula
+            drawn.rule = written + _spelled_out(node, [o["name"] for o in operands])
         drawn.role, drawn.vjp = self._role(node, of, part, len(summands))
 
     def _also(self, t, label):
@@ -675,6 +679,16 @@ def _aliases(log, name):
             aliases.setdefault(id(result), [])
             aliases[id(result)] += [n for n in kept if n not in aliases[id(result)]]
     return aliases
+
+
+def _spelled_out(node, names):
+    """What a formula that names a node hides, spelled out: tanh_c² = tanh_c ⊙ tanh_c,
+    Whᵀ = Wh transposed; "" where the formula says it all (1 − f)."""
+    if isinstance(node.prim, Mul) and len(names) == 2 and node.inputs[0] is node.inputs[1]:
+        return f" = {_atom(names[0])} ⊙ {_atom(names[0])}"
+    if node.op == "transpose" and names:
+        return f" = {names[0]} transposed"
+    return ""
 
 
 def stepped_name(t):

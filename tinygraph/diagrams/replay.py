@@ -155,13 +155,23 @@ def _per_frame(rewrites, model_nodes):
     return max(1, math.ceil(rewrites / frames))
 
 
+def _entry_text(rewrite):
+    """A log entry as the page lists it, with the scope of what it rewrote where there is one:
+    "slice_tiling [t=3]: add + add + add -> concat"."""
+    scope = rewrite.replaced[0].scope if rewrite.replaced else ()
+    if not scope:
+        return str(rewrite)
+    rule, _, rest = str(rewrite).partition(": ")
+    return f"{rule} [{'/'.join(scope)}]: {rest}"
+
+
 def _step(log, replaced, start, stop, before, after, first, last):
     """One frame to the next: the log entries done, with what each replaced (ids in the
     generated variant) and made (ids in the simplified one, where it is still there); the
     ids of what they replaced in the frame before, and of what they made in the frame after."""
     entries = []
     for k in range(start, stop):
-        entries.append({"index": k, "rule": log[k].rule, "text": str(log[k]),
+        entries.append({"index": k, "rule": log[k].rule, "text": _entry_text(log[k]),
                         "generated": first.replaced(replaced[k]),
                         "simplified": last.drawn(last.part.log[k].result)})
     gone, made = [], []

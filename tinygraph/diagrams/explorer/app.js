@@ -467,6 +467,12 @@
   }
 
   const PLAY_TEXT = "run to the end ⇥";
+  // What order the steps follow: the engine ran the generated graph; the simplified one has
+  // nodes it never ran as such (the concat), so there each node comes after what it reads.
+  const STEP_HINT = {
+    generated: "backward pass: press → to step through it in the order the engine ran it",
+    simplified: "backward pass: press → to step through it, each node after the ones it reads",
+  };
   function play() {
     if (state.playing) {
       clearInterval(state.playing);
@@ -514,9 +520,11 @@
         s.c_highway / (s.c_highway + s.c_through_h) : null;
       g += '<g class="t" data-step="' + s.step + '"><title>t=' + s.step + ": ‖∂L/∂h" + s.step +
         "‖ = " + fmt(s.h) + ", ‖∂L/∂c" + s.step + "‖ = " + fmt(s.c) +
-        (share !== null ? "; of ∂L/∂c" + s.step + "'s two parts, ‖along the highway (⊙ f from t=" +
-          (s.step + 1) + ")‖ = " + fmt(s.c_highway) + ", ‖through h" + s.step + " (via tanh)‖ = " +
-          fmt(s.c_through_h) : "") + ". Click: this step's state gradient.</title>" +
+        (share === null ? "" : s.c_highway > 0 ? "; of ∂L/∂c" + s.step +
+          "'s two parts, ‖along the highway (⊙ f from t=" + (s.step + 1) + ")‖ = " +
+          fmt(s.c_highway) + ", ‖through h" + s.step + " (via tanh)‖ = " + fmt(s.c_through_h) :
+          "; ∂L/∂c" + s.step + " came through h" + s.step + " only (no later step)") +
+        ". Click: this step's state gradient.</title>" +
         '<rect class="hit" x="' + (x0 - 8) + '" y="0" width="' + COL + '" height="' + (HEIGHT + 40) +
         '"></rect>' + bar(s.h, 0, "h") + bar(s.c, 14, "c") +
         '<text class="label" x="' + (x0 + 13) + '" y="' + (PAD + HEIGHT + 11) + '">t=' + s.step + "</text>" +
@@ -663,7 +671,7 @@
     state.selected = null;
     api.stepNode = api.panelNode = api.hovered = null;
     api.matches = [];
-    $("steptext").textContent = "backward pass: press → to step through it in the engine's order";
+    $("steptext").textContent = STEP_HINT[state.variant] || STEP_HINT.generated;
     $("found").textContent = "";
     $("panel").innerHTML = '<p class="hint">Click a node for its values and the rule that made it.</p>';
     api.emit("reset");
@@ -768,6 +776,7 @@
     start() {
       wire();
       strip();
+      $("steptext").textContent = STEP_HINT[state.variant] || STEP_HINT.generated;
       Viz.instance().then((instance) => {
         viz = instance;
         render();

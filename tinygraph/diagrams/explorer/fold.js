@@ -117,6 +117,10 @@
 
   function toggle() {
     fold.on = !fold.on;
+    if (!fold.on) {       // what said "the drawn cell shows step k" is no longer true
+      document.querySelectorAll("#panel .fold-note").forEach((note) => note.remove());
+      document.querySelectorAll("#strip .t.on").forEach((t) => t.classList.remove("on"));
+    }
     updateBar();
     api.render();
   }

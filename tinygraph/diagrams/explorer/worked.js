@@ -52,8 +52,9 @@
       const a = at(ops[0], idx);
       return [sym + "(" + a.text + ")", sym + "(" + num(a.value) + ")", f(a.value)];
     }
-    if (op === "sum") {
-      const terms = ops.map((o) => at(o, idx));
+    if (op === "sum") {            // each summand named with the use it came from
+      const terms = ops.map((o, k) => at({ ...o, name: o.name + (n.operands[k].use ?
+        " " + n.operands[k].use : "") }, idx));
       return [terms.map((t) => t.text).join(" + "), terms.map((t) => num(t.value)).join(" + "),
         terms.reduce((s, t) => s + t.value, 0)];
     }
@@ -130,7 +131,7 @@
         const [rhs, numbers, value] = result;
         // float32 values: agreement to 4 significant digits is what the page can show.
         const agrees = Math.abs(value - own) <= 1e-4 * Math.max(1, Math.abs(own));
-        text = indexed(n.lines[0].replace(/^part of /, ""), indexText(idx)) + " = " + rhs + " = " +
+        text = indexed(n.lines[0], indexText(idx)) + " = " + rhs + " = " +
           numbers + " = " + num(value) + (agrees ? "  ✓ (the node holds " + num(own) + ")" :
             "  ✗ the node holds " + num(own));
       }
