@@ -124,3 +124,16 @@ def test_search_finds_a_node_by_the_label_it_is_drawn_with(unrolled):
         unrolled.page.press("#search", "Enter")
         matches = unrolled.js("window.tinygraphExplorer.matches")
         assert matches and nodes[matches[0]]["lines"][0] == first_line, query
+
+
+def test_a_heatmap_wider_than_the_panel_says_it_scrolls(unrolled):
+    nodes = model_nodes(unrolled)
+    joined = next(n for n in nodes if n["lines"][0] == "∂L/∂A₃")
+    unrolled.js(f"window.tinygraphExplorer.show({joined['id']})")
+    assert unrolled.page.inner_text("#panel .scroll-hint") == "scroll sideways for all 16 columns →"
+    width = unrolled.js("(() => { const s = document.querySelector('#panel > .value .scroll');"
+                        " return [s.scrollWidth, s.clientWidth]; })()")
+    assert width[0] > width[1]
+    narrow = next(n for n in nodes if n["lines"][0] == "part of ∂L/∂c2")     # 4 columns
+    unrolled.js(f"window.tinygraphExplorer.show({narrow['id']})")
+    assert unrolled.page.locator("#panel .scroll-hint").count() == 0

@@ -144,6 +144,16 @@
   api.on("shown", (id) => {
     const cells = document.querySelectorAll("#panel > .value .cell");
     if (!cells.length) return;
+    // A heatmap wider than the panel scrolls sideways: say so (the scrollbar may be hidden).
+    const scroller = document.querySelector("#panel > .value .scroll");
+    if (scroller && scroller.scrollWidth > scroller.clientWidth + 1) {
+      const hint = document.createElement("div");
+      hint.className = "scroll-hint";
+      const n = api.variant().nodes[id];
+      hint.textContent = "scroll sideways for all " + n.value.shape[n.value.shape.length - 1] +
+        " columns →";
+      scroller.before(hint);
+    }
     const box = document.createElement("div");
     box.className = "worked";
     box.textContent = "Click an element to see the rule worked out for it with numbers.";
