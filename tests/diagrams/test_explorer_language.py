@@ -27,8 +27,6 @@ def drawn_name(n):
     backward view), a seed by its gradient's name, any other node by its first line."""
     if n["kind"] in ("op", "tensor", "parameter", "ghost"):
         return n["display"]
-    if n["kind"] == "seed":
-        return n["lines"][0].removeprefix("upstream ")
     return n["lines"][0]
 
 
@@ -109,8 +107,10 @@ def test_a_gradient_merged_into_a_forward_value_shows_both_names():
 def test_seeds_have_a_rule_and_a_role():
     seeds = [n for n in tg.explore(EXAMPLES["lstm_cell"]()).data["variants"]["simplified"]["nodes"]
              if n["kind"] == "seed"]
-    assert {n["rule"] for n in seeds} == {"∂L/∂h = 1 in every element (the default seed)",
-                                          "∂L/∂c = 1 in every element (the default seed)"}
+    # Named as drawn, "upstream": ∂L/∂c is also the Σ of c's two uses, which is not 1.
+    assert {n["rule"] for n in seeds} == {
+        "upstream ∂L/∂h = 1 in every element (the default seed)",
+        "upstream ∂L/∂c = 1 in every element (the default seed)"}
     assert all(n["role"] == "the seed: where the backward pass starts" for n in seeds)
 
 
@@ -131,9 +131,10 @@ def test_the_highway_is_the_f_chain_only(unrolled, name):
 def test_a_scalar_loss_starts_from_a_visible_seed(unrolled):
     nodes = unrolled["simplified"]["nodes"]
     (seed,) = [n for n in nodes if n["kind"] == "seed"]
-    assert seed["lines"][0] == "upstream ∂L/∂L" and seed["rule"] == "∂L/∂L = 1 (the default seed)"
+    assert seed["lines"][0] == "upstream ∂L/∂L"
+    assert seed["rule"] == "upstream ∂L/∂L = 1 (the default seed)"
     first = sorted((n for n in nodes if "order" in n), key=lambda n: n["order"])[:4]
-    assert [n["rule"] for n in first[1:]] == ["∂L/∂h3 = broadcast_to(reshape(∂L/∂L))",
+    assert [n["rule"] for n in first[1:]] == ["∂L/∂h3 = broadcast_to(reshape(upstream ∂L/∂L))",
                                               "∂L/∂o₃ = ∂L/∂h3 ⊙ tanh_c₃",
                                               "∂L/∂tanh_c₃ = ∂L/∂h3 ⊙ o₃"]
 
@@ -156,3 +157,28 @@ def test_a_join_names_its_pieces_by_the_slices_of_its_own_tensor():
     assert joins["∂L/∂xw"]["lines"][2] == "[xw_r | xw_z | xw_n]"
     assert [p["label"] for p in joins["∂L/∂xw"]["pieces"]] == ["xw_r", "xw_z", "xw_n"]
     assert joins["∂L/∂hw"]["lines"][2] == "[hw_r | hw_z | hw_n]"
+
+
+def test_the_seeds_of_unnamed_outputs_are_told_apart():
+    x = tg.tensor(np.ones((2, 3)), name="x", requires_grad=True)
+    w = tg.tensor(np.ones((3, 2)), name="w", requires_grad=True)
+    nodes = tg.explore([(x @ w).sum(), (x * x).sum()]).data["variants"]["simplified"]["nodes"]
+    seeds = sorted(n["lines"][0] for n in nodes if n["kind"] == "seed")
+    assert seeds == ["upstream ∂L/∂sum₁", "upstream ∂L/∂sum₂"]
+
+
+def test_a_gradient_differentiated_again_is_named_by_its_label():
+    x = tg.tensor(np.array([1.0, 2.0]), name="x", requires_grad=True)
+    w = tg.tensor(np.array([[0.5, -1.0], [2.0, 0.25]]), name="w", requires_grad=True)
+    (g,) = tg.grad((x @ w).tanh().sum(), [x], create_graph=True)
+    nodes = tg.explore((g * g).sum()).data["variants"]["simplified"]["nodes"]
+    texts = [t for n in nodes for t in (n["lines"][0], n["rule"] or "", n["role"] or "")]
+    assert not any("tensor" in t for t in texts), [t for t in texts if "tensor" in t]
+    assert any(t.startswith("∂L/∂(∂L/∂x)") for t in texts)
+
+
+def test_only_a_tensor_that_plays_the_cell_states_part_is_on_the_highway():
+    c = tg.tensor(np.ones((2, 3)), name="c", requires_grad=True)      # named c, not a cell
+    w = tg.tensor(np.full((2, 3), 0.5), name="w", requires_grad=True)
+    nodes = tg.explore(((c * w).tanh() * c).sum()).data["variants"]["simplified"]["nodes"]
+    assert not any(n.get("highway") or "the book's ds" in (n["role"] or "") for n in nodes)

@@ -137,3 +137,20 @@ def test_a_heatmap_wider_than_the_panel_says_it_scrolls(unrolled):
     narrow = next(n for n in nodes if n["lines"][0] == "part of ∂L/∂c2")     # 4 columns
     unrolled.js(f"window.tinygraphExplorer.show({narrow['id']})")
     assert unrolled.page.locator("#panel .scroll-hint").count() == 0
+
+
+def test_stepping_in_a_folded_cell_names_the_scrubbed_step(open_page):
+    _, loss = lstm_unrolled(steps=12)
+    page = open_page(loss, name="folded")
+    assert page.js("window.tinygraphExplorer.fold.on")
+    page.js("window.tinygraphExplorer.fold.setStep(7)")
+    api = "window.tinygraphExplorer"
+    order = page.js(f"{api}.order()")
+    nodes = model_nodes(page)
+    # the first drawn step that is a node of the folded cell (scope t=2, drawn for t=2…11)
+    k = next(i for i, nid in enumerate(order) if nodes[nid]["scope"] == ["t=2"])
+    page.js(f"{api}.goStep({k})")
+    shown = nodes[page.js(f"{api}.fold.counterpart({api}.stepNode)")]
+    assert shown["scope"] == ["t=7"]
+    assert page.page.inner_text("#steptext").endswith(" ".join(shown["lines"]))
+    assert page.page.inner_text("#panel .rule") == shown["rule"]

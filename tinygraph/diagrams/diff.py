@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from ..core.autodiff import nodes as graph_nodes
 from ..core.tensor import Tensor
-from .explorer import Explorer, _page, _variant
+from .explorer import Explorer, _page, _variant, visible_seed
 from .model import VIEWS, build
 
 VARIANTS = ("generated", "simplified")
@@ -120,7 +120,10 @@ def _side(outputs, view, variant, label, values):
                         f"Tensors, got {type(outputs).__name__}")
     outputs = list(outputs)
     try:
-        model, sources = build(outputs, view, variant == "simplified", with_sources=True)
+        # Seeded as tg.explore seeds: a scalar loss from a drawn ∂L/∂L, kept by simplify.
+        model, sources = build(outputs, view, variant == "simplified",
+                               grad_outputs=[visible_seed(t) for t in outputs],
+                               with_sources=True)
     except ValueError as e:     # build speaks as render; say which side it was
         raise ValueError(f"explore_diff: {label}: {str(e).removeprefix('render: ')}") from None
     every = graph_nodes(outputs)

@@ -24,13 +24,12 @@ from ..ops.elementwise import Add
 from ..ops.shape import Concat
 from .folding import fold_steps
 from .highway import mark_highway
-from .model import build, default_seed, norm, stepped_name
+from .model import TIME_STEP, build, default_seed, norm, stepped_name
 from .replay import replay
 
 HERE = pathlib.Path(__file__).resolve().parent
 VIEWS = ("forward", "backward", "both")
 HEATMAP_MAX = 1024        # tensors up to this many elements are embedded whole
-TIME_STEP = re.compile(r"^t=(\d+)$")
 # A recurrent cell's hidden and cell state, as lstm_gates names them (h, c) or per step (h3).
 STATE_NAME = re.compile(r"^([hc])\d*$")
 MARKER = re.compile(r"/\*(TITLE|STYLE|DATA|VIZ|APP)\*/")
@@ -75,7 +74,7 @@ def explore(outputs, view="backward", simplify=True, wrt=None, grad_outputs=None
         raise ValueError(f"explore: unknown view {view!r}; choose one of {', '.join(VIEWS)}")
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     if grad_outputs is None:
-        grad_outputs = [_visible_seed(out) for out in outputs]
+        grad_outputs = [visible_seed(out) for out in outputs]
     variants = {}
     values = {}     # id(tensor) -> its embedded value: the two variants share forward tensors
     for name, simplified in (("simplified", True), ("generated", False)):
@@ -91,15 +90,15 @@ def explore(outputs, view="backward", simplify=True, wrt=None, grad_outputs=None
     return Explorer(_page(data), data)
 
 
-def _visible_seed(out):
+def visible_seed(out):
     """The seed of an output's gradient, drawn where the backward pass starts: for a scalar
     loss L, ∂L/∂L = 1 as a named upstream gradient rather than the constant 1 (which
     simplification would fold away, and with it ∂L/∂h_T = broadcast(1), the first gradient
     a learner looks for); for any other output, the model's default seed."""
     if out.size != 1:
         return default_seed(out)
-    name = out.name or (out._node.op if out._node is not None else "y")
-    return Tensor(xp.ones_like(out.data), name=f"∂L/∂{name}")
+    # Unnamed, the model names it after the output as drawn (∂L/∂sum₁, ∂L/∂sum₂).
+    return Tensor(xp.ones_like(out.data), name=f"∂L/∂{out.name}" if out.name else None)
 
 
 def _initial_collapse(collapse, scopes):

@@ -12,9 +12,9 @@ x_t, the reshape of h_t before a concat, the slice of the concat's gradient that
 it); they fold with it. Nodes that several steps share (the weights, the Σ of their gradients)
 are never folded.
 """
-import re
 
-TIME_STEP = re.compile(r"^t=(\d+)$")
+from .model import TIME_STEP
+
 FOLD_MORE_THAN = 8          # fold a class of identical steps only when it has more steps
 SATELLITE_ROUNDS = 3        # how far from its scope a node may be and still belong to a step
 

@@ -290,7 +290,14 @@ class _Builder:
         the name carries an index, c2), a formula of named inputs, or the op and a counter."""
         if t.name:
             return stepped_name(t)
-        return self.display.get(id(t)) or "tensor"
+        if id(t) in self.display or id(t) in self.drawn:
+            return self.display.get(id(t)) or self.drawn[id(t)]
+        node = t._node          # a gradient differentiated again (second order): ∂L/∂x
+        if node is not None and node.is_backward and node.grad_of is not None:
+            return _d(self._name(node.grad_of))
+        if node is not None and node.is_backward:     # a vjp's intermediate: its formula
+            return self._write(node, self._name)
+        return "tensor"
 
     def _key(self, t):
         return self.keys.get(id(t)) or (_without_index(t.name) if t.name else "tensor")
@@ -447,8 +454,8 @@ class _Builder:
             return self._inline(t)
         if id(t) in self.drawn:
             return self.drawn[id(t)]
-        if self._is_seed(t):
-            return self._seed_name(t)
+        if self._is_seed(t):             # as drawn: the upstream gradient, not the Σ of it
+            return f"upstream {self._seed_name(t)}"
         return self._name(t)
 
     def _seed_name(self, t):
@@ -551,7 +558,7 @@ class _Builder:
             name = self._seed_name(t)
             seed = self._add("seed", t, [f"upstream {name}", _shape_text(t)], key=t)
             ones = bool(t.data is not None and xp.all(t.data == 1))
-            self.model.nodes[seed].rule = f"{name} = " + (
+            self.model.nodes[seed].rule = f"upstream {name} = " + (
                 "the upstream gradient given" if not ones else "1 (the default seed)"
                 if t.size == 1 else "1 in every element (the default seed)")
             self.model.nodes[seed].role = "the seed: where the backward pass starts"
@@ -715,6 +722,8 @@ def _without_index(name):
 def _atom(name):
     """A name as an operand: in parentheses when it is a formula with spaces at its top
     level (∂L/∂f ⊙ f), as it is (∂L/∂(1 − z), f⊙c_prev) otherwise."""
+    if name.startswith(("upstream ", "part of ")):
+        return name            # a node's label, not a formula
     depth = 0
     for ch in name:
         depth += ch in "(["

@@ -458,7 +458,8 @@
     clearClass("hl-step");
     mark([id], "hl-step");
     show(id);
-    const n = variant().nodes[id];
+    // In a folded cell the drawn node stands for its counterpart at the scrubbed step.
+    const n = variant().nodes[api.fold && api.fold.on ? api.fold.counterpart(id) : id];
     $("steptext").textContent = "step " + (state.step + 1) + " / " + ids.length + ": " +
       n.lines.join(" ");
     $("scrub").value = String(state.step);

@@ -159,11 +159,16 @@
   // the same edge at step k.
   function relabelEdges(v) {
     const { drawnAt, edgeAt } = tables(v);
+    // The use a summand carries out of a node, whatever reads it: an edge from the cell to a
+    // step that is drawn (t=1) stands, at step k, for the same summand's edge into step k−1.
+    const useOut = new Map();
+    for (const e of v.edges) if (e.use && !useOut.has(e.tail)) useOut.set(e.tail, e.use);
     for (const e of api.drawn.p.edges) {
       if (!e.use || !(drawnAt.has(e.head) || drawnAt.has(e.tail))) continue;
       const same = edgeAt.get(counterpart(e.tail) + ">" + counterpart(e.head) + ":" + e.kind);
+      const use = same && same.use ? same.use : useOut.get(counterpart(e.tail));
       const label = api.svg.querySelector('g[id="e' + e.index + '"] > text');
-      if (same && same.use && label) label.textContent = same.use;
+      if (use && label) label.textContent = use;
     }
   }
 
