@@ -8,7 +8,8 @@ name, so an optimizer updates it once and the engine sums its gradient from both
 import math
 
 from .backend import xp
-from .core.state import current, scope
+from .core.interpreter import interpreter
+from .core.state import scope
 from .core.tensor import Parameter, Tensor
 from . import ops
 
@@ -27,28 +28,21 @@ class Module:
     def training(self):
         """True in training mode (dropout on). A compiled step's trace records each read, so
         the program it makes is replayed only while the flags it read are unchanged."""
-        trace = current().trace
-        if trace is not None:
-            trace.read_flag(self, self._training)
+        interpreter().read_flag(self, self._training)
         return self._training
 
     @training.setter
     def training(self, mode):
-        trace = current().trace
-        if trace is not None:             # switched inside the function: guard the flag as it
-            trace.read_flag(self, self._training)   # was when the function was called
+        # Switched inside a traced function: guard the flag as it was when it was called.
+        interpreter().read_flag(self, self._training)
         self._training = bool(mode)
 
     def __setattr__(self, name, value):
-        trace = current().trace
-        if trace is not None:             # set by the traced function: not a guarded input
-            trace.assigning(self, name)
+        interpreter().assigning(self, name)     # set by a traced function: not guarded
         object.__setattr__(self, name, value)
 
     def __call__(self, *args, **kwargs):
-        trace = current().trace
-        if trace is not None:             # a compiled step guards what the module holds
-            trace.called(self)
+        interpreter().called(self)        # a compiled step guards what the module holds
         return self.forward(*args, **kwargs)
 
     def forward(self, *args, **kwargs):

@@ -94,10 +94,10 @@ def test_a_compiled_trace_computes_no_value(monkeypatch):
 def test_joined_terms_of_a_recorded_pass_are_backward_nodes():
     """A join made while recording (a compiled trace) is part of the backward graph, so the
     rewriter rebuilds it and the program runs no stale copy of the terms it replaced."""
-    from tinygraph.core.autodiff import gradients_for_program
+    from tinygraph.core.autodiff import gradient_graph
     W, _, loss = unrolled(T=4)
     forward = {id(n) for n in tg.nodes([loss])}
-    (g,) = gradients_for_program(loss, [W])
+    (g,) = gradient_graph(loss, [W])
     made = [n for n in tg.nodes([g]) if id(n) not in forward]
     assert any(n.op == "matmul_tn" and n.inputs[0].shape == (12, 4) for n in made)  # joined
     assert all(n.is_backward for n in made)

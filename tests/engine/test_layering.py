@@ -154,3 +154,49 @@ def test_the_checker_catches_a_bad_import_in_a_copy_of_the_tree(tmp_path):
     errors = violations(tinygraph_modules(copy), lambda name: module_exists(name, copy))
     assert errors == ["tinygraph.core.tensor (core) imports tinygraph.ops (ops), a higher "
                       "layer"]
+
+
+# --- the core names no transform ---------------------------------------------------------------
+
+# Words that name a transform or what only one transform has (a compiled step's trace and
+# program, detect_anomaly, the rewrites, ONNX, threading): the core reaches them through the
+# interpreter in force (tinygraph.core.interpreter), never by name. (The fast backward pass's
+# lazy terms are the core's own.)
+TRANSFORM_WORDS = {"trace", "traced", "tracing", "compile", "compiled", "anomaly", "onnx",
+                   "gradcheck", "rewrite", "simplify", "program", "split"}
+
+
+def core_identifiers(source):
+    """Every name the code of a module uses or defines (not its strings or comments)."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            names.add(node.attr)
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+        elif isinstance(node, ast.keyword) and node.arg:
+            names.add(node.arg)
+        elif isinstance(node, ast.alias):
+            names.add((node.asname or node.name).split(".")[-1])
+    return names
+
+
+def transform_names(source):
+    words = lambda name: {w.lower() for w in name.strip("_").split("_") if w}
+    return sorted(n for n in core_identifiers(source) if words(n) & TRANSFORM_WORDS)
+
+
+def test_no_core_module_names_a_transform():
+    core = {m: s for m, (s, _) in tinygraph_modules().items() if m.startswith("tinygraph.core")}
+    assert "tinygraph.core.interpreter" in core
+    assert {m: transform_names(s) for m, s in core.items() if transform_names(s)} == {}
+
+
+def test_the_transform_name_check_can_fail():
+    assert transform_names("def f(state):\n    return state.trace") == ["trace"]
+    assert transform_names("x = current().split_products") == ["split_products"]
+    assert transform_names('msg = "a compiled step\'s trace"  # the program') == []

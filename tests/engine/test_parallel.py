@@ -21,7 +21,6 @@ import numpy as np
 import pytest
 
 import tinygraph as tg
-from tinygraph.core.state import changed, current
 from tinygraph.ops import parallel
 from tinygraph.ops.elementwise import Add, Mul, SPLIT_ELEMENTS
 from tinygraph.ops.linalg import MatMul, MatMulTN
@@ -46,13 +45,14 @@ def test_split_products_equal_whole_ones(m, k, n):
     assert 2 * m * k * n >= parallel.MIN_FLOPS
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((m, k)), rng.standard_normal((k, n))
-    with changed(split_products=True):
+    with parallel.split_products():
         split = MatMul().forward(a, b)
         split_tn = MatMulTN().forward(np.ascontiguousarray(a.T), b)
     np.testing.assert_allclose(split, a @ b, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(split_tn, a @ b, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.slow     # arrays of SPLIT_ELEMENTS, so that the ufunc is split
 def test_split_ufunc_passes_broadcast_operands_whole():
     rng = np.random.default_rng(1)
     rows = SPLIT_ELEMENTS // 100 + 7
@@ -72,14 +72,14 @@ def test_a_step_gives_blas_one_thread_while_it_runs_and_restores_it():
     w = tg.Parameter(np.ones((3, 3)))
 
     def loss(x):
-        seen.append((blas_threads(), current().split_products))
+        seen.append((blas_threads(), parallel.splitting()))
         return tg.sum(tg.matmul(x, w))
 
     for make in (tg.value_and_grad, tg.compile):
         seen.clear()
         make(loss, [w])(np.ones((2, 3)))
         assert seen and all(threads == [1] * len(before) and split for threads, split in seen)
-        assert blas_threads() == before and not current().split_products
+        assert blas_threads() == before and not parallel.splitting()
 
 
 def test_steps_overlapping_in_two_threads_leave_blas_as_it_was():
@@ -145,7 +145,7 @@ def test_tinygraph_threads_1_splits_nothing_and_leaves_blas_alone(monkeypatch):
     w = tg.Parameter(np.ones((3, 3), np.float32))
 
     def loss(x):
-        seen.append((blas_threads(), current().split_products))
+        seen.append((blas_threads(), parallel.splitting()))
         return tg.sum(tg.matmul(x, w))
 
     tg.value_and_grad(loss, [w])(np.ones((2, 3), np.float32))
@@ -164,7 +164,7 @@ def test_a_step_leaves_a_callers_blas_limit_alone():
     w = tg.Parameter(np.ones((3, 3), np.float32))
 
     def loss(x):
-        seen.append((blas_threads(), current().split_products))
+        seen.append((blas_threads(), parallel.splitting()))
         return tg.sum(tg.matmul(x, w))
 
     step = tg.value_and_grad(loss, [w])

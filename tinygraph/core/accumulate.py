@@ -9,17 +9,45 @@ where cheaper evaluation orders live, written once for every path:
   concat. The fast backward pass and compiled traces join; a backward pass recorded for
   reading (create_graph=True) keeps each use's term, so diagrams can name it.
 - in place (fast pass only): dense terms are added into one buffer the accumulator owns, and
-  scatter terms (slice and index gradients, which `apply` leaves as lazy terms) are added
-  into it by their primitive's `add_into`, with no zero-filled buffer of their own.
+  scatter terms (slice and index gradients, which the fast pass's interpreter, `LazyTerms`,
+  leaves unevaluated) are added into it by their primitive's `add_into`, with no
+  zero-filled buffer of their own.
 - recorded: the sum is explicit `add` nodes with role "accumulate", whose `grad_sources`
   name the uses the summands came from.
 """
-import contextlib
-
-from ..backend import xp
-from .primitive import evaluate, value_of
-from .state import current, recording_backward
+from .interpreter import Interpreter, interpreter
+from .primitive import evaluate, evaluated, run_forward, shaped, value_of
+from .state import recording_backward
 from .tensor import Tensor, describe
+
+
+class LazyTerms(Interpreter):
+    """The fast backward pass's interpreter: a `sum_term` primitive's result (a slice or an
+    index gradient) is left unevaluated, a lazy term for the accumulator to add into its
+    buffer; any other op evaluates the lazy terms it reads first. The rest is the enclosing
+    interpreter's (`inner`: None, the core's own evaluation, or e.g. detect_anomaly's)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.check_result = getattr(inner, "check_result", None)
+
+    def apply(self, prim, inputs, state):
+        if prim.sum_term:
+            out = shaped(prim, inputs, state)
+            if state.running is not None:          # named if its evaluation fails
+                out._node.forward_node = state.running.vjp_of
+            return out
+        arrays = [t._data if t._data is not None else evaluate(t) for t in inputs]
+        if self.inner is not None:
+            return self.inner.apply(prim, inputs, state)
+        return evaluated(prim, inputs, arrays, run_forward(prim, arrays, inputs), state)
+
+    def run(self, prim, arrays, inputs, where=None):
+        return run_forward(prim, arrays, inputs) if self.inner is None \
+            else self.inner.run(prim, arrays, inputs, where)
+
+    def saved(self, inputs, output):
+        return None if self.inner is None else self.inner.saved(inputs, output)
 
 
 class Accumulator:
@@ -147,8 +175,9 @@ def _add_dense(tensor, entry, contribution):
     if entry.total is None:
         entry.total = contribution
         return
-    check = current().check
-    with xp.errstate(all="ignore") if check is not None else contextlib.nullcontext():
+    interp = interpreter()
+    check = interp.check_result
+    with interp.quiet():
         if entry.owned:
             entry.total._data += contribution._data
         else:
@@ -172,8 +201,9 @@ def _add_lazy(tensor, entry, term):
     if not entry.owned:
         entry.total, entry.owned = Tensor(entry.total.data.copy()), True
     arrays = [value_of(t) for t in term._node.inputs]
-    check = current().check
-    with xp.errstate(all="ignore") if check is not None else contextlib.nullcontext():
+    interp = interpreter()
+    check = interp.check_result
+    with interp.quiet():
         prim.add_into(entry.total.data, *arrays)
     if check is not None:
         _check_sum(check, tensor, entry.total.data, arrays[0])

@@ -8,7 +8,8 @@ contributions, summed by the gradient accumulator (tinygraph.core.accumulate): e
 nodes when recording, an in-place buffer on the fast path.
 """
 from ..backend import xp
-from .accumulate import Accumulator
+from .accumulate import Accumulator, LazyTerms
+from .interpreter import interpreter
 from .state import changed, current, recording_backward
 from .tensor import Tensor, add_to_grad, describe, update_grad
 
@@ -57,8 +58,8 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=Fa
     # Inside a compiled step's trace nothing is computed: the gradients become nodes of the
     # program, recorded as create_graph=True makes them. Asked for values, they are made
     # constants for differentiation, as eagerly.
-    values_in_trace = current().abstract and not create_graph
-    create_graph = create_graph or values_in_trace
+    values_unknown = interpreter().abstract and not create_graph
+    create_graph = create_graph or values_unknown
     outputs = _as_list(outputs, "grad")
     inputs = _as_list(inputs, "grad")
     for t in inputs:
@@ -78,7 +79,7 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=Fa
                                  "outputs; pass allow_unused=True to get None for it")
             # Reachable only through non-differentiable paths (e.g. a step): zero gradient.
             g = Tensor(xp.zeros(t.shape, t.dtype)) if reachable else None
-        elif values_in_trace:
+        elif values_unknown:
             if g._node is not None and g._node.is_backward:
                 g.requires_grad = False          # made here: no gradient flows back through it
         elif not create_graph:
@@ -87,9 +88,10 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=Fa
     return result[0] if single else result
 
 
-def gradients_for_program(loss, params):
-    """The gradients of a scalar `loss` for `params` (None where unused), recorded and with
-    the accumulator's joins, as a compiled step's trace needs them (on abstract tensors)."""
+def gradient_graph(loss, params):
+    """The gradients of a scalar `loss` for `params` (None where unused, zeros where reached
+    without a gradient) as a recorded graph with the accumulator's joins: for a program that
+    computes them later (on abstract tensors, whose values are not known yet)."""
     seeds = _seeds([loss], None, True)
     grads = _run_backward([loss], seeds, params, create_graph=True, join=True, retain=True)
     result = []
@@ -117,10 +119,9 @@ def backward(output, grad_output=None, create_graph=False, retain_graph=None):
         raise ValueError(f"backward: {describe(output)} does not require grad: no input of "
                          "its graph was created with requires_grad=True (or it was computed "
                          "under no_grad)")
-    if current().abstract:
-        raise RuntimeError("backward: called while a compiled step traces its function; the "
-                           "step computes the parameters' gradients itself (use tg.grad(..., "
-                           "create_graph=True) for a gradient the function needs)")
+    refusal = interpreter().refuse("backward")
+    if refusal is not None:           # e.g. inside a compiled step's trace
+        raise refusal
     order = nodes([output])             # once per call: the training step's hot path
     targets = leaves([output], order)
     seeds = _seeds([output], None if grad_output is None else [grad_output], create_graph)
@@ -189,7 +190,8 @@ def _run_backward(outputs, seeds, inputs, create_graph, order=None, join=None, r
     # The fast path runs every vjp unrecorded and leaves joinable terms for the accumulator;
     # entered once per pass, not per node (per-node switches were a visible share of small
     # steps).
-    with changed(grad_enabled=False, lazy_terms=True, running=running):
+    with changed(grad_enabled=False, interpreter=LazyTerms(current().interpreter),
+                 running=running):
         return _propagate(order, on_path, wanted, accumulator, running, retain, reached)
 
 
@@ -206,7 +208,6 @@ class BackwardPass:
 def _propagate(order, on_path, wanted, accumulator, running, retain, reached):
     found = {}
     record = accumulator.record
-    check = current().check
     # Releasing, every output is held here until its own node's vjp has run (a node holds its
     # output only weakly, its users release it, and the vjp may read it).
     outputs = None if retain else [node.output for node in order]
@@ -228,8 +229,8 @@ def _propagate(order, on_path, wanted, accumulator, running, retain, reached):
             for t in node.inputs:
                 if t._version is not None and t._version[0]:
                     _check_saved(node, out)
-        if node.digests is not None and check is not None:
-            check.verify_saved(node, out)
+        if node.digests is not None:      # kept by an interpreter that verifies saved values
+            node.digests.verify(node, out)
         running.vjp_of = node
         try:
             if record:
@@ -238,7 +239,7 @@ def _propagate(order, on_path, wanted, accumulator, running, retain, reached):
             else:
                 input_grads = node.prim.vjp(node, g, needs)
         except (TypeError, AttributeError) as e:
-            if g._data is None and current().abstract:
+            if g._data is None and interpreter().abstract:
                 raise TypeError(f"the vjp of primitive {node.op!r} failed in a compiled step's "
                                 f"trace ({e}): there values are not known yet (.data is None), "
                                 "so a vjp must compute with tinygraph ops on Tensors, never "

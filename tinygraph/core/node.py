@@ -40,8 +40,9 @@ class Node:
             Tensor.version); None when all were 0.
         released: True once a backward pass that did not retain the graph ran the node's vjp
             and dropped its inputs (`inputs` is then empty).
-        digests: under detect_anomaly(), digests of the saved values (catching raw writes
-            into their arrays); None otherwise.
+        digests: what the interpreter in force keeps to verify the saved values before the
+            vjp runs (detect_anomaly's digests, catching raw writes into their arrays): an
+            object with verify(node, output); None otherwise.
     """
 
     __slots__ = ("prim", "inputs", "_output", "is_backward", "forward_node", "role", "grad_input",
@@ -69,7 +70,8 @@ class Node:
                 self.versions = _saved_versions(inputs, output)
         self.released = False
         # detect_anomaly() also keeps a digest of every saved value, to catch raw writes.
-        self.digests = state.check.digests(inputs, output) if state.check is not None else None
+        self.digests = state.interpreter.saved(inputs, output) \
+            if state.interpreter is not None else None
         self._output = weakref.ref(output)
         self.forward_node = state.backward_of
         self.role = state.backward_role

@@ -128,31 +128,26 @@ def _same(t, out):
 
 
 def apply(prim, *inputs):
-    """Run a primitive on tensors; when recording, link the output to a new node.
-
-    Under shape-only evaluation the output is abstract (shape and dtype from `prim.spec`).
-    On the fast backward pass a `sum_term` primitive's result is a lazy term, left for the
-    gradient accumulator to sum; any other op that reads one evaluates it first.
-    """
+    """Run a primitive on tensors: hand it to the current interpreter (tinygraph.core.
+    interpreter), or, with none installed, compute it now and, when recording, link the output
+    to a new node."""
     state = current()
-    if state.abstract:
-        return _without_value(prim, inputs, state)
-    if state.lazy_terms:                  # the fast backward pass: lazy terms may be inputs
-        arrays = [t._data if t._data is not None else evaluate(t) for t in inputs]
-        if prim.sum_term:
-            return _without_value(prim, inputs, state)
-    else:
-        arrays = [t._data for t in inputs]
-    if state.check is None:               # the common case, inline: apply is the hot path
-        try:
-            data = prim.forward(*arrays)
-        except Exception:
-            _no_abstract_inputs(prim, inputs)
-            raise
-        out = Tensor(data if type(data) is xp.ndarray else xp.asarray(data))
-    else:
-        out = Tensor(run_forward(prim, arrays, inputs, state))
-    data = out._data
+    if state.interpreter is not None:
+        return state.interpreter.apply(prim, inputs, state)
+    arrays = [t._data for t in inputs]
+    try:                                  # inline: apply is the hot path
+        data = prim.forward(*arrays)
+    except Exception:
+        _no_abstract_inputs(prim, inputs)
+        raise
+    return evaluated(prim, inputs, arrays,
+                     data if type(data) is xp.ndarray else xp.asarray(data), state)
+
+
+def evaluated(prim, inputs, arrays, data, state):
+    """The output tensor of prim, computed as `data` from `arrays` (the inputs' values): its
+    version counter shared with the input it is a view of, and its node when recording."""
+    out = Tensor(data)
     base = data.base
     # A view (transpose, reshape, slice) or the first input passed through: see below.
     if base is not None:
@@ -190,7 +185,7 @@ def _share_version(out, base, arrays, inputs):
             return
 
 
-def _without_value(prim, inputs, state):
+def shaped(prim, inputs, state):
     """The output as a shape and a dtype, with the node that computes it: an abstract tensor
     (a trace) or a lazy term (the fast backward pass)."""
     shape, dtype = prim.spec(*inputs)
@@ -200,9 +195,7 @@ def _without_value(prim, inputs, state):
             if t.requires_grad:
                 out.requires_grad = True
                 break
-    node = out._node = Node(prim, inputs, out, state)
-    if state.lazy_terms and state.running is not None:
-        node.forward_node = state.running.vjp_of     # named if its evaluation goes non-finite
+    out._node = Node(prim, inputs, out, state)
     return out
 
 
@@ -212,32 +205,28 @@ def value_of(t):
 
 
 def evaluate(t, where=None):
-    """Compute a lazy term's value from its node (see `apply`) and keep it. where: how
-    detect_anomaly's error says where it ran (default: the vjp that made it)."""
+    """Compute a lazy term's value from its node (see accumulate.LazyTerms) and keep it.
+    where: how an error says where it ran (default: the vjp that made it)."""
     node = t._node
     if node is None:
         raise ValueError(f"{describe(t)} has no value and no op that computes it")
     if node.forward_node is not None:
         where = f"in the backward pass of {node.forward_node.op!r}"
-    t._data = run_forward(node.prim, [value_of(x) for x in node.inputs], node.inputs, current(),
-                         where)
+    arrays = [value_of(x) for x in node.inputs]
+    interpreter = current().interpreter
+    t._data = run_forward(node.prim, arrays, node.inputs) if interpreter is None \
+        else interpreter.run(node.prim, arrays, node.inputs, where)
     return t._data
 
 
-def run_forward(prim, arrays, inputs, state, where=None):
-    """prim.forward on arrays, checked by detect_anomaly's check when it is on."""
+def run_forward(prim, arrays, inputs):
+    """prim.forward on arrays, as an ndarray (0-d reductions give numpy scalars)."""
     try:
-        if state.check is not None:
-            # numpy's warning would only repeat, less precisely, the error the check raises.
-            with xp.errstate(all="ignore"):
-                data = xp.asarray(prim.forward(*arrays))
-            state.check(prim.name, data, arrays, [t.name for t in inputs], where=where)
-            return data
         data = prim.forward(*arrays)
     except Exception:
         _no_abstract_inputs(prim, inputs)
         raise
-    return data if type(data) is xp.ndarray else xp.asarray(data)  # 0-d reductions: scalars
+    return data if type(data) is xp.ndarray else xp.asarray(data)
 
 
 def _no_abstract_inputs(prim, inputs):

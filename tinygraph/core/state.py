@@ -3,8 +3,10 @@
 One immutable `State` per context (a `contextvars.ContextVar`), replaced, never mutated, by
 the context managers that change it. So each thread (and each asyncio task) has its own: a
 `no_grad()` in one thread leaves recording in another untouched, as in JAX's thread-local
-trace state. Nothing else in tinygraph keeps mutable global state (Node's creation counter
-only numbers nodes, in any thread).
+trace state. It holds what is the core's: grad mode, the backward node being recorded, the
+scope, the backward pass running, and the current interpreter (what a transform changes about
+how ops run is its interpreter's business, not a field here). Nothing else in tinygraph keeps
+mutable global state (Node's creation counter only numbers nodes, in any thread).
 """
 import contextlib
 import contextvars
@@ -23,23 +25,12 @@ class State:
     backward_role: str = None
     # The user's scope names, outermost first (see `scope`).
     scope: tuple = ()
-    # Inside detect_anomaly(): a function every op's result is passed to (see
-    # tinygraph.transforms.anomaly); None otherwise.
-    check: object = None
     # The backward pass in progress (tinygraph.core.autodiff.BackwardPass): which forward
-    # node's vjp runs now, named by the anomaly check when a backward op goes non-finite.
+    # node's vjp runs now, named when a backward op fails.
     running: object = None
-    # Shape-only evaluation: ops make tensors that carry shape and dtype but no value (a
-    # compiled step's trace). See Primitive.spec.
-    abstract: bool = False
-    # On the fast backward pass: the results of `sum_term` primitives are lazy terms, left
-    # for the gradient accumulator to sum (see tinygraph.core.accumulate).
-    lazy_terms: bool = False
-    # The compiled-step trace in progress: a list its stateful layers report carries to.
-    trace: object = None
-    # Inside a Step: BLAS runs one thread per call and big products are split over
-    # tinygraph's own workers instead (see tinygraph.ops.parallel).
-    split_products: bool = False
+    # How ops run (tinygraph.core.interpreter): None, the core's own (evaluate, and record
+    # when grad mode is on), or an Interpreter a transform installed for the block.
+    interpreter: object = None
 
 
 _STATE = contextvars.ContextVar("tinygraph_state", default=State())

@@ -11,7 +11,7 @@ import threading
 import weakref
 
 from ..backend import xp
-from .state import current
+from .interpreter import interpreter
 
 
 class Tensor:
@@ -216,7 +216,7 @@ class Tensor:
 
         Inside a compiled step's trace (no value yet) it is a `stop_gradient` node instead,
         so the program computes the value and no gradient flows through it."""
-        if current().abstract:
+        if interpreter().abstract:
             from .primitive import StopGradient, apply
             out = apply(StopGradient(), self)
             out.requires_grad = False
@@ -313,10 +313,8 @@ def tensor(data, name=None, requires_grad=False, dtype=None):
     """
     if isinstance(data, Tensor):
         data = data.value()
-    if data is None and current().trace is not None:
-        raise ValueError("compiled step: tensor() got None, a value read out of a tensor "
-                         "that is being traced (a trace computes shapes only: .data is None). "
-                         "The function must use its inputs as Tensors")
+    if data is None and (error := interpreter().no_value("tensor() got None")) is not None:
+        raise error
     if isinstance(data, xp.ndarray):
         captured(data, "an array made a tensor with tensor()")
     if isinstance(data, (str, bytes, dict, set)) or data is None:
@@ -342,11 +340,9 @@ class Parameter(Tensor):
 
 
 def captured(array, shown):
-    """Tell a compiled step's trace in progress that the function made a constant of this
-    numpy array (its values would be fixed in the program): the trace guards or refuses it."""
-    trace = current().trace
-    if trace is not None:
-        trace.capture(array, shown)
+    """Tell the interpreter in force that the program made a constant of this numpy array
+    (a compiled step's trace guards or refuses it: its values would be fixed in the program)."""
+    interpreter().capture(array, shown)
 
 
 def describe(t):
@@ -384,11 +380,9 @@ def as_operand(value, op_name, like=None):
             captured(value, f"an operand of {op_name}")
         # A copy: the graph must not change when the caller later mutates the array.
         array = xp.array(value)
-        if array.dtype == object and current().trace is not None:
-            raise ValueError(f"compiled step: {op_name} got an operand with no numbers, a "
-                             "value read out of a tensor that is being traced (a trace "
-                             "computes shapes only: .data is None). The function must use "
-                             "its inputs as Tensors")
+        if array.dtype == object and (error := interpreter().no_value(
+                f"{op_name} got an operand with no numbers")) is not None:
+            raise error
         if array.dtype.kind not in "biuf":
             raise TypeError(f"{op_name}: unsupported operand dtype {array.dtype}")
         if like is not None and xp.issubdtype(like.dtype, xp.floating):

@@ -3,7 +3,7 @@
 Errors are raised here, at graph-build time, naming the op and the operands' names and shapes.
 """
 from ..backend import xp
-from ..core.state import current
+from ..core.interpreter import interpreter
 from ..core.tensor import Tensor, as_operand, describe
 
 
@@ -36,7 +36,7 @@ def pair(a, b, op_name):
     if a.dtype != b.dtype:
         raise TypeError(f"{op_name}: operands have different dtypes: {describe(a)} is "
                         f"{a.dtype}, {describe(b)} is {b.dtype}; cast one of them first"
-                        + _TRACED_INPUTS_HINT * (current().trace is not None))
+                        + _TRACED_INPUTS_HINT * interpreter().abstract)
     return a, b
 
 
@@ -54,8 +54,8 @@ def _traced_array_inputs(a, b):
     meets. Two such inputs of different dtypes are refused: eager mode would compute `a - b`
     with numpy (their common dtype) but `tg.sub(a, b)` in a's, and a trace cannot tell which
     was written."""
-    trace = current().trace
-    if trace is None:
+    trace = interpreter()
+    if not trace.abstract:
         return a, b
     a_is, b_is = trace.is_array_input(a), trace.is_array_input(b)
     if a_is and b_is:
@@ -74,8 +74,7 @@ def _numpy_would_agree(t, value, op_name):
     arrays where numpy (which computes that in eager mode) would give another dtype than
     tinygraph's rule: int ids * np.float32(0.5) (numpy: float64), a float32 batch minus a
     float64 array (numpy: float64). Python numbers are weak in both, so `x * 0.5` passes."""
-    trace = current().trace
-    if trace is None or not trace.is_array_value(t):
+    if not interpreter().is_array_value(t):
         return
     numpy_dtype = xp.result_type(t.dtype, value)
     constant = xp.asarray(value).dtype

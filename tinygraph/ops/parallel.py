@@ -34,7 +34,6 @@ import os
 import threading
 
 from ..backend import xp
-from ..core.state import changed, current
 
 MIN_ELEMENTS = 1 << 18          # below this, one thread: the hand-off costs more than it saves
 MIN_FLOPS = 1 << 24             # a product below this runs whole (a (20, 100) @ (100, 400) one
@@ -47,6 +46,9 @@ _lock = threading.Lock()        # guards the four above
 # True in a pool worker running a block: a for_blocks called there runs whole, since a worker
 # waiting for blocks queued behind the one it runs could wait forever.
 _in_worker = contextvars.ContextVar("tinygraph_in_worker", default=False)
+# Inside a step (cores_to_workers): big products are split over the workers. Context-local,
+# this module's own (the core's state does not know about threading).
+_SPLIT = contextvars.ContextVar("tinygraph_split_products", default=False)
 
 
 def _after_fork_in_child():
@@ -150,8 +152,12 @@ def cores_to_workers():
         # they would ask for workers x k threads of the cores.
         split = _limited
     try:
-        with changed(split_products=True) if split else contextlib.nullcontext():
+        token = _SPLIT.set(True) if split else None
+        try:
             yield
+        finally:
+            if token is not None:
+                _SPLIT.reset(token)
     finally:
         with _lock:
             _steps.remove(me)
@@ -194,12 +200,27 @@ def _set(controller, counts):
             give_up()           # only if this thread holds the claim
 
 
+def splitting():
+    """True inside a step, where big products are split over the workers."""
+    return _SPLIT.get()
+
+
+@contextlib.contextmanager
+def split_products():
+    """Split big products over the workers inside the block (what a step does, for tests)."""
+    token = _SPLIT.set(True)
+    try:
+        yield
+    finally:
+        _SPLIT.reset(token)
+
+
 def matmul_2d_into(out, a, b):
     """out = a @ b for 2-D a (m, k) and b (k, n); inside cores_to_workers a big product is
     split over the workers: by rows when m is large, else by columns."""
     m, n = out.shape
     flops = 2 * m * a.shape[1] * n
-    if not current().split_products or flops < MIN_FLOPS or out.dtype.kind != "f":
+    if not _SPLIT.get() or flops < MIN_FLOPS or out.dtype.kind != "f":
         return xp.matmul(a, b, out=out)
     most = 2 * flops // MIN_FLOPS       # no block below MIN_FLOPS / 2, as in two blocks
     if m >= 256:

@@ -14,6 +14,8 @@ pass compares them before running the node's vjp.
 import hashlib
 
 from ..backend import xp
+from ..core.interpreter import Interpreter
+from ..core.primitive import evaluated, run_forward
 from ..core.state import changed, current
 from ..core.tensor import describe
 
@@ -21,29 +23,47 @@ from ..core.tensor import describe
 def detect_anomaly(enabled=True):
     """Context manager: raise FloatingPointError at the first op producing NaN or Inf.
 
-    It installs `check_result` as the check `apply` (and the gradient accumulator, and a
-    compiled replay) passes every result to; the code that runs is otherwise the same as
-    without it. Context-local, like grad mode.
+    It installs the `Checked` interpreter: ops run as they do without it, and every result
+    (of an op, of a gradient sum, of a compiled replay's step) is passed to `check_result`.
+    Context-local, like grad mode. detect_anomaly(False) turns it off inside a block.
     """
-    return changed(check=ANOMALY_CHECK if enabled else None)
+    return changed(interpreter=CHECKED if enabled else None)
 
 
-class AnomalyCheck:
-    """What detect_anomaly() installs: called on every op's result (see check_result), and
-    asked for digests of a node's saved values when it is made and to verify them before its
-    vjp runs."""
+class Checked(Interpreter):
+    """detect_anomaly()'s interpreter: every op computes and records as it does by default,
+    and its result is checked; each node keeps digests of its saved values, verified before
+    its vjp runs."""
 
-    def __call__(self, *args, **kwargs):
+    def check_result(self, *args, **kwargs):
         check_result(*args, **kwargs)
 
-    @staticmethod
-    def digests(inputs, output):
-        return [_digest(t._data) for t in inputs] + [_digest(output._data)]
+    def apply(self, prim, inputs, state):
+        arrays = [t._data for t in inputs]
+        return evaluated(prim, inputs, arrays, self.run(prim, arrays, inputs), state)
 
-    @staticmethod
-    def verify_saved(node, output):
+    def run(self, prim, arrays, inputs, where=None):
+        # numpy's warning would only repeat, less precisely, the error the check raises.
+        with xp.errstate(all="ignore"):
+            data = run_forward(prim, arrays, inputs)
+        check_result(prim.name, data, arrays, [t.name for t in inputs], where=where)
+        return data
+
+    def saved(self, inputs, output):
+        return SavedDigests([_digest(t._data) for t in inputs] + [_digest(output._data)])
+
+
+class SavedDigests:
+    """Digests of a node's saved values when it was made."""
+
+    __slots__ = ("digests",)
+
+    def __init__(self, digests):
+        self.digests = digests
+
+    def verify(self, node, output):
         tensors = list(node.inputs) + [output]
-        for t, saved in zip(tensors, node.digests):
+        for t, saved in zip(tensors, self.digests):
             if saved is not None and _digest(t._data) != saved:
                 raise RuntimeError(
                     f"detect_anomaly: {describe(t)}, saved by {node.op!r} for its gradient, "
@@ -59,7 +79,7 @@ def _digest(array):
                                                       digest_size=16).digest())
 
 
-ANOMALY_CHECK = AnomalyCheck()
+CHECKED = Checked()
 
 
 def check_result(op_name, data, input_arrays, input_names=None, where=None):

@@ -24,7 +24,8 @@ agree, and both follow one rule for what they accept and how they cast.
 import warnings
 
 from ..backend import xp
-from ..core.autodiff import gradients_for_program
+from ..core.autodiff import gradient_graph
+from ..core.interpreter import interpreter
 from ..core.state import changed, current
 from ..core.tensor import Tensor
 from .program import Program
@@ -46,9 +47,7 @@ def carry(holder, attribute, start, final):
     previous = getattr(holder, attribute, None)
     detached = _detach(final)
     setattr(holder, attribute, detached)
-    trace = current().trace
-    if trace is not None:
-        trace.carries.append(_Carry(holder, attribute, start, final, detached, previous))
+    interpreter().carried(_Carry(holder, attribute, start, final, detached, previous))
 
 
 def _detach(state):
@@ -90,7 +89,7 @@ class CompiledStep(Step):
         self.warned = False
 
     def run(self, inputs, kwargs):
-        if current().trace is not None:
+        if isinstance(current().interpreter, Trace):
             raise RuntimeError("compiled step: called while another compiled step is being "
                                "traced; call the inner loss function directly instead")
         names, arrays, given_as_array, statics = _split_inputs(inputs, kwargs)
@@ -145,12 +144,12 @@ class CompiledStep(Step):
         trace = Trace({id(t): k for k, t in enumerate(inputs) if given_as_array[k]})
         try:
             # A trace records, even when called under no_grad.
-            with changed(abstract=True, grad_enabled=True, trace=trace):
+            with changed(interpreter=trace, grad_enabled=True):
                 loss, aux, rebuild = split_output(
                     self.fn(*positional, **keywords, **statics), self.has_aux,
                     "compiled step")
                 check_loss(loss, "compiled step")
-                grads = gradients_for_program(loss, self.params)
+                grads = gradient_graph(loss, self.params)
                 used = [g for g in grads if g is not None]
                 simplified = iter(simplify(used, SPEED_RULES).outputs)
                 grads = [None if g is None else next(simplified) for g in grads]

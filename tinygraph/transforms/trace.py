@@ -15,6 +15,8 @@ import dis
 import numbers
 
 from ..backend import xp
+from ..core.interpreter import Interpreter
+from ..core.primitive import shaped
 
 # A captured array up to this size is compared with a copy on every call (a few µs); a
 # bigger one is refused: pass it as an input, or make it a Tensor (read at every call).
@@ -22,8 +24,31 @@ MAX_CAPTURED_BYTES = 1 << 16
 _PLAIN = (numbers.Number, str, bytes, type(None), tuple, frozenset)
 
 
-class Trace:
-    """The record of one trace (`current().trace` while it runs)."""
+class Trace(Interpreter):
+    """A compiled step's trace: the interpreter that evaluates on shapes only (every op makes
+    an abstract tensor and a node, whatever grad mode says), and the record of what the
+    traced function read and did, which the program's guards check on each call."""
+
+    abstract = True
+
+    def apply(self, prim, inputs, state):
+        return shaped(prim, inputs, state)
+
+    def refuse(self, what):
+        if what == "backward":
+            return RuntimeError("backward: called while a compiled step traces its function; "
+                                "the step computes the parameters' gradients itself (use "
+                                "tg.grad(..., create_graph=True) for a gradient the function "
+                                "needs)")
+        return RuntimeError(f"{what}: not possible while a compiled step traces its function")
+
+    def no_value(self, what):
+        return ValueError(f"compiled step: {what}, a value read out of a tensor that is being "
+                          "traced (a trace computes shapes only: .data is None). The function "
+                          "must use its inputs as Tensors")
+
+    def carried(self, carry):
+        self.carries.append(carry)
 
     def __init__(self, array_inputs):
         self.carries = []            # tinygraph.transforms.compile._Carry, in order
