@@ -7,14 +7,15 @@ graphs, the loss curve and the vanishing-gradient figure.
 import pathlib
 import shutil
 import time
+import types
 
 import numpy as np
-from tqdm import tqdm
 
 import tinygraph as tg
-from tinygraph.optim import Adam, clip_grad_norm
+from tinygraph.optim import Adam
 
 from . import plots, vanishing
+from .loop import TrainingLoop, optimizer_step
 from .models import SequenceRegressor
 
 
@@ -30,22 +31,25 @@ def sine_windows(count=64, steps=30, seed=0, noise=0.02):
 
 
 def train_sine(steps=400, hidden_size=32, seed=0, progress=True):
-    """Train the regressor with Adam; returns (model, losses)."""
+    """Train the regressor with Adam, `steps` steps on the whole set (one epoch of the
+    training loop, no checkpoints); returns (model, losses)."""
     xs, ys = sine_windows(seed=seed)
     model = SequenceRegressor(hidden_size=hidden_size, seed=seed)
     opt = Adam(model.parameters(), lr=0.01)
     losses = []
-    # disable=None: a bar on a terminal, none in a log file.
-    bar = tqdm(range(steps), desc="sine LSTM", disable=None if progress else True,
-               dynamic_ncols=True)
-    for _ in bar:
+
+    def loss_with_gradients():
         loss = model.loss(tg.tensor(xs), ys)
-        opt.zero_grad()
         loss.backward()
-        clip_grad_norm(opt.params, 1.0)
-        opt.step()
-        losses.append(float(loss.data))
-        bar.set_postfix_str(f"mse {losses[-1]:.5f}")
+        return loss
+
+    def train_batch(epoch, position):
+        losses.append(optimizer_step(opt, loss_with_gradients, clip=1.0))
+        return losses[-1]
+
+    loop = TrainingLoop(batches=steps, train_batch=train_batch, label="sine LSTM",
+                        bar_text=lambda losses, seconds: f"mse {losses[-1]:.5f}")
+    loop.run(types.SimpleNamespace(epoch=0, position=0), epochs=1, progress=progress)
     return model, losses
 
 

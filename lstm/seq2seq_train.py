@@ -1,20 +1,18 @@
 """Training a Seq2seq model on a task of lstm.tasks: Adam with clipping, exact-match accuracy
 on held-out questions after every epoch, pickle-free checkpoints to resume from."""
 import dataclasses
-import math
 import pathlib
 import time
 
 import numpy as np
-from tqdm import tqdm
 
 import tinygraph as tg
-from tinygraph.optim import Adam, clip_grad_norm
+from tinygraph.optim import Adam
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .loop import TrainingLoop, optimizer_step
 from .seq2seq import Seq2seq, padding_mask
 from .tasks import START, TASKS
-from .train import Interrupted, _interrupt_flag
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,55 +179,31 @@ class Seq2seqTrainer:
             raise CheckpointError(f"{path} does not fit this model: {e}") from None
         self.log(f"resumed from {path}: epoch {self.epoch + 1}, batch {self.position}")
 
-    # --- the loop -----------------------------------------------------------------------------
+    # --- the loop (lstm.loop.TrainingLoop) ---------------------------------------------------
     def train_step(self, questions, answers, mask):
         """One Adam step with clipping on a batch; returns the loss."""
-        self.optimizer.zero_grad()
-        if self.settings.attention:
-            loss = self.step(questions, answers, mask)
-        else:
-            loss = self.step(questions, answers)
-        loss = float(loss.data)
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"the loss became {loss}; training stopped (the last good "
-                                     "checkpoint is kept)")
-        clip_grad_norm(self.optimizer.params, self.settings.clip)
-        self.optimizer.step()
-        return loss
+        inputs = (questions, answers, mask) if self.settings.attention else (questions, answers)
+        return optimizer_step(self.optimizer, lambda: self.step(*inputs), self.settings.clip)
 
-    def run(self, epochs=None, progress=True, checkpoint_every=100):
+    def run(self, epochs=None, progress=True, checkpoint_every=100, interrupted=None):
         """Train up to `epochs` (default: the settings'); returns the history, one entry per
-        epoch with its held-out accuracy. Ctrl-C saves last.npz and raises Interrupted."""
-        epochs = self.settings.epochs if epochs is None else epochs
-        with _interrupt_flag() as interrupted:
-            while self.epoch < epochs:
-                start, losses = time.perf_counter(), []
-                bar = tqdm(total=self.batches, initial=self.position,
-                           disable=None if progress else True, unit="batch",
-                           desc=f"epoch {self.epoch + 1}/{epochs}", dynamic_ncols=True)
-                while self.position < self.batches:
-                    losses.append(self.train_step(*self.batch(self.epoch, self.position)))
-                    self.position += 1
-                    bar.set_postfix_str(f"loss {np.mean(losses[-50:]):.3f}")
-                    bar.update(1)
-                    if checkpoint_every and self.position % checkpoint_every == 0:
-                        self.save("last.npz")
-                    if interrupted():
-                        bar.close()
-                        path = self.save("last.npz")
-                        raise Interrupted(f"saved {path} at epoch {self.epoch + 1}, batch "
-                                          f"{self.position}", path)
-                bar.close()
-                accuracy = self.accuracy()
-                self.epoch, self.position = self.epoch + 1, 0
-                self.history.append({"epoch": self.epoch, "loss": float(np.mean(losses))
-                                     if losses else None, "accuracy": accuracy,
-                                     "seconds": time.perf_counter() - start})
-                self.log(f"epoch {self.epoch}: held-out accuracy {accuracy:.2%}")
-                path = self.save("last.npz")
-                if interrupted():
-                    raise Interrupted(f"saved {path} after epoch {self.epoch}", path)
+        epoch with its held-out accuracy. Ctrl-C saves last.npz and raises Interrupted;
+        `interrupted`, a function, replaces Ctrl-C as the signal to stop."""
+        loop = TrainingLoop(
+            batches=self.batches, save=self.save, log=self.log, end_epoch=self._end_epoch,
+            train_batch=lambda epoch, position: self.train_step(*self.batch(epoch, position)),
+            bar_text=lambda losses, seconds: f"loss {np.mean(losses[-50:]):.3f}")
+        loop.run(self, self.settings.epochs if epochs is None else epochs, progress,
+                 checkpoint_every, interrupted)
         return self.history
+
+    def _end_epoch(self, losses, started):
+        """Held-out accuracy into the history and the log."""
+        accuracy = self.accuracy()
+        self.history.append({"epoch": self.epoch, "loss": float(np.mean(losses))
+                             if losses else None, "accuracy": accuracy,
+                             "seconds": time.perf_counter() - started})
+        self.log(f"epoch {self.epoch}: held-out accuracy {accuracy:.2%}")
 
 
 def load_seq2seq(path):

@@ -1,22 +1,19 @@
 """Training and evaluating language models: presets, the trainer loop, perplexity."""
-import contextlib
 import dataclasses
 import json
 import math
 import pathlib
-import signal
-import threading
 import time
 
 import numpy as np
-from tqdm import tqdm
 
 import tinygraph as tg
 from tinygraph.nn import Dropout, rng_state_array
-from tinygraph.optim import SGD, DecayOnPlateau, clip_grad_norm
+from tinygraph.optim import SGD, DecayOnPlateau
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import BPTTBatches, Corpus, Vocabulary
+from .loop import Interrupted, TrainingLoop, optimizer_step  # noqa: F401 (Interrupted: the CLI's)
 from .models import LanguageModel
 
 
@@ -150,75 +147,59 @@ class Trainer:
             raise CheckpointError(f"{path} lacks or garbles training state ({e!r})") from None
         self.log(f"resumed from {path}: epoch {self.epoch + 1}, batch {self.position}")
 
-    # --- the loop ----------------------------------------------------------------------------
+    # --- the loop (lstm.loop.TrainingLoop) ---------------------------------------------------
     def train_step(self, inputs, targets):
         """One SGD step with clipping on a batch; returns the loss. A non-finite loss is a
         FloatingPointError."""
-        self.optimizer.zero_grad()
-        loss = self.step(inputs, targets)
-        if not math.isfinite(float(loss.data)):
-            raise FloatingPointError(f"the loss became {float(loss.data)}; training stopped "
-                                     "(the last good checkpoint is kept)")
-        clip_grad_norm(self.optimizer.params, self.preset.clip)
-        self.optimizer.step()
-        return float(loss.data)
+        return optimizer_step(self.optimizer, lambda: self.step(inputs, targets),
+                              self.preset.clip)
 
-    def run(self, epochs, progress=True, checkpoint_every=200):
-        """Train up to `epochs`. Ctrl-C (SIGINT) finishes the current step, saves last.npz and
-        raises Interrupted, so no work is lost."""
-        with _interrupt_flag() as interrupted:
-            return self._run(epochs, progress, checkpoint_every, interrupted)
-
-    def _run(self, epochs, progress, checkpoint_every, interrupted):
-        tokens_per_batch = self.preset.batch_size * self.preset.steps
-        while self.epoch < epochs:
-            bar = tqdm(total=len(self.batches), initial=self.position,
-                       disable=None if progress else True,
-                       desc=f"epoch {self.epoch + 1}/{epochs}", unit="batch", dynamic_ncols=True)
-            start, losses = time.perf_counter(), []   # losses: this session's, for the bar
-            while self.position < len(self.batches):
-                # As in the book, reading goes on across epochs (the time index is global) and
-                # the recurrent state is carried over the epoch boundary.
-                index = self.epoch * len(self.batches) + self.position
-                loss = self.train_step(*self.batches.batch(index))
-                self.position += 1
-                losses.append(loss)
-                self.epoch_loss = [self.epoch_loss[0] + loss, self.epoch_loss[1] + 1]
-                rate = len(losses) * tokens_per_batch / (time.perf_counter() - start)
-                recent = float(np.mean(losses[-50:]))
-                bar.set_postfix_str(f"loss {recent:.3f} ppl {math.exp(recent):.1f} "
-                                    f"{rate:,.0f} tok/s lr {self.optimizer.lr:g}")
-                bar.update(1)
-                if checkpoint_every and self.position % checkpoint_every == 0:
-                    path = self.save("last.npz")
-                    if not progress:     # no bar: say how it goes at every checkpoint
-                        self.log(f"epoch {self.epoch + 1}, batch {self.position}/"
-                                 f"{len(self.batches)}: loss {recent:.3f} (ppl "
-                                 f"{math.exp(recent):.1f}), {rate:,.0f} tok/s; saved {path}")
-                if interrupted():
-                    bar.close()
-                    path = self.save("last.npz")
-                    raise Interrupted(f"saved {path} at epoch {self.epoch + 1}, batch "
-                                      f"{self.position}", path)
-            bar.close()
-            training_state = self.model.extra_states()   # validation resets carried state
-            valid = self.perplexity("valid")
-            self.model.load_extra_states(training_state)
-            improved = self.schedule.step(valid)
-            self.epoch, self.position = self.epoch + 1, 0
-            total, count = self.epoch_loss
-            self.epoch_loss = [0.0, 0]
-            self.history.append({"epoch": self.epoch, "train_ppl": math.exp(total / count)
-                                 if count else None, "valid_ppl": valid,
-                                 "lr": self.optimizer.lr, "seconds": time.perf_counter() - start})
-            self.log(f"epoch {self.epoch}: valid perplexity {valid:.2f}"
-                     + ("" if improved else f" (no improvement: lr -> {self.optimizer.lr:g})"))
-            if improved:
-                self.save("best.npz")
-            path = self.save("last.npz")
-            if interrupted():        # pressed during validation or saving
-                raise Interrupted(f"saved {path} after epoch {self.epoch}", path)
+    def run(self, epochs, progress=True, checkpoint_every=200, interrupted=None):
+        """Train up to `epochs`; returns the history. Ctrl-C (SIGINT) finishes the current
+        step, saves last.npz and raises Interrupted, so no work is lost; `interrupted`, a
+        function, replaces Ctrl-C as the signal to stop (e.g. in tests)."""
+        loop = TrainingLoop(batches=len(self.batches), train_batch=self._train_batch,
+                            end_epoch=self._end_epoch, save=self.save, log=self.log,
+                            bar_text=self._bar_text, checkpoint_note=self._checkpoint_note)
+        loop.run(self, epochs, progress, checkpoint_every, interrupted)
         return self.history
+
+    def _train_batch(self, epoch, position):
+        # As in the book, reading goes on across epochs (the time index is global) and the
+        # recurrent state is carried over the epoch boundary.
+        loss = self.train_step(*self.batches.batch(epoch * len(self.batches) + position))
+        self.epoch_loss = [self.epoch_loss[0] + loss, self.epoch_loss[1] + 1]
+        return loss
+
+    def _recent(self, losses, seconds):
+        """(mean of the last 50 losses, tokens per second) of this session's epoch."""
+        tokens = len(losses) * self.preset.batch_size * self.preset.steps
+        return float(np.mean(losses[-50:])), tokens / seconds
+
+    def _bar_text(self, losses, seconds):
+        recent, rate = self._recent(losses, seconds)
+        return (f"loss {recent:.3f} ppl {math.exp(recent):.1f} {rate:,.0f} tok/s "
+                f"lr {self.optimizer.lr:g}")
+
+    def _checkpoint_note(self, losses, seconds):
+        recent, rate = self._recent(losses, seconds)
+        return f"loss {recent:.3f} (ppl {math.exp(recent):.1f}), {rate:,.0f} tok/s"
+
+    def _end_epoch(self, losses, started):
+        """Validation perplexity, the learning-rate schedule, the history; best.npz if better."""
+        training_state = self.model.extra_states()   # validation resets carried state
+        valid = self.perplexity("valid")
+        self.model.load_extra_states(training_state)
+        improved = self.schedule.step(valid)
+        total, count = self.epoch_loss
+        self.epoch_loss = [0.0, 0]
+        self.history.append({"epoch": self.epoch, "train_ppl": math.exp(total / count)
+                             if count else None, "valid_ppl": valid,
+                             "lr": self.optimizer.lr, "seconds": time.perf_counter() - started})
+        self.log(f"epoch {self.epoch}: valid perplexity {valid:.2f}"
+                 + ("" if improved else f" (no improvement: lr -> {self.optimizer.lr:g})"))
+        if improved:
+            self.save("best.npz")
 
     def test(self):
         """Test perplexity of the best checkpoint."""
@@ -232,35 +213,6 @@ class Trainer:
         """Perplexity of the current model on "train", "valid" or "test"."""
         return perplexity(self.model, self.corpus.ids[split], self.preset.eval_batch_size,
                           self.preset.steps)
-
-
-class Interrupted(Exception):
-    """Training was stopped by SIGINT after saving a checkpoint to resume from (`path`)."""
-
-    def __init__(self, message, path=None):
-        super().__init__(message)
-        self.path = path
-
-
-@contextlib.contextmanager
-def _interrupt_flag():
-    """Turn SIGINT into a flag the loop checks between steps (a step is never cut in half).
-    A second Ctrl-C stops at once, as usual."""
-    flag = []
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: False
-        return
-
-    def handler(*_):
-        if flag:
-            raise KeyboardInterrupt
-        flag.append(True)
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield lambda: bool(flag)
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def load_language_model(path, data_dir=None):

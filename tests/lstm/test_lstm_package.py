@@ -292,7 +292,8 @@ def test_mid_epoch_interrupt_and_resume_match_a_straight_run(tmp_path, tiny_trai
     straight.run(2, progress=False, checkpoint_every=0)
     first = tiny_trainer("split")
     with pytest.raises(Interrupted, match="at epoch 1, batch 5") as stopped:
-        first._run(2, False, 0, interrupted=lambda: first.position == 5)   # Ctrl-C at batch 5
+        first.run(2, progress=False, checkpoint_every=0,
+                  interrupted=lambda: first.position == 5)     # Ctrl-C at batch 5
     assert stopped.value.path == tmp_path / "split" / "last.npz"
     second = tiny_trainer("split")
     second.resume(tmp_path / "split" / "last.npz")
