@@ -9,7 +9,7 @@ import numpy as np
 
 import tinygraph as tg
 from tinygraph.diagrams import model as diagram_model
-from tinygraph.examples import EXAMPLES
+from tinygraph.examples import EXAMPLES, rnn_cell_step
 
 PACKAGE = pathlib.Path(diagram_model.__file__).parents[1]
 
@@ -127,16 +127,26 @@ def test_the_seed_of_gradients_made_elsewhere_is_found_by_structure():
 def test_gradient_norms_only_when_asked_for():
     plain = diagram_model.build(EXAMPLES["rnn_cell"]())
     assert plain.grad_norms is None and all(n.grad_norm is None for n in plain.nodes)
-    normed = diagram_model.build(EXAMPLES["rnn_cell"](), grad_norms=True)
-    assert normed.grad_norms and all(v >= 0 for v in normed.grad_norms)
+    inputs, h = rnn_cell_step()
+    normed = diagram_model.build(h, grad_norms=True)
     assert all(n.grad_norm is not None for n in normed.nodes if n.kind in ("op", "parameter"))
+    # A leaf shows the norm of its gradient under a seed of ones, the colour scale lists it.
+    seed = tg.tensor(np.ones(h.shape))
+    leaves = {n.lines[0]: n for n in normed.nodes if n.kind in ("tensor", "parameter")}
+    assert sorted(leaves) == sorted(inputs)
+    for name, g in zip(inputs, tg.grad(h, list(inputs.values()), grad_outputs=[seed])):
+        expected = np.linalg.norm(g.data)
+        assert expected > 0
+        np.testing.assert_allclose(leaves[name].grad_norm, expected, rtol=1e-12)
+        assert leaves[name].grad_norm in normed.grad_norms
 
 
 def test_the_model_is_json_ready():
     model = diagram_model.build(EXAMPLES["lstm_unrolled"](), grad_norms=True)
     data = json.loads(json.dumps(dataclasses.asdict(model)))
     assert len(data["nodes"]) == len(model.nodes) and data["scopes"]
-    assert {tuple(n["scope"]) for n in data["nodes"]} - {()} <= {tuple(s) for s in data["scopes"]}
+    # Every scope listed holds a node, and every node's scope is listed.
+    assert {tuple(n["scope"]) for n in data["nodes"]} - {()} == {tuple(s) for s in data["scopes"]}
 
 
 def test_the_attention_step_shows_the_softmax_gradient_and_every_encoder_states_gradient():

@@ -87,7 +87,13 @@ def test_time_steps_have_their_state_gradient_norms():
     _, loss = lstm_unrolled(steps=4)
     steps = tg.explore(loss).data["variants"]["simplified"]["time_steps"]
     assert [s["step"] for s in steps] == [1, 2, 3, 4]
-    assert all(s["h"] > 0 and s["c"] > 0 for s in steps)
+    # Each step's h and c are the norms of ∂L/∂h_t and ∂L/∂c_t.
+    named = {n.output.name: n.output for n in tg.nodes([loss]) if n.output is not None}
+    states = [named[f"{kind}{t}"] for kind in "hc" for t in (1, 2, 3, 4)]
+    norms = [float(np.linalg.norm(g.data)) for g in tg.grad(loss, states)]
+    np.testing.assert_allclose([s["h"] for s in steps] + [s["c"] for s in steps], norms,
+                               rtol=1e-12)
+    assert min(norms) > 0
     assert all("c_node" in s for s in steps)
     # ∂L/∂h_t for t < 4 (∂L/∂h4 is the seed): made by step t+1's vjps, filed under step t.
     assert all("h_node" in s for s in steps[:3])

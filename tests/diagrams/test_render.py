@@ -109,12 +109,13 @@ def test_backward_nodes_are_labelled_with_their_gradient_and_paired_by_hue():
     for name in ("x", "h_prev", "c_prev", "Wx", "Wh", "b", "A", "f", "g", "i", "o", "c"):
         assert any(l.startswith(f"∂L/∂{name}\n") for l in labels.values()), name
     backward = [a for d, a in nodes.items() if d.startswith("b")]
-    assert all("bold" in a for a in backward)
+    assert len(backward) == 30 and all("bold" in a for a in backward)
     forward_fills = {re.search(r'fillcolor="([^"]+)"', a).group(1)
                      for d, a in nodes.items() if d.startswith("f")}
     backward_fills = {re.search(r'fillcolor="([^"]+)"', a).group(1) for a in backward}
-    assert forward_fills <= {tint for tint, _ in render_module.HUES}
-    assert backward_fills <= {tone for _, tone in render_module.HUES} | {render_module.SUM_FILL}
+    # The cell's roles use the whole palette: every tint forward, every tone and Σ's backward.
+    assert forward_fills == {tint for tint, _ in render_module.HUES}
+    assert backward_fills == {tone for _, tone in render_module.HUES} | {render_module.SUM_FILL}
     # Colours mean roles: a gradient takes the hue of the value it is the gradient of (∂L/∂A_f
     # that of the slice A_f), a vjp's intermediate that of its forward op (1 − f: sigmoid f).
     def tint_of(first_line):

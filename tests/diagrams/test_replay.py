@@ -95,7 +95,7 @@ def test_each_step_names_its_rules_and_what_it_replaced(page_data):
     for k, step in enumerate(r["steps"]):
         before, after = all_frames[k][0], all_frames[k + 1][0]
         # What a step replaces leaves the drawing; the changes account for the node counts.
-        assert set(step["before"]) <= set(step["removed"])
+        assert step["before"] and set(step["before"]) <= set(step["removed"])
         assert len(after) == len(before) - len(step["removed"]) + len(step["appeared"])
 
 

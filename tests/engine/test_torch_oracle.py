@@ -1,12 +1,10 @@
 """PyTorch autograd as an oracle: random op compositions, a Hessian-vector product and
-repeated backward calls must agree with it to 1e-10 in float64. Skipped without torch."""
+repeated backward calls must agree with it to 1e-10 in float64. Skipped without torch (the
+`torch` fixture of tests/conftest.py imports it and marks each test that uses it)."""
 import numpy as np
 import pytest
 
 import tinygraph as tg
-
-pytestmark = pytest.mark.torch
-torch = pytest.importorskip("torch")
 
 ROWS, COLS = 3, 4
 TARGETS = np.array([1, 3, 0])
@@ -38,20 +36,24 @@ BINARY = {
 }
 
 
-class TorchMath:
+def torch_math(torch):
     """The tinygraph function names, on torch tensors."""
-    tanh, sigmoid, relu, exp, log = torch.tanh, torch.sigmoid, torch.relu, torch.exp, torch.log
-    transpose, reshape = staticmethod(lambda x: x.T), staticmethod(torch.reshape)
-    log_softmax = staticmethod(lambda x: torch.log_softmax(x, -1))
-    mean = staticmethod(lambda x, a, k: x.mean(a, keepdim=k))
-    sum = staticmethod(lambda x, a=None, k=False: x.sum() if a is None else x.sum(a, keepdim=k))
-    concat = staticmethod(lambda xs, a: torch.cat(xs, a))
-    sum_to = staticmethod(lambda x, shape: x.sum(0, keepdim=True))
-    broadcast_to = staticmethod(lambda x, shape: x.expand(shape))
+    class TorchMath:
+        tanh, sigmoid, relu = torch.tanh, torch.sigmoid, torch.relu
+        exp, log = torch.exp, torch.log
+        transpose, reshape = staticmethod(lambda x: x.T), staticmethod(torch.reshape)
+        log_softmax = staticmethod(lambda x: torch.log_softmax(x, -1))
+        mean = staticmethod(lambda x, a, k: x.mean(a, keepdim=k))
+        sum = staticmethod(lambda x, a=None, k=False: x.sum() if a is None
+                           else x.sum(a, keepdim=k))
+        concat = staticmethod(lambda xs, a: torch.cat(xs, a))
+        sum_to = staticmethod(lambda x, shape: x.sum(0, keepdim=True))
+        broadcast_to = staticmethod(lambda x, shape: x.expand(shape))
 
-    @staticmethod
-    def cross_entropy(x, t):
-        return torch.nn.functional.cross_entropy(x, torch.as_tensor(t))
+        @staticmethod
+        def cross_entropy(x, t):
+            return torch.nn.functional.cross_entropy(x, torch.as_tensor(t))
+    return TorchMath
 
 
 def random_program(seed, length=8):
@@ -85,20 +87,20 @@ def arrays_for(seed):
             rng.standard_normal((COLS, COLS)), rng.standard_normal((ROWS, COLS)))
 
 
-def both(seed):
+def both(seed, torch):
     """The same program and inputs as tinygraph and torch leaves."""
     inputs, w, readout = arrays_for(seed)
     ours = [tg.tensor(a, requires_grad=True) for a in inputs + [w]]
     theirs = [torch.tensor(a, requires_grad=True) for a in inputs + [w]]
     steps = random_program(seed)
     loss_ours = run_program(tg, steps, ours[:3], ours[3], readout)
-    loss_theirs = run_program(TorchMath, steps, theirs[:3], theirs[3], torch.tensor(readout))
+    loss_theirs = run_program(torch_math(torch), steps, theirs[:3], theirs[3], torch.tensor(readout))
     return ours, theirs, loss_ours, loss_theirs
 
 
 @pytest.mark.parametrize("seed", range(30))
-def test_random_compositions_match_torch(seed):
-    ours, theirs, loss_ours, loss_theirs = both(seed)
+def test_random_compositions_match_torch(seed, torch):
+    ours, theirs, loss_ours, loss_theirs = both(seed, torch)
     np.testing.assert_allclose(loss_ours.data, loss_theirs.detach().numpy(), rtol=1e-12)
     assert_same_gradients(tg.grad(loss_ours, ours, allow_unused=True),
                           torch.autograd.grad(loss_theirs, theirs, allow_unused=True))
@@ -114,8 +116,8 @@ def assert_same_gradients(grads_ours, grads_theirs):
 
 
 @pytest.mark.parametrize("seed", range(10))
-def test_hessian_vector_products_match_torch(seed):
-    ours, theirs, loss_ours, loss_theirs = both(seed)
+def test_hessian_vector_products_match_torch(seed, torch):
+    ours, theirs, loss_ours, loss_theirs = both(seed, torch)
     vs = [np.random.default_rng(seed + k).standard_normal(t.shape) for k, t in enumerate(ours)]
     grads_ours = tg.grad(loss_ours, ours, create_graph=True, allow_unused=True)
     grads_theirs = torch.autograd.grad(loss_theirs, theirs, create_graph=True, allow_unused=True)
@@ -128,8 +130,8 @@ def test_hessian_vector_products_match_torch(seed):
                           torch.autograd.grad(dot_theirs, theirs, allow_unused=True))
 
 
-def test_repeated_backward_accumulates_like_torch():
-    ours, theirs, loss_ours, loss_theirs = both(3)
+def test_repeated_backward_accumulates_like_torch(torch):
+    ours, theirs, loss_ours, loss_theirs = both(3, torch)
     for _ in range(3):
         loss_ours.backward(retain_graph=True)
         loss_theirs.backward(retain_graph=True)
@@ -140,7 +142,7 @@ def test_repeated_backward_accumulates_like_torch():
         np.testing.assert_allclose(a.grad.data, b.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
-def test_lstm_cell_matches_torch_lstmcell():
+def test_lstm_cell_matches_torch_lstmcell(torch):
     """Our gate order f, g, i, o mapped onto torch's i, f, g, o."""
     from tinygraph.examples import lstm_cell_step
 

@@ -153,6 +153,7 @@ def test_eval_mode_gets_its_own_program_without_dropout():
     assert loss_compiled == pytest.approx(loss_eager, rel=1e-6)
 
 
+@pytest.mark.slow     # a training run
 def test_compiled_training_run_matches_eager_across_validation_and_resume(tmp_path,
                                                                            tiny_trainer):
     """Two epochs with validation between them (which swaps the carried state out and back)
@@ -344,6 +345,7 @@ def test_every_op_compiles_to_the_eager_gradient(case):
         np.testing.assert_allclose(p.grad.data, g.data, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.slow     # six steps of a language model with big intermediates
 def test_replays_reuse_big_buffers_without_growing_or_sharing_them():
     """Big intermediates are written into buffers planned at trace time: a fixed number, and
     never one the caller holds (a gradient kept from an earlier call stays as it was)."""

@@ -1,20 +1,23 @@
 """tg.export_onnx: forward and generated backward graphs run in ONNX Runtime and agree with
-tinygraph to 1e-5 in float32."""
+tinygraph to 1e-5 in float32. A test that exports takes the `onnx` fixture and one that runs
+the export the `run` fixture (tests/conftest.py: skipped without them, marked onnx)."""
 import numpy as np
 import pytest
 
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
-
-import tinygraph as tg  # noqa: E402
-from tinygraph.examples import attention_step, lstm_cell, lstm_unrolled  # noqa: E402
-from tinygraph.nn import Dropout, Embedding  # noqa: E402
-from lstm.models import LanguageModel  # noqa: E402
+import tinygraph as tg
+from tinygraph.examples import attention_step, lstm_cell, lstm_unrolled
+from tinygraph.nn import Dropout, Embedding
+from lstm.models import LanguageModel
 
 
-def run(model, feeds):
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
+@pytest.fixture
+def run(onnx, onnxruntime):
+    """run(model, feeds) -> {output name: array}, in ONNX Runtime on the CPU."""
+    def run(model, feeds):
+        session = onnxruntime.InferenceSession(model.SerializeToString(),
+                                               providers=["CPUExecutionProvider"])
+        return dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
+    return run
 
 
 def cell_graph(batch, seed=0):
@@ -29,7 +32,7 @@ def cell_graph(batch, seed=0):
     return [x, h0, c0, v], [h, c] + list(grads)
 
 
-def test_the_lstm_cell_and_its_gradient_graph_run_in_onnx_runtime():
+def test_the_lstm_cell_and_its_gradient_graph_run_in_onnx_runtime(run):
     inputs, outputs = cell_graph(2)
     model = tg.export_onnx(outputs, inputs)
     names = [o.name for o in model.graph.output]
@@ -39,7 +42,7 @@ def test_the_lstm_cell_and_its_gradient_graph_run_in_onnx_runtime():
         np.testing.assert_allclose(got[name], t.data, rtol=1e-5, atol=1e-5, err_msg=name)
 
 
-def test_a_dynamic_batch_runs_another_batch_size():
+def test_a_dynamic_batch_runs_another_batch_size(onnx, run):
     inputs, outputs = cell_graph(2)
     model = tg.export_onnx(outputs, inputs, dynamic_batch=True)
     # A batch of 5 through the exported weights, and tinygraph's answer for it.
@@ -57,7 +60,7 @@ def test_a_dynamic_batch_runs_another_batch_size():
         np.testing.assert_allclose(got[name], t.data, rtol=1e-5, atol=1e-5, err_msg=name)
 
 
-def test_the_unrolled_lstm_and_its_gradients():
+def test_the_unrolled_lstm_and_its_gradients(run):
     inputs, loss = lstm_unrolled(dtype=np.float32)
     params = list(inputs.values())
     grads = tg.grad(loss, params, create_graph=True)
@@ -68,7 +71,7 @@ def test_the_unrolled_lstm_and_its_gradients():
 
 
 @pytest.mark.slow
-def test_a_language_model_step_with_cross_entropy():
+def test_a_language_model_step_with_cross_entropy(run):
     rng = np.random.default_rng(1)
     model = LanguageModel(50, 8, 8, num_layers=2, seed=0)
     model.eval()
@@ -84,14 +87,14 @@ def test_a_language_model_step_with_cross_entropy():
         np.testing.assert_allclose(got[name], t.data, rtol=1e-5, atol=1e-5, err_msg=name)
 
 
-def test_a_primitive_without_a_mapping_is_named(tmp_path):
+def test_a_primitive_without_a_mapping_is_named(onnx, tmp_path):
     x = tg.tensor(np.ones((2, 3), np.float32), name="x", requires_grad=True)
     y = Dropout(0.5, rng=np.random.default_rng(0))(x)
     with pytest.raises(ValueError, match="no ONNX mapping for primitive 'dropout_mask'.*eval"):
         tg.export_onnx([y], [x], tmp_path / "d.onnx")
 
 
-def test_gradient_outputs_keep_their_names_and_a_sum_seeded_backward_takes_any_batch():
+def test_gradient_outputs_keep_their_names_and_a_sum_seeded_backward_takes_any_batch(run):
     """The gradients of sum(L) over the attention step: its seed is a broadcast of 1 to the
     batch's shape, read from the first input at run time with dynamic_batch."""
     leaves, loss = attention_step(dtype=np.float32)
@@ -124,7 +127,7 @@ def _attention_loss_and_grads(x, params):
     return [loss, *tg.grad(loss, inputs + list(params))]
 
 
-def test_a_constant_of_the_traced_batch_size_is_warned_about():
+def test_a_constant_of_the_traced_batch_size_is_warned_about(onnx):
     inputs, loss = lstm_unrolled(dtype=np.float32)
     xs = [inputs[n] for n in ("x1", "x2", "x3")]
     with pytest.warns(UserWarning) as warned:
@@ -132,14 +135,14 @@ def test_a_constant_of_the_traced_batch_size_is_warned_about():
     assert sorted(str(w.message).split(":")[2].split()[0] for w in warned) == ["c0", "h0"]
 
 
-def test_a_sum_over_no_axes_stays_the_identity():
+def test_a_sum_over_no_axes_stays_the_identity(run):
     x = tg.tensor(np.arange(6, dtype=np.float32).reshape(2, 3), name="x")
     y = tg.sum(x, axis=()) * 2
     got = run(tg.export_onnx([y], [x]), {"x": x.data})
     np.testing.assert_array_equal(list(got.values())[0], y.data)
 
 
-def test_ids_outside_their_range_fail_in_onnx_runtime_as_in_tinygraph():
+def test_ids_outside_their_range_fail_in_onnx_runtime_as_in_tinygraph(run):
     """ONNX's Gather reads a negative id from the end, as numpy would: without the exported
     check an id of -1 silently picks the last embedding row or class."""
     rng = np.random.default_rng(5)

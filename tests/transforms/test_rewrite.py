@@ -70,7 +70,8 @@ def test_common_subexpressions_are_merged():
     result = tg.simplify(grads)
     assert before == 2
     assert [n.op for n in backward_nodes(result.outputs)].count("transpose") == 1
-    assert result.rewrites["cse"] >= 2
+    # The two transposes of W merge, then the two products that read them (matmul, matmul_tn).
+    assert result.rewrites["cse"] == 3
 
 
 def test_constants_are_folded_and_multiplications_by_one_removed():
@@ -82,7 +83,7 @@ def test_constants_are_folded_and_multiplications_by_one_removed():
     result = tg.simplify(gw)
     assert [n.op for n in backward_nodes(result.outputs)] == ["sum_to"]
     assert result.outputs[0].node.inputs[0] is x
-    assert result.rewrites["constant_folding"] >= 1 and result.rewrites["identities"] >= 1
+    assert result.rewrites == {"constant_folding": 2, "identities": 1}
 
 
 @pytest.mark.parametrize("build", [
@@ -173,7 +174,7 @@ def test_weight_gradient_over_time_steps_joins_into_one_matmul_with_speed_rules(
                    if n.op in ("matmul", "matmul_tn") and n.output.shape == (4, 5))
 
     assert weight_matmuls(readable) == 5 and weight_matmuls(fast) == 1
-    assert fast.rewrites["join_weight_gradients"] >= 1
+    assert fast.rewrites["join_weight_gradients"] == 1          # five terms, one join
     np.testing.assert_allclose(fast.outputs[0].data, g.data, rtol=1e-12)
 
 
