@@ -10,7 +10,7 @@ from .core.state import no_grad, enable_grad, is_grad_enabled, scope
 from .core.primitive import Primitive, apply
 from .core.autodiff import grad, backward, nodes, leaves
 from .ops import (
-    add, sub, mul, div, neg, pow, exp, log, sigmoid, tanh, relu, step, matmul, matmul_tn,
+    add, sub, mul, div, neg, pow, exp, log, sigmoid, tanh, relu, heaviside, matmul, matmul_tn,
     sum, mean, reshape, transpose, broadcast_to, sum_to, getitem, concat,
     log_softmax, softmax, cross_entropy, dropout_mask,
 )
@@ -26,7 +26,7 @@ from .diagrams.diff import explore_diff
 
 __all__ = [
     "Tensor", "Parameter", "tensor", "Node", "no_grad", "enable_grad", "is_grad_enabled", "scope",
-    "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sigmoid", "tanh", "relu", "step",
+    "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sigmoid", "tanh", "relu", "heaviside",
     "matmul", "matmul_tn", "sum", "mean", "reshape", "transpose", "broadcast_to", "sum_to",
     "getitem", "concat", "log_softmax", "softmax", "cross_entropy", "dropout_mask",
     "Primitive", "apply",
@@ -36,3 +36,13 @@ __all__ = [
     "explore_diff",
 ]
 __version__ = "0.1.0"
+
+# Names that were renamed: an AttributeError that says to what (never a silent alias).
+_RENAMED = {"step": "tg.step was renamed tg.heaviside (the Heaviside op; tg.Step is a training "
+                    "step)"}
+
+
+def __getattr__(name):
+    if name in _RENAMED:
+        raise AttributeError(f"module 'tinygraph' has no attribute {name!r}: {_RENAMED[name]}")
+    raise AttributeError(f"module 'tinygraph' has no attribute {name!r}")

@@ -198,7 +198,7 @@ CASES = [
     OpCase("index_grad", lambda g: apply(IndexGrad((INDEX_SLOT,), (4, 3)), g, Tensor(
         ROWS, constant=True)), lambda g: _scattered(ROWS, (4, 3), g), [(4, 3)]),
     # No gradient checks for these (see the module docstring).
-    OpCase("step", tg.step, lambda a: (a > 0).astype(a.dtype), [(3, 4)], "away_from_zero",
+    OpCase("heaviside", tg.heaviside, lambda a: (a > 0).astype(a.dtype), [(3, 4)], "away_from_zero",
            kind="no_gradient"),
     OpCase("ids_in_range", lambda ids: tg.ops.ids_in_range(ids, 5, "id {bad} not below {size}"),
            lambda ids: ids, [(2, 3)], kind="integer",

@@ -200,3 +200,10 @@ def test_the_transform_name_check_can_fail():
     assert transform_names("def f(state):\n    return state.trace") == ["trace"]
     assert transform_names("x = current().split_products") == ["split_products"]
     assert transform_names('msg = "a compiled step\'s trace"  # the program') == []
+
+
+def test_a_renamed_name_says_what_it_became():
+    import tinygraph as tg
+    with pytest.raises(AttributeError, match="renamed tg.heaviside"):
+        tg.step
+    assert tg.heaviside(tg.tensor([-1.0, 2.0])).data.tolist() == [0.0, 1.0]

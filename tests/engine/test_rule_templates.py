@@ -64,7 +64,7 @@ class TemplateError(Exception):
 
 PHRASES = ["zeros with", "put in at the slice", "added in at the ids", "at the ids",
            "the slice of", "the piece of", "where the input went"]
-FUNCTIONS = ["exp", "tanh", "σ", "step", "softmax", "sum_to", "broadcast", "reshape",
+FUNCTIONS = ["exp", "tanh", "σ", "heaviside", "softmax", "sum_to", "broadcast", "reshape",
              "transpose"]
 TOKEN = re.compile("|".join(
     [r"(?P<space>\s+)", r"(?P<placeholder>\{(?:gy|y|x\d+)\})",
@@ -280,7 +280,7 @@ class Parser:
             return np.tanh(a)
         if name == "σ":
             return 1 / (1 + np.exp(-a))
-        if name == "step":
+        if name == "heaviside":
             return (a > 0).astype(a.dtype)
         if name == "softmax":
             return softmax(a, r.axis)

@@ -5,7 +5,7 @@ spec, vjp, label and what rewrites need to know) and the public functions that c
 arguments and apply them. `all_primitives()` lists every concrete primitive class.
 """
 from ..core.primitive import Primitive, apply
-from .elementwise import add, sub, mul, div, neg, pow, exp, log, sigmoid, tanh, relu, step
+from .elementwise import add, sub, mul, div, neg, pow, exp, log, sigmoid, tanh, relu, heaviside
 from .shape import sum, mean, reshape, transpose, broadcast_to, sum_to, concat
 from .linalg import matmul, matmul_tn
 from .indexing import getitem, ids_in_range
@@ -28,7 +28,7 @@ def all_primitives():
 
 
 __all__ = ["Primitive", "apply", "add", "sub", "mul", "div", "neg", "pow", "exp", "log",
-           "sigmoid", "tanh", "relu", "step", "sum", "mean", "reshape", "transpose",
+           "sigmoid", "tanh", "relu", "heaviside", "sum", "mean", "reshape", "transpose",
            "broadcast_to", "sum_to", "concat", "matmul", "matmul_tn", "getitem",
            "ids_in_range", "dropout_mask", "log_softmax", "softmax", "cross_entropy",
            "all_primitives"]

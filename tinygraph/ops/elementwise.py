@@ -1,5 +1,5 @@
 """Elementwise primitives: add, sub, mul, div (broadcasting), neg, pow, exp, log, sigmoid,
-tanh, relu and step, with their checked public functions."""
+tanh, relu and heaviside, with their checked public functions."""
 from ..backend import xp
 from ..core.primitive import Primitive, apply
 from ..core.tensor import Tensor
@@ -286,20 +286,20 @@ class Tanh(Elementwise):
 class Relu(Elementwise):
     name = "relu"
     formula = "relu({0})"
-    rules = "{gy} ⊙ step({x0})"
+    rules = "{gy} ⊙ heaviside({x0})"
 
     def forward(self, a):
         return xp.maximum(a, 0)
 
     def vjp(self, node, g, needs):
-        return [g * step(node.inputs[0])]
+        return [g * heaviside(node.inputs[0])]
 
 
-class Step(Elementwise):
-    """Heaviside step (1 where x > 0): relu's derivative. Its own derivative is zero."""
+class Heaviside(Elementwise):
+    """The Heaviside step (1 where x > 0): relu's derivative. Its own derivative is zero."""
 
-    name = "step"
-    formula = "step({0})"
+    name = "heaviside"
+    formula = "heaviside({0})"
 
     def forward(self, a):
         return (a > 0).astype(a.dtype)
@@ -351,6 +351,6 @@ def relu(x):
     return apply(Relu(), tensor_arg(x, "relu"))
 
 
-def step(x):
-    """Elementwise 1 where x > 0 else 0 (no gradient flows through it)."""
-    return apply(Step(), tensor_arg(x, "step"))
+def heaviside(x):
+    """Elementwise 1 where x > 0 else 0, the Heaviside step (no gradient flows through it)."""
+    return apply(Heaviside(), tensor_arg(x, "heaviside"))

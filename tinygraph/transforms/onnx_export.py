@@ -183,7 +183,7 @@ def _pow(g, node, ins, out, batch):
     g.op("Pow", [ins[0], exponent], out)
 
 
-def _step(g, node, ins, out, batch):
+def _heaviside(g, node, ins, out, batch):
     zero = g.constant(xp.zeros((), node.inputs[0].dtype), "zero")
     positive = g.op("Greater", [ins[0], zero])
     g.op("Cast", [positive], out, to=_tensor_type(g, node.output.dtype))
@@ -377,7 +377,7 @@ MAPPINGS = {
     ew.Add: _simple("Add"), ew.Sub: _simple("Sub"), ew.Mul: _simple("Mul"),
     ew.Div: _simple("Div"), ew.Neg: _simple("Neg"), ew.Exp: _simple("Exp"),
     ew.Log: _simple("Log"), ew.Sigmoid: _simple("Sigmoid"), ew.Tanh: _simple("Tanh"),
-    ew.Relu: _simple("Relu"), ew.Pow: _pow, ew.Step: _step,
+    ew.Relu: _simple("Relu"), ew.Pow: _pow, ew.Heaviside: _heaviside,
     linalg.MatMul: _simple("MatMul"), linalg.MatMulTN: _matmul_tn,
     shp.Sum: _sum, shp.Reshape: _reshape, shp.BroadcastTo: _broadcast_to, shp.SumTo: _sum_to,
     shp.Transpose: _transpose, shp.Concat: _concat,
