@@ -37,7 +37,7 @@ opt = SGD(model.parameters(), lr=20.0)
 
 result = {{}}
 if {what!r} == "eager":
-    def step():          # loss.backward(): the old tree may predate tg.value_and_grad
+    def step():          # loss.backward(): the old tree may predate tg.eager_step
         opt.zero_grad()
         model.loss(ids, targets).backward()
         clip_grad_norm(opt.params, 0.25)

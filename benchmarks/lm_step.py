@@ -53,7 +53,7 @@ def tinygraph_lm(cfg, ids, targets, compiled=False):
                           cfg["tied"], seed=0)
     opt = SGD(model.parameters(), lr=20.0)
     # One step contract: eager or compiled, loss = train(...) with the gradients in .grad.
-    train = (tg.compile if compiled else tg.value_and_grad)(model.loss, model.parameters())
+    train = (tg.compile if compiled else tg.eager_step)(model.loss, model.parameters())
 
     def step():
         opt.zero_grad()
@@ -115,7 +115,7 @@ def tinygraph_sine(compiled=False):
     xs, ys = sine_data()
     model = SequenceRegressor(hidden_size=100, seed=0)
     opt = SGD(model.parameters(), lr=0.01)
-    train = (tg.compile if compiled else tg.value_and_grad)(model.loss, model.parameters())
+    train = (tg.compile if compiled else tg.eager_step)(model.loss, model.parameters())
 
     def step():
         opt.zero_grad()

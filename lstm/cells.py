@@ -15,7 +15,30 @@ import math
 import numpy as np
 
 import tinygraph as tg
-from tinygraph.nn import Module, lstm_gates
+from tinygraph.nn import Module
+
+
+def lstm_gates(A, c_prev):
+    """The LSTM equations from the fused pre-activation
+    `A = x @ Wx + h @ Wh + b`, gates in the order f, g, i, o.
+
+    `c = f * c_prev + g * i`; `h = o * tanh(c)`. Returns (h, c). The
+    tensors it makes are named (A_f, f, c, h, ...) so diagrams read
+    like the book; h and c carry their roles (tg.STATE, tg.CELL_STATE),
+    which diagrams read to find the states and the cell-state highway.
+    """
+    H = c_prev.shape[-1]
+    A_f, A_g, A_i, A_o = A[:, :H], A[:, H:2 * H], A[:, 2 * H:3 * H], A[:, 3 * H:]
+    f, g, i, o = tg.sigmoid(A_f), tg.tanh(A_g), tg.sigmoid(A_i), tg.sigmoid(A_o)
+    c = f * c_prev + g * i
+    tanh_c = tg.tanh(c)
+    h = o * tanh_c
+    named = dict(A=A, A_f=A_f, A_g=A_g, A_i=A_i, A_o=A_o, f=f, g=g, i=i, o=o, c=c,
+                 tanh_c=tanh_c, h=h)
+    for name, t in named.items():
+        t.name = name
+    h.role, c.role = tg.STATE, tg.CELL_STATE
+    return h, c
 
 
 def _init(rng, shape, fan_in, dtype):
@@ -45,8 +68,12 @@ class _Cell(Module):
 
     def zero_state(self, batch):
         """The all-zero state for `batch` rows: h0 (batch, H), or (h0, c0) for an LSTM."""
-        zeros = lambda name: tg.tensor(np.zeros((batch, self.hidden_size), self.dtype), name=name)
-        return (zeros("h0"), zeros("c0")) if self.has_cell_state else zeros("h0")
+        def zeros(name, role):
+            state = tg.tensor(np.zeros((batch, self.hidden_size), self.dtype), name=name)
+            state.role = role
+            return state
+        h0 = zeros("h0", tg.STATE)
+        return (h0, zeros("c0", tg.CELL_STATE)) if self.has_cell_state else h0
 
     def project(self, x):
         """The input's contribution x @ Wx + b, for x of any leading shape (..., D); a
@@ -69,7 +96,7 @@ class RNNCell(_Cell):
     def step(self, xw, h_prev):
         """The new h from one step's projected input xw (N, H) and h_prev (N, H)."""
         h = tg.tanh(xw + h_prev @ self.Wh)
-        h.name = "h"
+        h.name, h.role = "h", tg.STATE
         return h
 
 
@@ -123,6 +150,7 @@ class GRUCell(_Cell):
                         (a_r, "a_r"), (a_z, "a_z"), (r, "r"), (z, "z"),
                         (a_n, "a_n"), (n, "n"), (keep, "1 − z"), (h, "h")):
             t.name = name
+        h.role = tg.STATE
         return h
 
 

@@ -14,8 +14,8 @@ class Recurrent(Module):
 
     The inputs of all time steps are projected with one matmul (cell.project on the whole
     sequence), so the weight gradient of that projection is one matmul per sequence too; each
-    step then only adds h @ Wh. Each step runs in `tinygraph.scope("t=k")`, so diagrams show one
-    cluster per step.
+    step then only adds h @ Wh. Each step runs in `tinygraph.time_step(k)` (a scope named
+    "t=k"), so diagrams show one cluster per step.
 
     stateful=True carries the final state into the next call, detached from the graph
     (truncated BPTT: the gradient stops at the batch boundary); `reset_state()` forgets it.
@@ -80,7 +80,7 @@ class Recurrent(Module):
         projected = self.cell.project(xs)              # (N, T, kH) in one matmul
         hs = []
         for t in range(T):
-            with tg.scope(f"t={t + 1}"):
+            with tg.time_step(t + 1):
                 state = self.cell.step(projected[:, t, :], state)
             h = state[0] if isinstance(state, tuple) else state
             hs.append(tg.reshape(h, (N, 1, h.shape[-1])))
@@ -120,7 +120,9 @@ class StackedRecurrent(Module):
         for k, layer in enumerate(self.layers):
             if k > 0:
                 xs = self.dropouts[k - 1](xs)
-            with tg.scope(f"layer{k + 1}") if len(self.layers) > 1 else contextlib.nullcontext():
+            layer_scope = tg.scope(f"layer{k + 1}", kind=tg.LAYER) if len(self.layers) > 1 \
+                else contextlib.nullcontext()
+            with layer_scope:
                 xs, final = layer(xs)
             finals.append(final)
         return xs, finals

@@ -17,7 +17,9 @@ of the model (see lstm.seq2seq_train). No backward pass is written here.
 import numpy as np
 
 import tinygraph as tg
-from tinygraph.nn import MASKED, Embedding, Linear, Module, attention as attend
+from tinygraph.nn import Embedding, Linear, Module
+
+from .attention import MASKED, attention as attend
 
 from .cells import LSTMCell
 from .recurrent import Recurrent

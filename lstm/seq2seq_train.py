@@ -75,7 +75,7 @@ class Seq2seqTrainer:
         self.start_id = task.char_to_id[START]
         self.model = build_seq2seq(settings, task.chars)
         self.optimizer = Adam(self.model.parameters(), settings.lr)
-        make_step = tg.compile if compiled else tg.value_and_grad
+        make_step = tg.compile if compiled else tg.eager_step
         self.step = make_step(self.model.loss, self.model.parameters())
         self.epoch, self.position, self.history = 0, 0, []
         self.batches = len(self.train_set) // settings.batch_size

@@ -86,7 +86,7 @@ class Trainer:
         self.optimizer = SGD(self.model.parameters(), preset.lr)
         # One step contract: loss = step(inputs, targets), gradients in .grad; compiled, each
         # step replays one traced forward + backward (see tinygraph.transforms.compile).
-        make_step = tg.compile if compiled else tg.value_and_grad
+        make_step = tg.compile if compiled else tg.eager_step
         self.step = make_step(self.model.loss, self.model.parameters())
         self.schedule = DecayOnPlateau(self.optimizer, factor=0.25)
         # Every split is checked now, not after an epoch of training.

@@ -4,9 +4,10 @@ Layers, each importing only those before it: core (state, Tensor, Node, Primitiv
 <- ops (the primitives and public functions) <- transforms (rewrite, compile, anomaly,
 gradcheck) and nn, optim <- diagrams <- the command line.
 """
-from .core.tensor import Tensor, Parameter, tensor
+from .core.tensor import Tensor, Parameter, tensor, STATE, CELL_STATE
 from .core.node import Node
-from .core.state import no_grad, enable_grad, is_grad_enabled, scope
+from .core.state import (no_grad, enable_grad, is_grad_enabled, scope, time_step, TIME_STEP,
+                         LAYER)
 from .core.primitive import Primitive, apply
 from .core.autodiff import grad, backward, nodes, leaves
 from .ops import (
@@ -16,7 +17,7 @@ from .ops import (
 )
 from .transforms.gradcheck import gradcheck, GradcheckError
 from .transforms.rewrite import simplify, Simplified
-from .transforms.step import Step, value_and_grad
+from .transforms.step import Step, eager_step
 from .transforms.compile import compile, carry, CompiledStep
 from .transforms.anomaly import detect_anomaly
 from .transforms.onnx_export import export_onnx
@@ -26,12 +27,13 @@ from .diagrams.diff import explore_diff
 
 __all__ = [
     "Tensor", "Parameter", "tensor", "Node", "no_grad", "enable_grad", "is_grad_enabled", "scope",
+    "time_step", "TIME_STEP", "LAYER", "STATE", "CELL_STATE",
     "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sigmoid", "tanh", "relu", "heaviside",
     "matmul", "matmul_tn", "sum", "mean", "reshape", "transpose", "broadcast_to", "sum_to",
     "getitem", "concat", "log_softmax", "softmax", "cross_entropy", "dropout_mask",
     "Primitive", "apply",
     "grad", "backward", "nodes", "leaves", "render", "to_dot", "save", "GraphvizNotFoundError",
-    "gradcheck", "GradcheckError", "simplify", "Simplified", "Step", "value_and_grad",
+    "gradcheck", "GradcheckError", "simplify", "Simplified", "Step", "eager_step",
     "compile", "carry", "CompiledStep", "detect_anomaly", "export_onnx", "explore", "Explorer",
     "explore_diff",
 ]
@@ -39,7 +41,10 @@ __version__ = "0.1.0"
 
 # Names that were renamed: an AttributeError that says to what (never a silent alias).
 _RENAMED = {"step": "tg.step was renamed tg.heaviside (the Heaviside op; tg.Step is a training "
-                    "step)"}
+                    "step)",
+            "value_and_grad": "tg.value_and_grad was renamed tg.eager_step: it returns a step "
+                              "whose call returns the loss and adds the gradients into .grad "
+                              "(not JAX's (value, grads)); tg.grad gives gradients"}
 
 
 def __getattr__(name):

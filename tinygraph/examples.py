@@ -12,10 +12,9 @@ import math
 import numbers
 
 from .backend import xp
-from .core.state import scope
-from .core.tensor import Parameter, tensor
+from .core.state import scope, time_step
+from .core.tensor import CELL_STATE, STATE, Parameter, tensor
 from . import ops
-from .nn import attention, lstm_gates
 
 
 class ExampleParameterError(ValueError):
@@ -63,12 +62,47 @@ def _rng_leaf(rng, dtype):
 
 
 def lstm_cell(x, h_prev, c_prev, Wx, Wh, b):
-    """The LSTM cell on tensors: one fused affine sliced in gate order f, g, i, o.
+    """The LSTM cell on tensors, spelled out from primitives: one fused affine sliced in gate
+    order f, g, i, o.
 
     `A = x @ Wx + h_prev @ Wh + b`; `c = f * c_prev + g * i`; `h = o * tanh(c)`. Returns
-    (h, c).
+    (h, c). The tensors are named as in the book (A_f, f, c, h, ...); h and c carry the roles
+    STATE and CELL_STATE that diagrams read (the time strip, the cell-state highway).
     """
-    return lstm_gates(x @ Wx + h_prev @ Wh + b, c_prev)
+    A = x @ Wx + h_prev @ Wh + b
+    H = c_prev.shape[-1]
+    A_f, A_g, A_i, A_o = A[:, :H], A[:, H:2 * H], A[:, 2 * H:3 * H], A[:, 3 * H:]
+    f, g, i, o = ops.sigmoid(A_f), ops.tanh(A_g), ops.sigmoid(A_i), ops.sigmoid(A_o)
+    c = f * c_prev + g * i
+    tanh_c = ops.tanh(c)
+    h = o * tanh_c
+    named = dict(A=A, A_f=A_f, A_g=A_g, A_i=A_i, A_o=A_o, f=f, g=g, i=i, o=o, c=c,
+                 tanh_c=tanh_c, h=h)
+    for name, t in named.items():
+        t.name = name
+    h.role, c.role = STATE, CELL_STATE
+    return h, c
+
+
+def attention(queries, states):
+    """Dot-product attention over time, spelled out from primitives: each query (N, Tq, H)
+    scores every state (N, Ts, H), a softmax over the states weighs them, and the context is
+    the weighted sum of the states. Returns (context, weights)."""
+    with scope("attention"):
+        scores = ops.matmul(queries, ops.transpose(states, (0, 2, 1)))
+        scores.name = "scores"
+        weights = ops.softmax(scores, axis=2)
+        weights.name = "weights"
+        context = ops.matmul(weights, states)
+        context.name = "context"
+        return context, weights
+
+
+def _state_leaf(leaf, name, role, *shape):
+    """A leaf that stands for a recurrent state coming in (h_prev, c_prev), with its role."""
+    state = leaf(name, *shape)
+    state.role = role
+    return state
 
 
 def _gate_bias(leaf, H, forget_bias):
@@ -91,8 +125,8 @@ def lstm_cell_step(batch=2, input_size=3, hidden_size=4, seed=0, dtype=xp.float6
     H = hidden_size
     inputs = {
         "x": leaf("x", batch, input_size),
-        "h_prev": leaf("h_prev", batch, H),
-        "c_prev": leaf("c_prev", batch, H),
+        "h_prev": _state_leaf(leaf, "h_prev", STATE, batch, H),
+        "c_prev": _state_leaf(leaf, "c_prev", CELL_STATE, batch, H),
         "Wx": leaf("Wx", input_size, 4 * H, parameter=True),
         "Wh": leaf("Wh", H, 4 * H, parameter=True),
         "b": _gate_bias(leaf, H, forget_bias),
@@ -114,7 +148,7 @@ def rnn_cell_step(batch=2, input_size=3, hidden_size=4, seed=0, dtype=xp.float64
     a = inputs["x"] @ inputs["Wx"] + inputs["h_prev"] @ inputs["Wh"] + inputs["b"]
     a.name = "a"
     h = ops.tanh(a)
-    h.name = "h"
+    h.name, h.role = "h", STATE
     return inputs, h
 
 
@@ -143,6 +177,7 @@ def gru_cell(x, h_prev, Wx, Wh, b, bh):
     # like the equations.
     for name, t in named.items():
         t.name = name
+    h.role = STATE
     return h
 
 
@@ -166,7 +201,8 @@ def gru_cell_step(batch=2, input_size=3, hidden_size=4, seed=0, dtype=xp.float64
 
 def lstm_unrolled(steps=3, batch=2, input_size=3, hidden_size=4, seed=0, dtype=xp.float64, *,
                   forget_bias=0.0):
-    """An LSTM cell run over `steps` time steps, one `scope("t=k")` per step, shared weights.
+    """An LSTM cell run over `steps` time steps, one `time_step(k)` scope ("t=k") per step,
+    shared weights.
     `forget_bias` is added to the f slice `b[:hidden_size]` of the random bias (1.0 is the
     usual initialisation that lets the cell state, and its gradient, pass many steps).
 
@@ -182,8 +218,9 @@ def lstm_unrolled(steps=3, batch=2, input_size=3, hidden_size=4, seed=0, dtype=x
     xs = [leaf(f"x{t}", batch, input_size) for t in range(1, steps + 1)]
     h = tensor(xp.zeros((batch, H), dtype=dtype), name="h0")
     c = tensor(xp.zeros((batch, H), dtype=dtype), name="c0")
+    h.role, c.role = STATE, CELL_STATE
     for t, x in enumerate(xs, start=1):
-        with scope(f"t={t}"):
+        with time_step(t):
             h, c = lstm_cell(x, h, c, Wx, Wh, b)
             h.name, c.name = f"h{t}", f"c{t}"
     loss = h.sum()
@@ -208,8 +245,9 @@ def attention_step(steps=3, batch=2, input_size=3, hidden_size=4, seed=0, dtype=
     H = hidden_size
     encoder = [leaf(f"hs{t}", batch, H) for t in range(1, steps + 1)]
     inputs = {
-        "x": leaf("x", batch, input_size), "h_prev": leaf("h_prev", batch, H),
-        "c_prev": leaf("c_prev", batch, H),
+        "x": leaf("x", batch, input_size),
+        "h_prev": _state_leaf(leaf, "h_prev", STATE, batch, H),
+        "c_prev": _state_leaf(leaf, "c_prev", CELL_STATE, batch, H),
         "Wx": leaf("Wx", input_size, 4 * H, parameter=True),
         "Wh": leaf("Wh", H, 4 * H, parameter=True), "b": _gate_bias(leaf, H, forget_bias),
         "Wc": leaf("Wc", 2 * H, H, parameter=True),

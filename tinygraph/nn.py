@@ -9,7 +9,6 @@ import math
 
 from .backend import xp
 from .core.interpreter import interpreter
-from .core.state import scope
 from .core.tensor import Parameter, Tensor
 from . import ops
 
@@ -244,56 +243,6 @@ class Dropout(Module):
         if not self.training or self.p == 0:
             return x
         return x * ops.dropout_mask(self.p, x.shape, x.dtype, self.rng)
-
-
-def lstm_gates(A, c_prev):
-    """The LSTM equations from the fused pre-activation
-    `A = x @ Wx + h @ Wh + b`, gates in the order f, g, i, o.
-
-    `c = f * c_prev + g * i`; `h = o * tanh(c)`. Returns (h, c). The
-    tensors it makes are named (A_f, f, c, h, ...) so diagrams read
-    like the book.
-    """
-    H = c_prev.shape[-1]
-    A_f, A_g, A_i, A_o = A[:, :H], A[:, H:2 * H], A[:, 2 * H:3 * H], A[:, 3 * H:]
-    f, g, i, o = ops.sigmoid(A_f), ops.tanh(A_g), ops.sigmoid(A_i), ops.sigmoid(A_o)
-    c = f * c_prev + g * i
-    tanh_c = ops.tanh(c)
-    h = o * tanh_c
-    named = dict(A=A, A_f=A_f, A_g=A_g, A_i=A_i, A_o=A_o, f=f, g=g, i=i, o=o, c=c,
-                 tanh_c=tanh_c, h=h)
-    for name, t in named.items():
-        t.name = name
-    return h, c
-
-
-MASKED = -1e9      # a masked score: exp(MASKED - max) is exactly 0 (no weight, no gradient)
-
-
-def attention(queries, states, mask=None):
-    """Dot-product attention over time: each query (N, Tq, H) scores every state (N, Ts, H),
-    a softmax over the states turns the scores into weights, and the context is the
-    weighted sum of the states. Returns (context (N, Tq, H), weights (N, Tq, Ts)).
-
-    mask: (N, Ts), added to every query's scores: 0 where a state is real and MASKED where it
-    is padding, which then gets exactly zero weight and zero gradient.
-    """
-    with scope("attention"):
-        scores = ops.matmul(queries, ops.transpose(states, (0, 2, 1)))
-        scores.name = "scores"
-        if mask is not None:
-            if not isinstance(mask, Tensor):
-                mask = Tensor(xp.asarray(mask, dtype=scores.dtype), constant=True)
-            expected = (states.shape[0], states.shape[1])
-            if mask.shape != expected:
-                raise ValueError(f"attention: the mask has shape {mask.shape}; it needs one "
-                                 f"score per state, {expected} (batch, states)")
-            scores = scores + ops.reshape(mask, (mask.shape[0], 1, mask.shape[1]))
-        weights = ops.softmax(scores, axis=2)
-        weights.name = "weights"
-        context = ops.matmul(weights, states)
-        context.name = "context"
-        return context, weights
 
 
 def rng_state_array(rng):

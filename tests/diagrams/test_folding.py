@@ -21,11 +21,11 @@ def unrolled_rnn(steps, odd_step=None, outer=None):
     h = tg.tensor(np.zeros((2, 4)), name="h0")
     hs = []
     for k, x in enumerate(xs, start=1):
-        with tg.scope(outer) if outer else _nothing(), tg.scope(f"t={k}"):
+        with tg.scope(outer) if outer else _nothing(), tg.time_step(k):
             h = tg.tanh(x @ Wx + h @ Wh)
             if k == odd_step:
                 h = h * 0.5
-            h.name = f"h{k}"
+            h.name, h.role = f"h{k}", tg.STATE
         hs.append(h)
     loss = (h * h).sum()
     loss.name = "L"
@@ -110,7 +110,7 @@ def test_irregular_or_short_runs_are_not_folded():
     rng = np.random.default_rng(1)
     h = tg.tensor(rng.standard_normal((2, 3)), name="h0", requires_grad=True)
     for k in range(1, 17):
-        with tg.scope(f"t={k}"):
+        with tg.time_step(k):
             h = tg.tanh(h) if k % 2 else tg.sigmoid(h) * 2.0
     assert tg.explore(h.sum()).data["variants"]["simplified"]["fold"] == []
     # Identical steps, but no more than FOLD_MORE_THAN of them.
@@ -133,7 +133,8 @@ def test_folding_needs_matching_edges_not_only_matching_ops():
     nodes = [{"id": i, "kind": "op", "op": "add", "shape": [1], "dtype": "float64",
               "scope": [f"t={i // 2 + 1}"]} for i in range(2 * 12)]
     edges = [{"tail": 2 * s, "head": 2 * s + 1, "kind": "data"} for s in range(12)]
-    assert len(fold_steps(nodes, edges)) == 1
+    steps = {(f"t={k}",): k for k in range(1, 13)}
+    assert len(fold_steps(nodes, edges, steps)) == 1
     edges[10] = {"tail": 21, "head": 20, "kind": "data"}          # step t=11 reversed
-    (group,) = fold_steps(nodes, edges)
+    (group,) = fold_steps(nodes, edges, steps)
     assert 11 not in group["steps"] and len(group["steps"]) == 11

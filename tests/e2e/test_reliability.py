@@ -199,7 +199,7 @@ def test_1000_stateful_steps_keep_memory_flat(compiled):
     memory after step 100 (a graph kept alive across truncation would add ~100 KB a step)."""
     model = LanguageModel(30, 8, 8, dropout=0.2, seed=0)
     opt = SGD(model.parameters(), lr=0.5)
-    step_fn = (tg.compile if compiled else tg.value_and_grad)(model.loss, model.parameters())
+    step_fn = (tg.compile if compiled else tg.eager_step)(model.loss, model.parameters())
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 30, (1000, 2, 3))
 

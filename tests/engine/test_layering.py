@@ -133,7 +133,7 @@ def _known(name):
     ("tinygraph.ops.shape", "from ..core.tensor import Tensor\nfrom . import shape", False,
      None),
     ("tinygraph.diagrams", "from .dot import render\nfrom ..nn import Linear", True, None),
-    ("tinygraph.examples", "from .nn import lstm_gates\nimport numpy as np", False, None),
+    ("tinygraph.examples", "from .nn import Linear\nimport numpy as np", False, None),
     ("tinygraph", "from .cli import main\nfrom . import ops", True, None),
 ])
 def test_the_checker_catches_a_bad_import(module, source, is_package, bad):
@@ -207,3 +207,5 @@ def test_a_renamed_name_says_what_it_became():
     with pytest.raises(AttributeError, match="renamed tg.heaviside"):
         tg.step
     assert tg.heaviside(tg.tensor([-1.0, 2.0])).data.tolist() == [0.0, 1.0]
+    with pytest.raises(AttributeError, match="renamed tg.eager_step"):
+        tg.value_and_grad

@@ -75,7 +75,7 @@ def test_a_step_gives_blas_one_thread_while_it_runs_and_restores_it():
         seen.append((blas_threads(), parallel.splitting()))
         return tg.sum(tg.matmul(x, w))
 
-    for make in (tg.value_and_grad, tg.compile):
+    for make in (tg.eager_step, tg.compile):
         seen.clear()
         make(loss, [w])(np.ones((2, 3)))
         assert seen and all(threads == [1] * len(before) and split for threads, split in seen)
@@ -148,7 +148,7 @@ def test_tinygraph_threads_1_splits_nothing_and_leaves_blas_alone(monkeypatch):
         seen.append((blas_threads(), parallel.splitting()))
         return tg.sum(tg.matmul(x, w))
 
-    tg.value_and_grad(loss, [w])(np.ones((2, 3), np.float32))
+    tg.eager_step(loss, [w])(np.ones((2, 3), np.float32))
     assert seen == [(before, False)]
 
 
@@ -167,7 +167,7 @@ def test_a_step_leaves_a_callers_blas_limit_alone():
         seen.append((blas_threads(), parallel.splitting()))
         return tg.sum(tg.matmul(x, w))
 
-    step = tg.value_and_grad(loss, [w])
+    step = tg.eager_step(loss, [w])
     step(np.ones((2, 3), np.float32))           # tinygraph has seen BLAS's own count
     seen.clear()
     k = max(before) + 1
@@ -185,7 +185,7 @@ def test_a_users_limit_in_another_thread_works_after_a_step():
     if parallel.workers() < 2 or max(blas_threads(), default=1) < 2:
         pytest.skip("tinygraph leaves BLAS alone here anyway")
     w = tg.Parameter(np.ones((3, 3), np.float32))
-    tg.value_and_grad(lambda x: tg.sum(tg.matmul(x, w)), [w])(np.ones((2, 3), np.float32))
+    tg.eager_step(lambda x: tg.sum(tg.matmul(x, w)), [w])(np.ones((2, 3), np.float32))
     seen = []
 
     def limited():
@@ -248,7 +248,7 @@ def big_step(kind):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((512, 1024), dtype=np.float32)
     w = tg.Parameter(rng.standard_normal((1024, 1024), dtype=np.float32) / 32)
-    make = {"eager": tg.value_and_grad, "compiled": tg.compile}[kind]
+    make = {"eager": tg.eager_step, "compiled": tg.compile}[kind]
     loss = make(lambda x: tg.sum(tg.tanh(tg.matmul(x, w))), [w])(x)
     return loss.data, w.grad.data
 
@@ -336,7 +336,7 @@ def test_a_child_forked_while_another_thread_was_inside_a_step_refuses_never_han
     half done, so the child's call is a clear error (it hung before), and a step object the
     other thread was not inside runs."""
     w = tg.Parameter(np.ones((64, 64)))
-    step = tg.value_and_grad(lambda x: tg.sum(tg.tanh(x @ w)), [w])
+    step = tg.eager_step(lambda x: tg.sum(tg.tanh(x @ w)), [w])
     x = np.ones((8, 64))
     inside, release = threading.Event(), threading.Event()
 
@@ -345,12 +345,12 @@ def test_a_child_forked_while_another_thread_was_inside_a_step_refuses_never_han
         release.wait(CHILD_TIMEOUT + 10)
         return tg.sum(tg.tanh(x @ w))
 
-    blocked = tg.value_and_grad(slow_loss, [w])
+    blocked = tg.eager_step(slow_loss, [w])
     blocked._lock = step._lock              # the same lock: held by the other thread
     holder = threading.Thread(target=blocked, args=(x,))
     holder.start()
     assert inside.wait(10)
-    other = tg.value_and_grad(lambda x: tg.sum(tg.tanh(x @ w)), [w])
+    other = tg.eager_step(lambda x: tg.sum(tg.tanh(x @ w)), [w])
 
     def in_child():
         try:

@@ -19,7 +19,7 @@ def make_model(num_layers=2):
 
 
 def make_step(model, mode):
-    make = tg.value_and_grad if mode == "eager" else tg.compile
+    make = tg.eager_step if mode == "eager" else tg.compile
     return make(model.loss, model.parameters())
 
 

@@ -10,7 +10,7 @@ from lstm import tasks
 from lstm.__main__ import main
 from lstm.checkpoint import CheckpointError
 from lstm.seq2seq import Seq2seq, padding_mask
-from tinygraph.nn import MASKED, attention as attend
+from lstm.attention import MASKED, attention as attend
 from lstm.seq2seq_train import Seq2seqTrainer, default_settings
 
 

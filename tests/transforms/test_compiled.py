@@ -24,7 +24,7 @@ def batches(n, shape=(3, 6), seed=0):
 
 def make_step(model, compiled):
     """The one step contract: eager and compiled steps are called the same way."""
-    return (tg.compile if compiled else tg.value_and_grad)(model.loss, model.parameters())
+    return (tg.compile if compiled else tg.eager_step)(model.loss, model.parameters())
 
 
 def train_step(step, opt, ids, targets):
@@ -253,7 +253,7 @@ def test_detach_of_an_input_or_an_intermediate_is_replayed_as_eager_runs_it():
     compiled = tg.compile(f, [w])
     for x in (tg.tensor(np.ones(2)), tg.tensor([2.0, 3.0])):   # new values: nothing frozen
         w.zero_grad()
-        loss = tg.value_and_grad(f, [w])(x)
+        loss = tg.eager_step(f, [w])(x)
         expected = w.grad.data.copy()
         w.zero_grad()
         assert float(compiled(x)) == float(loss)
@@ -292,7 +292,7 @@ def test_both_steps_keep_one_contract(compiled):
     w = tg.Parameter(np.array([1.0, 2.0, 3.0]))
     unused = tg.Parameter(np.ones(2))
     unused.grad = tg.tensor(np.array([7.0, 7.0]))
-    make = tg.compile if compiled else tg.value_and_grad
+    make = tg.compile if compiled else tg.eager_step
     step = make(lambda x: tg.sum(w * w * x), [w, unused])
     loss = step(np.array([1.0, 1.0, 2.0]))
     assert isinstance(loss, tg.Tensor) and loss.node is None and float(loss.data) == 23.0
@@ -314,7 +314,7 @@ def test_a_gradient_taken_inside_the_function_is_part_of_the_program():
         (g,) = tg.grad((W * W * x).sum(), [W])        # 2 W x, a value: no gradient through it
         return (W * x).sum() + (g * g).sum()
 
-    for make in (tg.value_and_grad, tg.compile):
+    for make in (tg.eager_step, tg.compile):
         W.zero_grad()
         step = make(loss_fn, [W])
         assert [float(step(np.full(3, float(k))).data) for k in (1, 2)] == [62.0, 236.0]
@@ -335,7 +335,7 @@ def test_every_op_compiles_to_the_eager_gradient(case):
     def loss():
         return (case.apply(params) * v).sum()
 
-    tg.value_and_grad(loss, params)()
+    tg.eager_step(loss, params)()
     eager = [p.grad for p in params]
     for p in params:
         p.zero_grad()
@@ -353,7 +353,7 @@ def test_replays_reuse_big_buffers_without_growing_or_sharing_them():
     model = LanguageModel(300, 128, 128, seed=0, dtype=np.float64)
     step = tg.compile(model.loss, model.parameters())
     eager = LanguageModel(300, 128, 128, seed=0, dtype=np.float64)
-    eager_step = tg.value_and_grad(eager.loss, eager.parameters())
+    eager_step = tg.eager_step(eager.loss, eager.parameters())
     kept = []
     for k in range(6):
         ids = rng.integers(0, 300, (8, 40))
@@ -386,7 +386,7 @@ def test_a_transposed_intermediate_is_never_reused_as_a_buffer():
         y = tg.matmul(x, W)                              # (N, T, H), written into a buffer
         return tg.sum(y * y) + s
 
-    step, eager = tg.compile(f, [A, W]), tg.value_and_grad(f, [A, W])
+    step, eager = tg.compile(f, [A, W]), tg.eager_step(f, [A, W])
     for _ in range(3):
         x = rng.standard_normal((N, T, K))
         A.zero_grad(), W.zero_grad()
@@ -420,7 +420,7 @@ def test_cross_entropy_gradient_runs_fused_without_a_class_sized_scatter():
     assert "log_softmax_grad_at" in ops and "log_softmax_grad" not in ops
     assert "index_grad" not in ops
     W.zero_grad()
-    eager_loss = tg.value_and_grad(lambda x, t: tg.cross_entropy(tg.matmul(x, W), t), [W])
+    eager_loss = tg.eager_step(lambda x, t: tg.cross_entropy(tg.matmul(x, W), t), [W])
     assert float(eager_loss(x, targets).data) == pytest.approx(loss, rel=1e-13)
     np.testing.assert_allclose(fused, W.grad.data, rtol=1e-12, atol=1e-14)
 

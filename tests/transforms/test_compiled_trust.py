@@ -15,7 +15,7 @@ pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 
 
 def both(fn, params, **options):
-    return tg.value_and_grad(fn, params, **options), tg.compile(fn, params, **options)
+    return tg.eager_step(fn, params, **options), tg.compile(fn, params, **options)
 
 
 def run(step, params, *inputs, **kwargs):
@@ -367,7 +367,7 @@ def test_a_replaced_parameter_of_a_cell_used_through_its_methods_traces_again():
     model = LanguageModel(30, 4, 4, seed=0)
     ids = np.arange(3).reshape(1, 3)
     eager, compiled = (make(lambda x: model.loss(x, x), model.parameters())
-                       for make in (tg.value_and_grad, tg.compile))
+                       for make in (tg.eager_step, tg.compile))
     cell = model.rnn.layers[0].cell
     model.reset_state()
     compiled(ids)

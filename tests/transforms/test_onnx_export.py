@@ -115,7 +115,7 @@ def test_gradient_outputs_keep_their_names_and_a_sum_seeded_backward_takes_any_b
 
 
 def _attention_loss_and_grads(x, params):
-    from tinygraph.nn import attention
+    from tinygraph.examples import attention
     Wx, Wh, b, Wc = params
     h, _ = lstm_cell(x["x"], x["h_prev"], x["c_prev"], Wx, Wh, b)
     N, H = h.shape

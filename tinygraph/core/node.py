@@ -82,6 +82,12 @@ class Node:
         self.scope = state.scope if self.forward_node is None else self.forward_node.scope
 
     @property
+    def scope_kinds(self):
+        """The kind of each scope in `scope` (see `tinygraph.scope`): "time step", "layer" or
+        None, outermost first."""
+        return tuple(getattr(name, "kind", None) for name in self.scope)
+
+    @property
     def op(self):
         """The primitive's short, stable name ("matmul", "slice", "concat", ...)."""
         return self.prim.name

@@ -107,15 +107,47 @@ def recording_backward(forward_node, role):
     return changed(backward_of=forward_node, backward_role=role, grad_enabled=True)
 
 
+TIME_STEP = "time step"      # the scope kinds a model may declare (diagrams read them)
+LAYER = "layer"
+SCOPE_KINDS = (TIME_STEP, LAYER)
+
+
+class ScopeName(str):
+    """A scope's name that also carries the scope's `kind` (TIME_STEP, LAYER or None) and,
+    for a time step, its `index`. It is a str, so a node's scope stays a tuple of names that
+    compare, join and print as before, and a copy of the tuple keeps the kinds."""
+
+    def __new__(cls, name, kind=None, index=None):
+        self = super().__new__(cls, name)
+        self.kind, self.index = kind, index
+        return self
+
+    def __reduce__(self):
+        return (ScopeName, (str(self), self.kind, self.index))
+
+
 @contextlib.contextmanager
-def scope(name):
+def scope(name, kind=None, index=None):
     """Group the ops created inside under `name`, e.g. one time step of an unrolled RNN.
 
-    Scopes nest; a node records the path of names (`node.scope`). Diagrams draw each scope as
-    a cluster that can be collapsed to one box. Backward nodes inherit the scope of the
-    forward node they differentiate.
+    Scopes nest; a node records the path of names (`node.scope`) and their kinds
+    (`node.scope_kinds`). kind: what the scope is, for diagrams that treat it specially:
+    TIME_STEP (with its `index`, an int: see `time_step`) or LAYER; None for any other group.
+    Diagrams draw each scope as a cluster that can be collapsed to one box. Backward nodes
+    inherit the scope of the forward node they differentiate.
     """
     if not isinstance(name, str) or not name:
         raise TypeError(f"scope: the name must be a non-empty string, got {name!r}")
-    with changed(scope=_STATE.get().scope + (name,)):
+    if kind is not None and kind not in SCOPE_KINDS:
+        raise ValueError(f"scope: unknown kind {kind!r}; choose one of {SCOPE_KINDS} or None")
+    if (kind == TIME_STEP) != (index is not None) or not isinstance(index, (int, type(None))):
+        raise ValueError(f"scope: a time step needs an int index and only a time step has "
+                         f"one; got kind={kind!r}, index={index!r}")
+    with changed(scope=_STATE.get().scope + (ScopeName(name, kind, index),)):
         yield
+
+
+def time_step(k, name=None):
+    """The scope of time step k of a recurrent computation, named "t=k" unless `name` is
+    given: `scope(name, kind=TIME_STEP, index=k)`."""
+    return scope(f"t={k}" if name is None else name, kind=TIME_STEP, index=k)

@@ -14,6 +14,10 @@ from ..backend import xp
 from .interpreter import interpreter
 
 
+STATE = "state"              # the roles a model may give a tensor (diagrams read them)
+CELL_STATE = "cell state"
+
+
 class Tensor:
     """A value in a tinygraph computation.
 
@@ -24,10 +28,12 @@ class Tensor:
         grad: the gradient accumulated by `backward()` (a Tensor), or None. Only leaves
             (tensors created by the user, not by an op) receive one.
         constant: True for tensors made from Python numbers or bare arrays passed to an op.
+        role: the part the tensor plays in a model, set by the model for diagrams to read:
+            STATE (a recurrent hidden state h), CELL_STATE (an LSTM's c) or None.
     """
 
     __slots__ = ("_data", "_version", "name", "requires_grad", "grad", "_node", "constant",
-                 "_spec", "__weakref__")
+                 "_spec", "role", "__weakref__")
     # numpy defers to our reflected operators (ndarray + Tensor -> Tensor.__radd__).
     __array_ufunc__ = None
 
@@ -54,6 +60,7 @@ class Tensor:
         self._node = _node
         self.constant = constant
         self._spec = spec
+        self.role = None
 
     # --- the value and its version --------------------------------------------------------
     @property

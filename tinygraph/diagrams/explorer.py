@@ -19,19 +19,19 @@ import pathlib
 import re
 
 from ..backend import xp
-from ..core.tensor import Tensor
+from ..core.tensor import CELL_STATE, STATE, Tensor
 from ..ops.elementwise import Add
 from ..ops.shape import Concat
 from .folding import fold_steps
 from .highway import mark_highway
-from .model import TIME_STEP, build, default_seed, norm, stepped_name
+from .model import build, default_seed, norm, stepped_name, time_step_paths
 from .replay import replay
 
 HERE = pathlib.Path(__file__).resolve().parent
 VIEWS = ("forward", "backward", "both")
 HEATMAP_MAX = 1024        # tensors up to this many elements are embedded whole
-# A recurrent cell's hidden and cell state, as lstm_gates names them (h, c) or per step (h3).
-STATE_NAME = re.compile(r"^([hc])\d*$")
+# The time strip's key for each recurrent state a model marks (Tensor.role): h and c.
+STATE_KEY = {STATE: "h", CELL_STATE: "c"}
 MARKER = re.compile(r"/\*(TITLE|STYLE|DATA|VIZ|APP)\*/")
 # The page's script, one module per concern, in this order (app.js first: the others register
 # with it; start.js last: it draws).
@@ -144,8 +144,9 @@ def _variant(model, sources, values):
         if node["kind"] == "sum" and graph_node is not None and isinstance(graph_node.prim, Add):
             node["partials"] = _partial_sums(node["id"], data["edges"], sources)
     mark_highway(data["nodes"], sources)
-    data["time_steps"] = _time_steps(data["nodes"], sources)
-    data["fold"] = fold_steps(data["nodes"], data["edges"])    # long runs: one cell drawn
+    steps = time_step_paths(model.scopes)
+    data["time_steps"] = _time_steps(data["nodes"], sources, steps)
+    data["fold"] = fold_steps(data["nodes"], data["edges"], steps)   # long runs: one cell drawn
     return data
 
 
@@ -201,31 +202,30 @@ def _partial_sums(sum_id, edges, sources):
     return partials
 
 
-def _time_steps(nodes, sources):
-    """Per time-step scope (t=1, t=2, ...): the norms of ∂L/∂h and ∂L/∂c of the state made
-    in that step, and the nodes to jump to (the whole gradient, not one use's part of it;
-    ∂L/∂h_t is made in step t+1, by the vjps that read h_t)."""
+def _time_steps(nodes, sources, time_steps):
+    """Per time-step scope (time_steps: {scope path: k}): the norms of ∂L/∂h and ∂L/∂c of
+    the state (Tensor.role) made in that step, and the nodes to jump to (the whole gradient,
+    not one use's part of it; ∂L/∂h_t is made in step t+1, by the vjps that read h_t)."""
     steps = {}
 
     def entry(scope):
-        match = TIME_STEP.match(scope[-1]) if scope else None
-        if match is None:
+        k = time_steps.get(tuple(scope))
+        if k is None:
             return None
-        k = int(match.group(1))
         return steps.setdefault(k, {"step": k, "scope": list(scope)})
 
     for node, (tensor, graph_node) in zip(nodes, sources):
-        name = STATE_NAME.match(node["name"] or "") if node["kind"] == "op" else None
-        if name is not None and entry(node["scope"]) is not None:
-            entry(node["scope"])[name.group(1)] = node["grad_norm"]
-            entry(node["scope"]).setdefault(name.group(1) + "_forward", node["id"])
+        key = STATE_KEY.get(tensor.role) if node["kind"] == "op" else None
+        if key is not None and entry(node["scope"]) is not None:
+            entry(node["scope"])[key] = node["grad_norm"]
+            entry(node["scope"]).setdefault(key + "_forward", node["id"])
         of = graph_node.grad_of if graph_node is not None else None
-        state = STATE_NAME.match(of.name or "") if of is not None else None
+        state = STATE_KEY.get(of.role) if of is not None else None
         if (node["kind"] in ("backward", "sum") and state is not None and of._node is not None
                 and node["rule"] is not None and not node["rule"].startswith("part of")):
             made_in = entry(of._node.scope)
             if made_in is not None:
-                made_in[state.group(1) + "_node"] = node["id"]
+                made_in[state + "_node"] = node["id"]
     for step in steps.values():      # how ∂L/∂c_t came: along the highway, through h_t
         if "c_node" in step:
             whole = nodes[step["c_node"]]

@@ -1,6 +1,7 @@
 """Folded time steps: a long unrolled graph drawn as one representative cell.
 
-A recurrent network run over T steps makes T time-step scopes (t=1, ..., t=T) that hold the
+A recurrent network run over T steps makes T time-step scopes (scopes of kind "time step",
+`tinygraph.time_step`: t=1, ..., t=T) that hold the
 same ops in the same order. The explorer draws one of them and a time scrubber that makes it
 stand for any other: drawn node i of the representative step stands for node i of step k. That
 is only right when the steps have the same structure, so `fold_steps` compares them and folds
@@ -13,20 +14,19 @@ it); they fold with it. Nodes that several steps share (the weights, the Σ of t
 are never folded.
 """
 
-from .model import TIME_STEP
-
 FOLD_MORE_THAN = 8          # fold a class of identical steps only when it has more steps
 SATELLITE_ROUNDS = 3        # how far from its scope a node may be and still belong to a step
 
 
-def fold_steps(nodes, edges):
+def fold_steps(nodes, edges, time_steps):
     """The folding of one variant of the explorer's data (its "nodes" and "edges" as plain
-    dicts): a list of groups, one per class of more than FOLD_MORE_THAN identical steps, each
+    dicts; time_steps: {scope path: k} for the time-step scopes, model.time_step_paths): a list of groups, one per class of more than FOLD_MORE_THAN identical steps, each
     {"parent": the scope path the steps are in, "steps": [k, ...], "scopes": the steps' scope
     paths ("t=3", "layer1/t=3"), "total": the parent's number of steps, "nodes": per step, its
     node ids in matching order}. The first step of a group is its representative. [] when no
     steps fold."""
-    owner, steps = _step_members(nodes)
+    owner, steps = _step_members(nodes, time_steps)
+    number = time_steps.__getitem__
     neighbours = _neighbours(len(nodes), edges)
     _add_satellites(owner, steps, neighbours)
     local = {key: sorted(ids) for key, ids in steps.items()}
@@ -34,31 +34,28 @@ def fold_steps(nodes, edges):
     touching = _edges_by_step(owner, edges)
     classes = {}            # (parent, signature) -> [step keys]
     for key, ids in local.items():
-        signature = _signature(key, ids, nodes, touching.get(key, []), owner, position[key])
+        signature = _signature(key, ids, nodes, touching.get(key, []), owner, position[key],
+                               number)
         classes.setdefault((key[:-1], signature), []).append(key)
     groups = []
     for (parent, _), keys in classes.items():
         if len(keys) <= FOLD_MORE_THAN:
             continue
-        keys.sort(key=_number)
-        total = max(_number(k) for k in steps if k[:-1] == parent)
-        groups.append({"parent": list(parent), "steps": [_number(k) for k in keys],
+        keys.sort(key=number)
+        total = max(number(k) for k in steps if k[:-1] == parent)
+        groups.append({"parent": list(parent), "steps": [number(k) for k in keys],
                        "scopes": ["/".join(k) for k in keys], "total": total,
                        "nodes": [local[k] for k in keys]})
     return sorted(groups, key=lambda g: g["parent"])
 
 
-def _number(key):
-    return int(TIME_STEP.match(key[-1]).group(1))
-
-
-def _step_members(nodes):
-    """Each node's time step (the path of its innermost "t=k" scope, as a tuple), and each
-    step's nodes."""
+def _step_members(nodes, time_steps):
+    """Each node's time step (the path of its innermost time-step scope, as a tuple), and
+    each step's nodes."""
     owner, steps = {}, {}
     for node in nodes:
         scope = tuple(node["scope"])
-        depths = [d for d in range(len(scope), 0, -1) if TIME_STEP.match(scope[d - 1])]
+        depths = [d for d in range(len(scope), 0, -1) if scope[:d] in time_steps]
         if depths:
             key = scope[:depths[0]]
             owner[node["id"]] = key
@@ -106,7 +103,7 @@ def _edges_by_step(owner, edges):
     return touching
 
 
-def _signature(key, ids, nodes, edges, owner, position):
+def _signature(key, ids, nodes, edges, owner, position, number):
     """What must match for two steps to fold: each node's kind, op, shape, dtype and scope
     below the step (in order), and each edge's kind and ends: a node of the step by its
     position, a shared node by its id, a node of another step by how many steps away it is
@@ -123,7 +120,7 @@ def _signature(key, ids, nodes, edges, owner, position):
         other = owner.get(i)
         if other is None:
             return ("shared", i)
-        offset = _number(other) - _number(key) if other[:-1] == key[:-1] else other
+        offset = number(other) - number(key) if other[:-1] == key[:-1] else other
         return ("step", offset)
 
     return (tuple(node_part(i) for i in ids),

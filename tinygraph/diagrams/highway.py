@@ -5,15 +5,12 @@ A node is on the highway when it is the Σ of a cell state's gradient, or the gr
 cell state through a product with it (∂L/∂c_prev = ∂L/∂c ⊙ f: the vjp of the mul in
 f ⊙ c_prev, for c_prev). The gradient that reaches c_t through tanh(c_t), that is through h_t,
 is not: it is the summand the highway is compared with. A cell state is a tensor the model
-names c, c_prev or c<k> (examples.lstm_cell, the lstm package's cells) that plays the part:
-made as f ⊙ c_prev + g ⊙ i (a sum of two products), or read by a product that such a sum
-reads. Another tensor named c is not one.
+marks with the role CELL_STATE (examples.lstm_cell, the lstm package's cells) that plays the
+part: made as f ⊙ c_prev + g ⊙ i (a sum of two products), or read by a product that such a
+sum reads. A tensor merely named c is not one.
 """
-import re
-
+from ..core.tensor import CELL_STATE
 from ..ops.elementwise import Add, Mul
-
-CELL_STATE = re.compile(r"^c(\d+|_prev)?$")
 
 
 def mark_highway(nodes, sources):
@@ -66,9 +63,9 @@ def _cell_states(forward_nodes):
             states.add(id(node.output))
             for product in (t._node for t in node.inputs):
                 states.update(id(t) for t in product.inputs)
-    named = {id(t) for node in forward_nodes for t in (*node.inputs, node.output)
-             if t is not None and CELL_STATE.match(t.name or "")}
-    return states & named
+    marked = {id(t) for node in forward_nodes for t in (*node.inputs, node.output)
+              if t is not None and t.role == CELL_STATE}
+    return states & marked
 
 
 def _norm_of(nodes, partials):

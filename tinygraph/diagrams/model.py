@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from ..backend import xp
 from ..core.autodiff import grad, leaves, nodes
 from ..core.node import Node as GraphNode
+from ..core.state import TIME_STEP
 from ..core.tensor import Parameter, Tensor
 from ..ops.elementwise import Add, Elementwise, Mul
 from ..ops.indexing import Slice
@@ -23,7 +24,6 @@ from ..ops.labels import number_text
 from ..transforms.rewrite import simplify as simplify_graph
 
 VIEWS = ("forward", "backward", "both")
-TIME_STEP = re.compile(r"^t=(\d+)$")      # a time step's scope, as models name it
 INDEXED = re.compile(r"[0-9₀-₉]$")        # a name that carries its own index (c2, h₃)
 CALL = re.compile(r"[^{}\s]+\(\{0\}\)")      # a formula written as a call: tanh({0})
 DERIVED_MAX = 16          # longest formula that names an unnamed forward value (f⊙c_prev)
@@ -706,12 +706,24 @@ def stepped_name(t):
 
 
 def _time_step(scope):
-    """The time step k of the innermost "t=k" scope, or None."""
+    """The index k of the innermost time-step scope (see `tinygraph.time_step`), or None."""
     for name in reversed(scope):
-        match = TIME_STEP.match(name)
-        if match:
-            return int(match.group(1))
+        k = time_step_index(name)
+        if k is not None:
+            return k
     return None
+
+
+def time_step_index(scope_name):
+    """A scope name's time-step index when the model declared it a time step, else None."""
+    return scope_name.index if getattr(scope_name, "kind", None) == TIME_STEP else None
+
+
+def time_step_paths(scopes):
+    """{scope path (a tuple of names): k} for the paths (Model.scopes) that end in time step
+    k, so that plain data (the explorer's node dicts) can be matched against them."""
+    return {tuple(path): time_step_index(path[-1]) for path in scopes
+            if path and time_step_index(path[-1]) is not None}
 
 
 def _without_index(name):

@@ -1,7 +1,7 @@
 """Compiled mode: trace a training step once, on shapes only, and replay it as a flat program.
 
     step = tinygraph.compile(model.loss, model.parameters())
-    loss = step(ids, targets)     # same call and effect as tinygraph.value_and_grad
+    loss = step(ids, targets)     # same call and effect as tinygraph.eager_step
 
 The first call with inputs of a given shape and dtype traces: the function runs on abstract
 input tensors (shape and dtype, no values: see Primitive.spec), so the trace records the
@@ -28,7 +28,7 @@ from ..core.autodiff import gradient_graph
 from ..core.interpreter import interpreter
 from ..core.state import changed, current
 from ..core.tensor import Tensor
-from .program import Program
+from .program import Listing, Program
 from .rewrite import SPEED_RULES, simplify
 from .step import Step, check_loss, split_output
 from .trace import Trace
@@ -87,16 +87,40 @@ class CompiledStep(Step):
         self.programs = {}       # (signature, serial) -> Program, oldest first
         self.traces = self.calls = 0
         self.warned = False
+        self.latest = None       # the program the latest call replayed (see program())
 
     def run(self, inputs, kwargs):
         if isinstance(current().interpreter, Trace):
             raise RuntimeError("compiled step: called while another compiled step is being "
                                "traced; call the inner loss function directly instead")
+        self.calls += 1
+        program, arrays = self._program_for(inputs, kwargs, stacklevel=5)
+        self.latest = program
+        loss, grads, aux = program.replay(arrays)
+        return loss, grads, program.rebuild(aux)
+
+    def program(self, *inputs, **kwargs):
+        """The program as a printable Listing: with no arguments, the one the latest call
+        replayed; with a call's arguments, the one such a call replays (traced now if it
+        is not cached yet, and kept; nothing is computed, no gradient is written)."""
+        if inputs or kwargs:
+            if isinstance(current().interpreter, Trace):
+                raise RuntimeError("compiled step: program() called while a step is traced")
+            with self._lock:
+                program, _ = self._program_for(inputs, kwargs, stacklevel=4)
+        elif self.latest is None:
+            raise ValueError("compiled step: not called yet; pass example inputs to "
+                             "program(...) to see the program a call with them replays")
+        else:
+            program = self.latest
+        return Listing(program, self.params)
+
+    def _program_for(self, inputs, kwargs, stacklevel):
+        """(the program for a call with these arguments, traced if none holds, the arrays)."""
         names, arrays, given_as_array, statics = _split_inputs(inputs, kwargs)
         signature = (tuple((a.shape, a.dtype.str) for a in arrays), tuple(names),
                      tuple(given_as_array), statics,
                      self.static() if self.static is not None else None)
-        self.calls += 1
         program, why = self._find(signature)
         if program is None:
             program = self._trace(names, arrays, given_as_array, dict(statics))
@@ -104,9 +128,8 @@ class CompiledStep(Step):
             self.programs[(signature, self.traces)] = program
             while len(self.programs) > MAX_PROGRAMS:
                 del self.programs[next(iter(self.programs))]
-            self._warn_if_thrashing(why)
-        loss, grads, aux = program.replay(arrays)
-        return loss, grads, program.rebuild(aux)
+            self._warn_if_thrashing(why, stacklevel)
+        return program, arrays
 
     def _find(self, signature):
         """(a program whose guards hold for this signature, None) or (None, why a trace is
@@ -125,7 +148,7 @@ class CompiledStep(Step):
             guard = guard or broken
         return None, guard or shape
 
-    def _warn_if_thrashing(self, why):
+    def _warn_if_thrashing(self, why, stacklevel):
         # More traces than the cache holds, and most calls trace: the step runs slower than
         # eager mode would, silently. Say so once, naming what keeps changing.
         if not self.warned and self.traces > MAX_PROGRAMS and 2 * self.traces > self.calls:
@@ -133,7 +156,7 @@ class CompiledStep(Step):
             warnings.warn(f"compiled step: traced {self.traces} times in {self.calls} calls "
                           f"({why or 'the signature changes'}); each trace costs more than "
                           "an eager step. Keep shapes fixed (pad or bucket them) or use "
-                          "tg.value_and_grad", RuntimeWarning, stacklevel=4)
+                          "tg.eager_step", RuntimeWarning, stacklevel=stacklevel)
 
     def _trace(self, names, arrays, given_as_array, statics):
         """Run fn on abstract inputs, derive and simplify its backward graph, flatten both."""
@@ -162,12 +185,13 @@ class CompiledStep(Step):
     def reset(self):
         """Forget the traced programs; the next call traces again."""
         self.programs.clear()
+        self.latest = None
 
 
 def compile(fn, params, static=None, has_aux=False):
     """A CompiledStep for the loss function `fn` and the parameters it trains: calling it
     returns the loss (with has_aux, `(loss, aux)`) and adds the gradients into `.grad`, as
-    `value_and_grad` does (see CompiledStep for `static`)."""
+    `eager_step` does (see CompiledStep for `static`)."""
     return CompiledStep(fn, params, static, has_aux)
 
 

@@ -13,6 +13,9 @@ value that may be a view of it (the output of a primitive with no `forward_into`
 return its input or a view of it). No buffer is ever handed out: the loss, the gradients,
 the carried state and auxiliary outputs are fresh arrays, or copies where they are views, so
 nothing the caller holds is written by a later call. No reference counts are read.
+
+Listing(program, params) prints a program as a learner reads it (`step.program()`): its
+inputs, one line per instruction with the buffer its result is written into, and its outputs.
 """
 
 from ..backend import xp
@@ -43,6 +46,7 @@ class Program:
         self.n_inputs = len(inputs)
         self.leaves = []         # (slot, how to read it: a Tensor, (holder, attr, k), or a cast)
         self.holder_reads = []   # ((holder, attribute, k), traced shape, traced dtype)
+        self.leaf_specs = {}     # slot -> (shape, dtype) of each leaf, for listings
         starts = _carried_starts(carries)
         casts = {id(t): key for key, t in casts.items()}
         self.steps, self.wheres, self.specs, into = [], [], [], []
@@ -65,6 +69,8 @@ class Program:
         self.grad_slots = [None if g is None else slots[id(g)] for g in grads]
         self.aux_slots = [None if t is None else slots[id(t)] for t in aux]
         self.input_specs = [(t.shape, t.dtype) for t in inputs]
+        self.input_names = [t.name for t in inputs]
+        self.may_view = [f is None for f in into]   # its output may be a view of an input
         # Only the last carry of each holder is written back.
         last = {}
         for c in carries:
@@ -86,6 +92,7 @@ class Program:
     def _add_leaf(self, t, slots, starts, casts):
         holder = starts.get(id(t))
         slots[id(t)] = len(slots)
+        self.leaf_specs[slots[id(t)]] = (t.shape, t.dtype)
         if id(t) in casts:
             self.leaves.append((slots[id(t)], ("cast",) + casts[id(t)]))
         elif holder is not None:                       # carried state, read from its holder
@@ -262,3 +269,145 @@ def _carried_starts(carries):
 
 def _as_tuple(state):
     return tuple(state) if isinstance(state, (tuple, list)) else (state,)
+
+
+class Listing:
+    """A program written out like a jaxpr: str() lists the inputs (given ones, parameters,
+    constants, carried state), one line per instruction and the outputs; deterministic
+    (values are named by slot, v0, v1, ..., never by id). Attributes, for tests and tools:
+
+    inputs: [(value, type, what it is)]; instructions: [Instruction], in run order;
+    outputs: [(what it is, value or None)]; buffer_bytes: the planned buffers' sizes.
+    """
+
+    def __init__(self, program, params):
+        self.types = {}
+        for k, spec in enumerate(program.input_specs):
+            self.types[k] = _type(*spec)
+        for i, (_, _, out) in enumerate(program.steps):
+            self.types[out] = _type(*program.specs[i])
+        self.inputs = [(k, self.types[k], "given: " + _input_name(name))
+                       for k, name in enumerate(program.input_names)]
+        for slot, source in program.leaves:
+            self.types[slot] = _type(*program.leaf_specs[slot])
+            what = _leaf(source, params)
+            self.inputs.append((slot, self.types[slot], what))
+        self.instructions = _instructions(program)
+        self.outputs = _outputs(program, params)
+        self.buffer_bytes = [size * dtype.itemsize for size, dtype in program.buffer_sizes]
+
+    def lifetimes(self):
+        """{value: (the instruction that makes it, or -1 for an input; the last one that
+        reads it)}, read off the instructions' arguments."""
+        spans = {v: (-1, -1) for v, _, _ in self.inputs}
+        for i, ins in enumerate(self.instructions):
+            spans[ins.value] = (i, i)
+            for v in ins.args:
+                spans[v] = (spans[v][0], i)
+        return spans
+
+    def __str__(self):
+        kib = sum(self.buffer_bytes) // 1024
+        head = (f"program: {len(self.instructions)} instructions, "
+                f"{len(self.buffer_bytes)} planned buffers ({kib} KiB)")
+        lines = [head, "inputs"]
+        width = max((len(f"v{v}: {t}") for v, t, _ in self.inputs), default=0)
+        lines += [f"  {f'v{v}: {t}':<{width}}  {what}" for v, t, what in self.inputs]
+        lines.append("instructions")
+        texts = [f"v{ins.value}: {self.types[ins.value]} = {ins.op} "
+                 + " ".join(f"v{a}" for a in ins.args) for ins in self.instructions]
+        width = max(map(len, texts), default=0)
+        for text, ins in zip(texts, self.instructions):
+            notes = [] if ins.buffer is None else [f"in buf{ins.buffer}" + (
+                f" (reuses v{ins.reuses}'s)" if ins.reuses is not None else "")]
+            if ins.last_reads:
+                notes.append("last read: " + " ".join(f"v{v}" for v in ins.last_reads))
+            lines.append(f"  {text:<{width}}  {'; '.join(notes)}".rstrip())
+        lines.append("outputs")
+        width = max(len(what) for what, _ in self.outputs)
+        lines += [f"  {what:<{width}}  {'unused' if v is None else f'v{v}'}"
+                  for what, v in self.outputs]
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return str(self)
+
+
+class Instruction:
+    """One step of a listing: `value = op args`, the planned buffer it is written into
+    (None: a fresh array), the value that held that buffer before (None: first use), the
+    values read for the last time here, and whether the result may be a view of an input."""
+
+    def __init__(self, value, op, args, buffer, reuses, last_reads, may_view):
+        self.value, self.op, self.args = value, op, args
+        self.buffer, self.reuses, self.last_reads, self.may_view = \
+            buffer, reuses, last_reads, may_view
+
+
+def _instructions(program):
+    holder = {}                       # buffer -> the value last written into it
+    result = []
+    for i, ((forward, ins, out), plan) in enumerate(zip(program.steps, program.plan)):
+        buffer = None if plan is None else plan[1]
+        reuses = holder.get(buffer)
+        if buffer is not None:
+            holder[buffer] = out
+        result.append(Instruction(out, _op(forward.__self__), ins, buffer, reuses,
+                                  sorted(program.frees[i]), program.may_view[i]))
+    return result
+
+
+def _op(prim):
+    """`sum[axis=(0, 1), keepdims=False]`: the primitive's name and static attributes."""
+    attrs = ", ".join(f"{k}={_short(v)}" for k, v in prim.attrs().items())
+    return f"{prim.name}[{attrs}]" if attrs else prim.name
+
+
+def _short(value):
+    text = repr(value)
+    if " at 0x" in text or len(text) > 40:          # an object (a generator), a big array
+        shape = getattr(value, "shape", None)
+        return type(value).__name__ + ("" if shape is None else str(list(shape)))
+    return text
+
+
+def _type(shape, dtype):
+    """`f32[20,400]`, as jaxprs write types."""
+    dtype = xp.dtype(dtype)
+    short = "bool" if dtype.kind == "b" else f"{dtype.kind}{dtype.itemsize * 8}"
+    return f"{short}[{','.join(map(str, shape))}]"
+
+
+def _input_name(name):
+    return f"keyword {name[6:]}" if name.startswith("kwarg ") else f"input {name[5:]}"
+
+
+def _param_label(k, params):
+    name = params[k].name
+    return f"{k}" if name is None else f"{k} ({name})"
+
+
+def _leaf(source, params):
+    """What a value the program reads besides its inputs is."""
+    if isinstance(source, Tensor):
+        kind = next((f"parameter {_param_label(k, params)}" for k, p in enumerate(params)
+                     if p is source), None)
+        if kind is None:
+            kind = f"constant {source.data.item()!r}" if source.size == 1 else \
+                "constant" + (f" ({source.name})" if source.name else "")
+        return kind
+    if source[0] == "cast":
+        _, position, dtype = source
+        return f"input {position} cast to {xp.dtype(dtype).name}"
+    holder, attribute, k = source
+    return f"carried {type(holder).__name__}.{attribute}[{k}]"
+
+
+def _outputs(program, params):
+    outputs = [("loss", program.loss_slot)]
+    outputs += [(f"grad {_param_label(k, params)}", s) for k, s in enumerate(program.grad_slots)]
+    outputs += [(f"aux {k}", s) for k, s in enumerate(program.aux_slots)]
+    for holder, attribute, slots, _, _ in program.carries:
+        outputs += [(f"carry {type(holder).__name__}.{attribute}[{k}]", s)
+                    for k, s in enumerate(slots)]
+    return outputs

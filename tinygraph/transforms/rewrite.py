@@ -179,6 +179,8 @@ def _copy_metadata(source, target):
     out, rebuilt = source.output, target.output
     if out is not None and out.name and rebuilt is not None and not rebuilt.name:
         rebuilt.name = out.name          # a vjp's named intermediate (tanh_c²) keeps its name
+    if out is not None and out.role and rebuilt is not None and not rebuilt.role:
+        rebuilt.role = out.role
     target.grad_of = source.grad_of
     target.grad_input = source.grad_input
     target.grad_sources = source.grad_sources

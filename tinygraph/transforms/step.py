@@ -1,7 +1,7 @@
 """The step contract: a training step is `loss = step(*inputs)`, with the gradients of the
 parameters added into their `.grad`.
 
-    step = tg.value_and_grad(model.loss, model.parameters())   # eager
+    step = tg.eager_step(model.loss, model.parameters())   # eager
     step = tg.compile(model.loss, model.parameters())          # compiled: same call, same effect
     for ids, targets in batches:
         opt.zero_grad()
@@ -51,18 +51,18 @@ class Step:
 
 
 class EagerStep(Step):
-    """Runs `fn` and the fast backward pass on every call (see `value_and_grad`)."""
+    """Runs `fn` and the fast backward pass on every call (see `eager_step`)."""
 
     def run(self, inputs, kwargs):
         loss, aux, rebuild = split_output(self.fn(*inputs, **kwargs), self.has_aux,
-                                          "value_and_grad")
-        check_loss(loss, "value_and_grad")
+                                          "eager_step")
+        check_loss(loss, "eager_step")
         grads = grad(loss, self.params, allow_unused=True)
         return loss.data, [None if g is None else g.data for g in grads], \
             rebuild([None if t is None else t.data for t in aux])
 
 
-def value_and_grad(fn, params, has_aux=False):
+def eager_step(fn, params, has_aux=False):
     """An eager Step for the loss function `fn` and the parameters it trains: calling it
     returns the loss and adds the gradients into the parameters' `.grad` (`tg.compile` gives
     a step with the same call and effect that replays a traced program).
