@@ -1,24 +1,29 @@
 """Primitive: the base of every op, and `apply`, the one place an op is run.
 
-A primitive knows everything about its op, so no other module keys on op names:
+A primitive knows everything about its op, so no other module keys on op names. Its class
+attributes and methods fall in groups (docs/own-primitive.md walks through writing one):
 
-- `forward(*arrays)`: the op on arrays; `spec(*inputs)`: its output's (shape, dtype) without
-  computing it (shape-only evaluation);
-- `vjp(node, g, needs)`: the input gradients, written in tinygraph ops (never on arrays);
-- `label(inputs, inline)`: how diagrams name it; `selects_part`: its output is a part of its
-  input (a use diagrams name by the part); `pure`: False for ops that draw random numbers
-  (never merged or folded by rewrites); `neutral`: its neutral element for the identity
-  rewrites; `identity(inputs, out)`: a rewrite to one of its inputs;
-- `sum_term`: True for primitives whose results are terms of gradient sums that the
-  accumulator evaluates its own way (see tinygraph.core.accumulate); such a primitive may
-  have `join`, a cheaper equal form for several such terms (a weight's per-step products
-  as one matmul, slice gradients tiling a buffer as one concat), used by the accumulator
-  and by the rewrites (counted under `join_name`; `join_for_reading`: the readable
-  rewrites apply it too), and `add_into(buffer, *arrays)`, its work added into an existing
-  buffer (a scatter without a zero-filled array of its own);
-- `fuse(inputs)`: an equal cheaper form of the op on these inputs that merges it with the
-  node(s) making them (log-softmax's gradient of a scattered cross-entropy gradient as one
-  pass), or None; applied by the speed rewrites of compiled programs only.
+- required: `name`; `forward(*arrays)`, the op on arrays; `spec(*inputs)`, its output's
+  (shape, dtype) without computing it (shape-only evaluation); `vjp(node, g, needs)`, the
+  input gradients written in tinygraph ops (never on arrays);
+- notation (diagrams, the explorer): `label(inputs, inline)`, its text in a diagram;
+  `formula` / `write(names)`, the op written on its inputs' names; `rules` / `rule(k)`, its
+  gradient in that notation (elementwise ops derive it from the vjp: tinygraph.ops.derive);
+- rewrites (the rewrite passes): `neutral` / `identity(inputs, out)`, a rewrite to
+  one of its inputs (x + 0, x * 1); `fuse(inputs)`, an equal cheaper form merged with the
+  node(s) making its inputs (compiled programs' speed rewrites only); `pure`, False for ops
+  that draw random numbers (never merged or folded);
+- gradient accumulation (tinygraph.core.accumulate): `sum_term`, its results are terms of
+  gradient sums the accumulator evaluates its own way; such a primitive may have `join`, a
+  cheaper equal form for several terms (a weight's per-step products as one matmul), counted
+  under `join_name` and applied by the readable rewrites too when `join_for_reading`; and
+  `add_into(buffer, *arrays)`, its work added into an existing buffer;
+- compiled programs: `forward_into(out, *arrays)`, the forward written into a planned buffer;
+- meta: `selects_part`, its output is a part of its input (diagrams name such a use by the
+  part); `attrs()`, the static attributes diagrams show and rewrites compare.
+
+How it is run lies below the class: `apply` hands it to the current interpreter, or
+evaluates it and records its node.
 """
 from ..backend import xp
 from .node import Node
@@ -27,29 +32,11 @@ from .tensor import Tensor, describe
 
 
 class Primitive:
-    """Base of all primitives. Subclasses set `name` and implement forward, spec and vjp."""
+    """Base of all primitives. Subclasses set `name` and implement forward, spec and vjp; the
+    other groups below are optional, each with a default that does nothing."""
 
+    # --- required: every op (apply, compiled traces and autodiff call these) --------------
     name = "primitive"
-    pure = True          # False: draws random numbers (never CSE'd or constant-folded)
-    neutral = None       # (element, also on the left?) for the identity rewrite, e.g. (0, True)
-    selects_part = False  # the output is a part of the input (slice, index): diagrams name
-                          # such a use by the part's name
-    sum_term = False     # its results are gradient terms the accumulator evaluates itself
-    add_into = None      # for a sum_term: (buffer, *arrays) -> adds its result into buffer
-    # forward_into(out, *arrays): the forward written into a given array of the output's
-    # shape and dtype, returning `out` itself (compiled programs write big intermediates into
-    # buffers they plan so, and refuse another result); None where not provided.
-    forward_into = None
-    # The vjp in formula notation, one template per input (or one for all), for the explorer:
-    # {gy} is the output's gradient, {y} the output, {x0}, {x1}, ... the inputs.
-    rules = None
-    # The op itself in formula notation, for the explorer's rules: {0}, {1}, ... the inputs'
-    # names (compound ones already in parentheses), {all} every input joined by " | ".
-    # None: written as a call, name(a, b).
-    formula = None
-    join = None          # staticmethod(terms) -> a list of tensors with the same sum, or None
-    join_name = None     # the name rewrite reports count its joins under
-    join_for_reading = False   # whether the readable rewrites (RULES) apply `join` too
 
     def forward(self, *arrays):
         """The op on arrays: one ndarray per input, in order; returns the output array.
@@ -71,9 +58,14 @@ class Primitive:
         """
         raise NotImplementedError
 
-    def attrs(self):
-        """Static attributes shown in diagrams and compared by rewrite passes."""
-        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+    # --- notation: diagrams and the explorer ----------------------------------------------
+    # The op itself in formula notation: {0}, {1}, ... the inputs' names (compound ones
+    # already in parentheses), {all} every input joined by " | ". None: written as a call.
+    formula = None
+    # The vjp in formula notation, one template per input (or one for all): {gy} is the
+    # output's gradient, {y} the output, {x0}, {x1}, ... the inputs. None: no hand-written
+    # text (an elementwise op's `rule` derives it from the vjp, tinygraph.ops.derive).
+    rules = None
 
     def label(self, inputs, inline):
         """The op as diagrams write it; `inline(t)` is how input `t` appears inside the label
@@ -96,10 +88,9 @@ class Primitive:
             return self.rules
         return self.rules[k] if k < len(self.rules) else None
 
-    def fuse(self, inputs):
-        """A tensor equal to this op's output on `inputs`, computed by fewer, fused nodes; or
-        None (the default: nothing to fuse)."""
-        return None
+    # --- rewrites: the rewrite passes (readable and compiled) -----------------------------
+    pure = True          # False: draws random numbers (never CSE'd or constant-folded)
+    neutral = None       # (element, also on the left?) for the identity rewrite, e.g. (0, True)
 
     def identity(self, inputs, out):
         """An input that equals the output (x + 0, x * 1, ...), or None. Only returned when
@@ -113,6 +104,32 @@ class Primitive:
         if commutes and _is_constant(a, element):
             return _same(b, out)
         return None
+
+    def fuse(self, inputs):
+        """A tensor equal to this op's output on `inputs`, computed by fewer, fused nodes; or
+        None (the default: nothing to fuse). Compiled programs' speed rewrites only."""
+        return None
+
+    # --- gradient accumulation: tinygraph.core.accumulate and the rewrites ----------------
+    sum_term = False     # its results are gradient terms the accumulator evaluates itself
+    add_into = None      # for a sum_term: (buffer, *arrays) -> adds its result into buffer
+    join = None          # staticmethod(terms) -> a list of tensors with the same sum, or None
+    join_name = None     # the name rewrite reports count its joins under
+    join_for_reading = False   # whether the readable rewrites (RULES) apply `join` too
+
+    # --- compiled programs: their buffer planning -----------------------------------------
+    # forward_into(out, *arrays): the forward written into a given array of the output's
+    # shape and dtype, returning `out` itself (compiled programs write big intermediates into
+    # buffers they plan so, and refuse another result); None where not provided.
+    forward_into = None
+
+    # --- meta: diagrams and rewrite passes ------------------------------------------------
+    selects_part = False  # the output is a part of the input (slice, index): diagrams name
+                          # such a use by the part's name
+
+    def attrs(self):
+        """Static attributes shown in diagrams and compared by rewrite passes."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.attrs().items())

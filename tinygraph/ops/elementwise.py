@@ -1,5 +1,8 @@
 """Elementwise primitives: add, sub, mul, div (broadcasting), neg, pow, exp, log, sigmoid,
 tanh, relu and heaviside, with their checked public functions."""
+import functools
+import inspect
+
 from ..backend import xp
 from ..core.primitive import Primitive, apply
 from ..core.tensor import Tensor
@@ -51,6 +54,14 @@ class Elementwise(Primitive):
         for_blocks(rows, out.shape[0])
         return out
 
+    def rule(self, k):
+        """The hand-written template where the class has one, else the rule derived from the
+        vjp (tinygraph.ops.derive): an elementwise vjp reads the same at every shape, so it is
+        derived once per class on 0-d inputs (the explorer adds sum_to where one broadcast)."""
+        if self.rules is not None:
+            return super().rule(k)
+        return _derived_rule(type(self), k)
+
     def spec(self, *inputs):
         shape = inputs[0].shape
         for t in inputs[1:]:
@@ -60,13 +71,23 @@ class Elementwise(Primitive):
         return shape, dtype
 
 
+@functools.lru_cache(maxsize=None)
+def _derived_rule(cls, k):
+    """cls's rule for input k, derived from its vjp on 0-d inputs (cls takes no arguments:
+    an elementwise op with attributes, like pow, writes its own `rule`)."""
+    from .derive import derived_rule          # (derive records ops: imported when first used)
+    arity = len(inspect.signature(cls.forward).parameters) - 1      # less self
+    if k >= arity:
+        return None
+    return derived_rule(cls(), k, [xp.asarray(0.5)] * arity)
+
+
 # --- binary -----------------------------------------------------------------------------------
 
 class Add(Elementwise):
     name = "add"
     formula = "{0} + {1}"
     ufunc = xp.add
-    rules = "{gy}"
     neutral = (0, True)
 
     def forward(self, a, b):
@@ -82,7 +103,6 @@ class Sub(Elementwise):
     name = "sub"
     formula = "{0} − {1}"
     ufunc = xp.subtract
-    rules = ("{gy}", "−{gy}")
     neutral = (0, False)
 
     def forward(self, a, b):
@@ -98,7 +118,6 @@ class Mul(Elementwise):
     name = "mul"
     formula = "{0} ⊙ {1}"
     ufunc = xp.multiply
-    rules = ("{gy} ⊙ {x1}", "{gy} ⊙ {x0}")
     # x * 0 is not rewritten to 0: it is NaN where x is infinite.
     neutral = (1, True)
 
@@ -114,7 +133,6 @@ class Mul(Elementwise):
 class Div(Elementwise):
     name = "div"
     formula = "{0} / {1}"
-    rules = ("{gy} / {x1}", "−{gy} ⊙ {y} / {x1}")
     neutral = (1, False)
 
     def forward(self, a, b):
@@ -164,7 +182,6 @@ def div(a, b):
 class Neg(Elementwise):
     name = "neg"
     formula = "−{0}"
-    rules = "−{gy}"
 
     def forward(self, a):
         return -a
@@ -215,7 +232,6 @@ class Exp(Elementwise):
     name = "exp"
     formula = "exp({0})"
     ufunc = xp.exp
-    rules = "{gy} ⊙ {y}"
 
     def forward(self, a):
         return xp.exp(a)
@@ -227,7 +243,6 @@ class Exp(Elementwise):
 class Log(Elementwise):
     name = "log"
     formula = "log({0})"
-    rules = "{gy} / {x0}"
 
     def forward(self, a):
         return xp.log(a)
@@ -239,7 +254,6 @@ class Log(Elementwise):
 class Sigmoid(Elementwise):
     name = "sigmoid"
     formula = "σ({0})"
-    rules = "{gy} ⊙ {y} ⊙ (1 − {y})"
 
     # σ(a) = σ(|a|) for a >= 0 and e·σ(|a|) for a < 0, with e = exp(-|a|) and σ(|a|) =
     # 1/(1 + e): exp of a non-positive number only (no overflow), no cancellation for very
@@ -272,7 +286,6 @@ class Tanh(Elementwise):
     name = "tanh"
     formula = "tanh({0})"
     ufunc = xp.tanh
-    rules = "{gy} ⊙ (1 − {y}²)"
 
     def forward(self, a):
         return xp.tanh(a)
@@ -286,7 +299,6 @@ class Tanh(Elementwise):
 class Relu(Elementwise):
     name = "relu"
     formula = "relu({0})"
-    rules = "{gy} ⊙ heaviside({x0})"
 
     def forward(self, a):
         return xp.maximum(a, 0)
