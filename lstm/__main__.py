@@ -7,7 +7,7 @@ import shlex
 import sys
 import time
 
-from tinygraph.cli import ArgumentParser, at_least
+from tinygraph.arguments import ArgumentParser, at_least
 
 from .checkpoint import CheckpointError, load_checkpoint
 from .train import Interrupted

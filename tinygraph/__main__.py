@@ -25,7 +25,7 @@ import sys
 import numpy as np
 
 from . import examples, grad, nodes, simplify, tensor
-from .cli import ArgumentParser, at_least
+from .arguments import ArgumentParser, at_least
 from .diagrams.dot import VIEWS, GraphvizNotFoundError, save
 from .diagrams.explorer import explore
 from .diagrams.diff import VARIANTS, explore_diff

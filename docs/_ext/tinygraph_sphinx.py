@@ -311,7 +311,7 @@ def state_gradient_norms(steps, forget_bias):
     (L = sum of the last h): two lists, from one backward pass."""
     import tinygraph as tg
     from tinygraph.examples import lstm_unrolled
-    from tinygraph.diagrams.model import norm
+    from tinygraph.diagrams.picture import norm
 
     _, loss = lstm_unrolled(steps=steps, forget_bias=forget_bias)
     states = {n.output.name: n.output for n in tg.nodes(loss) if not n.is_backward}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tinygraph as tg
-from tinygraph.diagrams import model as diagram_model
+from tinygraph.diagrams import picture
 from tinygraph.examples import EXAMPLES, lstm_unrolled
 
 
@@ -28,10 +28,10 @@ def test_one_self_contained_file_that_asks_for_nothing(cell, tmp_path):
     assert "Viz.js 3.25.0" in page             # Graphviz in WebAssembly, inline
 
 
-def test_both_variants_are_embedded_with_the_diagram_models_nodes(cell):
+def test_both_variants_are_embedded_with_the_pictures_boxes(cell):
     outputs = EXAMPLES["lstm_cell"]()
     for name, simplify in (("simplified", True), ("generated", False)):
-        expected = diagram_model.build(outputs, "both", simplify)
+        expected = picture.build(outputs, "both", simplify)
         variant = cell.data["variants"][name]
         assert [n["lines"] for n in variant["nodes"]] == [n.lines for n in expected.nodes]
         assert variant["backward_count"] == expected.backward_count

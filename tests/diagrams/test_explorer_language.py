@@ -99,7 +99,7 @@ def test_a_gradient_merged_into_a_forward_value_shows_both_names():
     ghosts = tg.explore(loss, grad_outputs=seed).data["variants"]["simplified"]["nodes"]
     o = next(n for n in ghosts if n["kind"] == "op" and n["display"] == "o₂")
     assert o["also"] == ["= ∂L/∂tanh_c₂"]
-    model = tg.diagrams.model.build(loss, "backward", True)
+    model = tg.diagrams.picture.build(loss, "backward", True)
     ghost = next(n for n in model.nodes if n.kind == "ghost" and n.display == "o₂")
     assert ghost.lines == ["o₂", "= ∂L/∂tanh_c₂", "(2, 4)"]
 

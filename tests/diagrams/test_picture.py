@@ -1,4 +1,4 @@
-"""The diagram model (tinygraph.diagrams.model) on its own: plain data, no Graphviz."""
+"""The picture (tinygraph.diagrams.picture) on its own: plain data, no Graphviz."""
 import ast
 import dataclasses
 import json
@@ -8,10 +8,10 @@ from collections import Counter
 import numpy as np
 
 import tinygraph as tg
-from tinygraph.diagrams import model as diagram_model
+from tinygraph.diagrams import picture
 from tinygraph.examples import EXAMPLES, rnn_cell_step
 
-PACKAGE = pathlib.Path(diagram_model.__file__).parents[1]
+PACKAGE = pathlib.Path(picture.__file__).parents[1]
 
 
 def imported_modules(path):
@@ -38,10 +38,10 @@ def source_of(module):
     return None
 
 
-def test_the_model_needs_neither_graphviz_nor_the_dot_emitter():
-    # Everything model.py imports, transitively within tinygraph (importing the package
+def test_the_picture_needs_neither_graphviz_nor_the_dot_emitter():
+    # Everything picture.py imports, transitively within tinygraph (importing the package
     # itself loads dot.py, so sys.modules cannot tell).
-    seen, todo = set(), [pathlib.Path(diagram_model.__file__)]
+    seen, todo = set(), [pathlib.Path(picture.__file__)]
     while todo:
         path = todo.pop()
         for module in imported_modules(path):
@@ -55,23 +55,23 @@ def test_the_model_needs_neither_graphviz_nor_the_dot_emitter():
     assert "tinygraph.diagrams.dot" not in seen
 
 
-def test_lstm_cell_model_counts_each_kind_of_node():
-    model = diagram_model.build(EXAMPLES["lstm_cell"]())
+def test_lstm_cell_picture_counts_each_kind_of_box():
+    model = picture.build(EXAMPLES["lstm_cell"]())
     assert Counter(n.kind for n in model.nodes) == {
         "op": 17, "tensor": 3, "parameter": 3, "seed": 2, "backward": 28, "sum": 2}
     assert model.simplified == (36, 30) and model.backward_count == 30
-    assert set(n.kind for n in model.nodes) <= set(diagram_model.KINDS)
+    assert set(n.kind for n in model.nodes) <= set(picture.KINDS)
     assert [n.id for n in model.nodes] == list(range(len(model.nodes)))
 
 
 def test_forward_view_has_no_backward_nodes():
-    model = diagram_model.build(EXAMPLES["lstm_cell"](), view="forward")
+    model = picture.build(EXAMPLES["lstm_cell"](), view="forward")
     assert Counter(n.kind for n in model.nodes) == {"op": 17, "tensor": 3, "parameter": 3}
     assert model.simplified is None
 
 
 def test_every_backward_op_is_paired_with_the_forward_op_whose_vjp_made_it():
-    model = diagram_model.build(EXAMPLES["lstm_cell"]())
+    model = picture.build(EXAMPLES["lstm_cell"]())
     ops = {n.step: n for n in model.nodes if n.kind == "op"}
     backward = [n for n in model.nodes if n.kind == "backward"]
     assert backward and all(n.step in ops for n in backward)
@@ -82,7 +82,7 @@ def test_every_backward_op_is_paired_with_the_forward_op_whose_vjp_made_it():
 
 def test_a_sum_lists_one_use_per_incoming_edge():
     for simplify in (True, False):
-        model = diagram_model.build(EXAMPLES["lstm_cell"](), simplify=simplify)
+        model = picture.build(EXAMPLES["lstm_cell"](), simplify=simplify)
         kind = {n.id: n.kind for n in model.nodes}
         into_sums = [e for e in model.edges if kind[e.head] == "sum"]
         assert into_sums and all(e.use is not None for e in into_sums)
@@ -96,7 +96,7 @@ def test_a_seed_passed_as_grad_outputs_is_a_seed_whatever_its_name():
     x = tg.tensor(np.array([0.5, -1.0, 2.0]), name="x", requires_grad=True)
     y = tg.tanh(x)
     upstream = tg.tensor(np.ones(3), name="from_the_loss")
-    model = diagram_model.build(y, grad_outputs=[upstream])
+    model = picture.build(y, grad_outputs=[upstream])
     (seed,) = [n for n in model.nodes if n.kind == "seed"]
     assert seed.lines[0] == "upstream from_the_loss"
     assert {e.kind for e in model.edges if e.tail == seed.id} == {"gradient"}
@@ -105,7 +105,7 @@ def test_a_seed_passed_as_grad_outputs_is_a_seed_whatever_its_name():
 def test_a_tensor_named_like_a_gradient_is_not_a_seed():
     w = tg.tensor(np.array([1.5, 0.3, -0.7]), name="w", requires_grad=True)
     v = tg.tensor(np.array([2.0, 1.0, 3.0]), name="∂L/∂foo")
-    model = diagram_model.build((v * w).sum())
+    model = picture.build((v * w).sum())
     (named,) = [n for n in model.nodes if n.lines[0] == "∂L/∂foo"]
     assert named.kind == "tensor"
     assert not [n for n in model.nodes if n.kind == "seed"]
@@ -117,7 +117,7 @@ def test_the_seed_of_gradients_made_elsewhere_is_found_by_structure():
     W = tg.Parameter(np.ones((3, 4)), name="W")
     upstream = tg.tensor(np.ones((2, 4)), name="g_from_above")   # any name
     (gW,) = tg.grad(tg.tanh(x @ W), [W], grad_outputs=[upstream], create_graph=True)
-    model = diagram_model.build(gW, view="backward")
+    model = picture.build(gW, view="backward")
     (seed,) = [n for n in model.nodes if n.kind == "seed"]
     assert seed.lines[0] == "upstream g_from_above"
     # x is read by the forward matmul too: a forward value, not a seed.
@@ -125,10 +125,10 @@ def test_the_seed_of_gradients_made_elsewhere_is_found_by_structure():
 
 
 def test_gradient_norms_only_when_asked_for():
-    plain = diagram_model.build(EXAMPLES["rnn_cell"]())
+    plain = picture.build(EXAMPLES["rnn_cell"]())
     assert plain.grad_norms is None and all(n.grad_norm is None for n in plain.nodes)
     inputs, h = rnn_cell_step()
-    normed = diagram_model.build(h, grad_norms=True)
+    normed = picture.build(h, grad_norms=True)
     assert all(n.grad_norm is not None for n in normed.nodes if n.kind in ("op", "parameter"))
     # A leaf shows the norm of its gradient under a seed of ones, the colour scale lists it.
     seed = tg.tensor(np.ones(h.shape))
@@ -141,8 +141,8 @@ def test_gradient_norms_only_when_asked_for():
         assert leaves[name].grad_norm in normed.grad_norms
 
 
-def test_the_model_is_json_ready():
-    model = diagram_model.build(EXAMPLES["lstm_unrolled"](), grad_norms=True)
+def test_the_picture_is_json_ready():
+    model = picture.build(EXAMPLES["lstm_unrolled"](), grad_norms=True)
     data = json.loads(json.dumps(dataclasses.asdict(model)))
     assert len(data["nodes"]) == len(model.nodes) and data["scopes"]
     # Every scope listed holds a node, and every node's scope is listed.
@@ -150,7 +150,7 @@ def test_the_model_is_json_ready():
 
 
 def test_the_attention_step_shows_the_softmax_gradient_and_every_encoder_states_gradient():
-    model = diagram_model.build(EXAMPLES["attention_step"](), view="backward")
+    model = picture.build(EXAMPLES["attention_step"](), view="backward")
     by_grad = {}
     for n in model.nodes:
         if n.kind in ("backward", "sum") and n.grad_of:
@@ -173,11 +173,11 @@ def test_a_vjps_intermediate_tensors_are_named_for_what_they_are():
     simplification too, and a compound name's gradient reads ∂L/∂(1 − z)."""
     import numpy as np
     from lstm.cells import GRUCell
-    model = diagram_model.build(EXAMPLES["lstm_cell"](), view="backward")
+    model = picture.build(EXAMPLES["lstm_cell"](), view="backward")
     labels = {line for n in model.nodes for line in n.lines}
     assert {"tanh_c²", "1 − tanh_c²", "1 − o", "1 − f"} <= labels
     cell = GRUCell(3, 4, dtype=np.float64, rng=np.random.default_rng(0))
     x = tg.tensor(np.ones((2, 3)), name="x", requires_grad=True)
     h = tg.tensor(np.ones((2, 4)), name="h_prev", requires_grad=True)
-    gru = diagram_model.build(cell(x, h), view="backward")
+    gru = picture.build(cell(x, h), view="backward")
     assert "∂L/∂(1 − z)" in {line for n in gru.nodes for line in n.lines}

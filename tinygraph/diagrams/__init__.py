@@ -1,2 +1,2 @@
-"""Diagrams of forward and generated backward graphs: model.py builds the picture as plain
-data (no Graphviz), dot.py emits Graphviz from it."""
+"""Diagrams of forward and generated backward graphs: picture.py builds the picture as
+plain data (no Graphviz), dot.py emits Graphviz from it."""

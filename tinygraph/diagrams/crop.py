@@ -3,7 +3,7 @@ neighbourhood (the docs' walk-through shows one stop of the backward pass at a t
 from dataclasses import replace
 
 from .dot import _Emitter, _lines
-from .model import Model, build
+from .picture import Picture, build
 
 SUBSCRIPTS = "₀₁₂₃₄₅₆₇₈₉"
 
@@ -40,7 +40,7 @@ def crop_dot(outputs, selectors, depth=1, view="backward", simplify=True, title=
         kept |= {e.head for e in model.edges if e.tail in kept} \
             | {e.tail for e in model.edges if e.head in kept}
     new_id = {old: k for k, old in enumerate(sorted(kept))}
-    crop = Model(model.view, scopes=model.scopes, backward_count=model.backward_count)
+    crop = Picture(model.view, scopes=model.scopes, backward_count=model.backward_count)
     crop.nodes = [replace(model.nodes[old], id=new_id[old]) for old in sorted(kept)]
     crop.edges = [replace(e, tail=new_id[e.tail], head=new_id[e.head]) for e in model.edges
                   if e.tail in kept and e.head in kept]

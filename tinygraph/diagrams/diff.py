@@ -6,7 +6,7 @@
 
 `a` and `b` are outputs as `tg.explore` takes them (a Tensor or a list of Tensors; a gradient
 made with create_graph=True is drawn as the backward graph that computed it). Each side is
-drawn from the diagram model (`model.build`), generated or simplified as `variants` says, and
+drawn from the picture (`picture.build`), generated or simplified as `variants` says, and
 the page (one offline HTML file, like the explorer's) lays both out with Graphviz in the
 browser.
 
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from ..core.autodiff import nodes as graph_nodes
 from ..core.tensor import Tensor
 from .explorer import Explorer, _page, _variant, visible_seed
-from .model import VIEWS, build
+from .picture import VIEWS, build
 
 VARIANTS = ("generated", "simplified")
 GRADIENT_KINDS = ("backward", "sum", "result")

@@ -13,7 +13,7 @@
 - clusters for `tinygraph.scope` blocks (collapsible to a single box), and optionally nodes
   coloured by log10 of the gradient norm, with a legend.
 
-What is drawn comes from tinygraph.diagrams.model (plain data, no Graphviz); this module only
+What is drawn comes from tinygraph.diagrams.picture (plain data, no Graphviz); this module only
 turns it into DOT: colours, shapes, clusters, the caption and the legend. Node ids and order
 depend only on the graph, so the same graph always gives the same DOT text.
 """
@@ -23,12 +23,12 @@ import shutil
 
 import graphviz
 
-from .model import BACKWARD_KINDS, VIEWS, build   # VIEWS: for the command line
+from .picture import BACKWARD_KINDS, VIEWS, build   # VIEWS: for the command line
 
 FORMATS = ("svg", "png", "pdf", "dot")
 
 # (forward tint, backward tone) pairs. Colours mean roles: a node takes the hue of the role it
-# plays (model.Node.hue: the gate f and its gradient share one in every time step), forward
+# plays (picture.Box.hue: the gate f and its gradient share one in every time step), forward
 # nodes its tint, backward nodes its stronger tone.
 HUES = [("#dbe9f6", "#6fa8dc"), ("#fde2cf", "#f0a05a"), ("#dcefdc", "#6dbf6d"),
         ("#f3dcec", "#c27ba0"), ("#fff2c2", "#e0b83a"), ("#d9f0ee", "#4fb3a9"),

@@ -1,5 +1,5 @@
 """The interactive explorer: one self-contained HTML page for a forward and generated backward
-graph, built from the diagram model.
+graph, built from the picture (picture.py).
 
     ex = tg.explore(loss)           # shows inline in Jupyter / VS Code notebooks
     ex.save("graph.html")           # one file: works offline, no server, no CDN
@@ -24,7 +24,7 @@ from ..ops.elementwise import Add
 from ..ops.shape import Concat
 from .folding import fold_steps
 from .highway import mark_highway
-from .model import build, default_seed, norm, stepped_name, time_step_paths
+from .picture import build, default_seed, norm, stepped_name, time_step_paths
 from .replay import replay
 
 HERE = pathlib.Path(__file__).resolve().parent

@@ -1,21 +1,22 @@
 """What a diagram shows, as plain data: no Graphviz here.
 
 `build` derives the graphs to draw (the backward graph made with create_graph=True, optionally
-simplified; gradient norms from a second backward pass) and returns a `Model`: nodes with their
-kind, label lines, shape, dtype and scope; edges with their kind and, into a Σ, the use each
-summand came from; the scopes in program order; the caption's node counts. It holds only ints,
-floats, strings, lists and tuples, so `dataclasses.asdict(model)` is JSON-ready and a front end
-(the Graphviz emitter in dot.py, an interactive explorer) needs no tensors.
+simplified; gradient norms from a second backward pass) and returns a `Picture`: boxes
+(`nodes`) with their kind, label lines, shape, dtype and scope; arrows (`edges`) with their
+kind and, into a Σ, the use each summand came from; the scopes in program order; the caption's
+node counts. It holds only ints, floats, strings, lists and tuples, so
+`dataclasses.asdict(picture)` is JSON-ready and a front end (the Graphviz emitter in dot.py,
+an interactive explorer) needs no tensors.
 
-Node ids are the drawing order, which depends only on the graph: the same graph always gives
-the same model.
+Box ids are the drawing order, which depends only on the graph: the same graph always gives
+the same picture.
 """
 import re
 from dataclasses import dataclass, field
 
 from ..backend import xp
 from ..core.autodiff import grad, leaves, nodes
-from ..core.node import Node as GraphNode
+from ..core.node import Node
 from ..core.state import TIME_STEP
 from ..core.tensor import Parameter, Tensor
 from ..ops.elementwise import Add, Elementwise, Mul
@@ -36,7 +37,7 @@ BACKWARD_KINDS = ("backward", "sum")
 
 
 @dataclass
-class Node:
+class Box:
     """One box of the picture: an op, a leaf, a seed, a backward op or a Σ (see KINDS)."""
 
     id: int
@@ -72,8 +73,8 @@ class Node:
 
 
 @dataclass
-class Edge:
-    """An arrow between two nodes, by id."""
+class Arrow:
+    """An arrow between two boxes, by id."""
 
     tail: int
     head: int
@@ -83,8 +84,8 @@ class Edge:
 
 
 @dataclass
-class Model:
-    """The whole picture: nodes, edges, scopes and the caption's facts."""
+class Picture:
+    """The whole picture: boxes (nodes), arrows (edges), scopes and the caption's facts."""
 
     view: str
     nodes: list = field(default_factory=list)
@@ -103,9 +104,9 @@ def _d(name):
 
 def build(outputs, view="both", simplify=True, wrt=None, grad_outputs=None, grad_norms=False,
           with_sources=False):
-    """The model of `render(outputs, ...)`'s picture; see tinygraph.render for the options.
+    """The picture `render(outputs, ...)` draws; see tinygraph.render for the options.
 
-    with_sources: also return, per model node, (the tensor it shows, the graph Node it
+    with_sources: also return, per box, (the tensor it shows, the graph Node it
     draws or None): for an emitter that shows values (the explorer).
     simplify may also be a function that simplifies the backward roots its own way, returning
     a Simplified (the explorer's replay of the rewrite log: the first k rewrites only)."""
@@ -179,7 +180,7 @@ class _Builder:
 
     def __init__(self, outputs, view, simplify, wrt, grad_outputs, grad_norms):
         self.outputs = outputs
-        self.model = Model(view)
+        self.model = Picture(view)
         self.ids = {}            # id(Tensor or graph Node) -> model node id
         self.step = {}           # id(forward graph node) -> its position in forward order
         self.display = {}        # id(forward tensor) -> display name
@@ -349,16 +350,16 @@ class _Builder:
 
     # --- nodes and edges ---------------------------------------------------------------------
     def _add(self, kind, t, lines, scope=(), key=None, **fields):
-        node = Node(len(self.model.nodes), kind, [str(line) for line in lines],
+        node = Box(len(self.model.nodes), kind, [str(line) for line in lines],
                     tuple(t.shape), str(t.dtype), tuple(scope), **fields)
         self.model.nodes.append(node)
-        self.sources.append((t, key if isinstance(key, GraphNode) else None))
+        self.sources.append((t, key if isinstance(key, Node) else None))
         if key is not None:
             self.ids[id(key)] = node.id
         return node.id
 
     def _edge(self, tail, head, kind, use=None):
-        self.model.edges.append(Edge(tail, head, kind, use))
+        self.model.edges.append(Arrow(tail, head, kind, use))
 
     def _forward_node(self, node):
         out = node.output
@@ -720,7 +721,7 @@ def time_step_index(scope_name):
 
 
 def time_step_paths(scopes):
-    """{scope path (a tuple of names): k} for the paths (Model.scopes) that end in time step
+    """{scope path (a tuple of names): k} for the paths (Picture.scopes) that end in time step
     k, so that plain data (the explorer's node dicts) can be matched against them."""
     return {tuple(path): time_step_index(path[-1]) for path in scopes
             if path and time_step_index(path[-1]) is not None}

@@ -2,7 +2,7 @@
 one, one named rewrite at a time, as the explorer shows it.
 
 `simplify` logs every rewrite it does (tinygraph.transforms.rewrite). The replay draws the
-graph after each of them: frame k is the diagram model of `simplify(..., stop_after=k)`, the
+graph after each of them: frame k is the picture of `simplify(..., stop_after=k)`, the
 graph with the first k rewrites done and the rest as generated, built like the explorer's
 variants. Frame 0 is the generated graph and the last frame the simplified one. A long log on
 a large graph is shown a few rewrites per frame (the page says how many; see MAX_FRAMES).
@@ -17,7 +17,7 @@ import math
 
 from ..core.autodiff import nodes
 from ..transforms.rewrite import simplify
-from .model import BACKWARD_KINDS, build, norm
+from .picture import BACKWARD_KINDS, build, norm
 
 # Each frame is a model built: a log of more rewrites than MAX_FRAMES, or a large graph (more
 # than MAX_FRAME_NODES nodes in all frames together), is shown several rewrites per frame.
@@ -80,7 +80,7 @@ def replay(outputs, wrt, grad_outputs, generated, simplified):
 
 
 class _Frame:
-    """The graph after the first `stop_after` rewrites, as a diagram model; with the nodes of
+    """The graph after the first `stop_after` rewrites, as a picture; with the nodes of
     the generated graph it was made from (`order`) and its partial simplification (`part`),
     and with whole_log, the log of the whole simplification of that graph."""
 
