@@ -16,7 +16,7 @@ where cheaper evaluation orders live, written once for every path:
   name the uses the summands came from.
 """
 from .interpreter import Interpreter, interpreter
-from .primitive import evaluate, evaluated, run_forward, shaped, value_of
+from .primitive import evaluate, evaluated, run_forward, shaped
 from .state import recording_backward
 from .tensor import Tensor, describe
 
@@ -200,7 +200,7 @@ def _add_lazy(tensor, entry, term):
         return
     if not entry.owned:
         entry.total, entry.owned = Tensor(entry.total.data.copy()), True
-    arrays = [value_of(t) for t in term._node.inputs]
+    arrays = [evaluate(t) for t in term._node.inputs]
     interp = interpreter()
     check = interp.check_result
     with interp.quiet():

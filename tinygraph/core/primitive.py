@@ -216,20 +216,17 @@ def shaped(prim, inputs, state):
     return out
 
 
-def value_of(t):
-    """t's array, evaluating a lazy term first."""
-    return t._data if t._data is not None else evaluate(t)
-
-
 def evaluate(t, where=None):
-    """Compute a lazy term's value from its node (see accumulate.LazyTerms) and keep it.
-    where: how an error says where it ran (default: the vjp that made it)."""
+    """t's array, computing it first for a lazy term (see accumulate.LazyTerms), which then
+    keeps it. where: how an error says where it ran (default: the vjp that made it)."""
+    if t._data is not None:
+        return t._data
     node = t._node
     if node is None:
         raise ValueError(f"{describe(t)} has no value and no op that computes it")
     if node.forward_node is not None:
         where = f"in the backward pass of {node.forward_node.op!r}"
-    arrays = [value_of(x) for x in node.inputs]
+    arrays = [evaluate(x) for x in node.inputs]
     interpreter = current().interpreter
     t._data = run_forward(node.prim, arrays, node.inputs) if interpreter is None \
         else interpreter.run(node.prim, arrays, node.inputs, where)
