@@ -14,7 +14,9 @@ from .ops import (
     add, sub, mul, div, neg, pow, exp, log, sigmoid, tanh, relu, heaviside, matmul, matmul_tn,
     sum, mean, reshape, transpose, broadcast_to, sum_to, getitem, concat,
     log_softmax, softmax, cross_entropy, dropout_mask,
+    abs, sqrt, stack,
 )
+from .ops.losses import mse_loss, binary_cross_entropy_with_logits
 from .transforms.gradcheck import gradcheck, GradcheckError
 from .transforms.rewrite import simplify, Simplified
 from .transforms.step import Step, eager_step
@@ -31,6 +33,8 @@ __all__ = [
     "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sigmoid", "tanh", "relu", "heaviside",
     "matmul", "matmul_tn", "sum", "mean", "reshape", "transpose", "broadcast_to", "sum_to",
     "getitem", "concat", "log_softmax", "softmax", "cross_entropy", "dropout_mask",
+    "abs", "sqrt", "stack",
+    "mse_loss", "binary_cross_entropy_with_logits",
     "Primitive", "apply",
     "grad", "backward", "nodes", "leaves", "render", "to_dot", "save", "GraphvizNotFoundError",
     "gradcheck", "GradcheckError", "simplify", "Simplified", "Step", "eager_step",

@@ -97,6 +97,7 @@ def test_a_scope_named_like_a_time_step_without_the_kind_is_not_one():
     assert {"f", "A", "tanh_c"} <= displays and not {"f₁", "f₂", "A₂"} & displays
 
 
+@pytest.mark.slow
 def test_steps_named_otherwise_fold():
     (group,) = _variant(_lstm(12, _named_step))["fold"]
     assert group["steps"] == list(range(2, 12))
@@ -105,6 +106,7 @@ def test_steps_named_otherwise_fold():
     assert group["nodes"] == book["nodes"]
 
 
+@pytest.mark.slow
 def test_layers_keep_their_steps_apart_when_folding():
     def layered(k):
         return _Both(tg.scope("layer1", kind=tg.LAYER), _named_step(k))

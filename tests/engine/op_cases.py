@@ -197,6 +197,8 @@ CASES = [
            lambda g: _placed(COLUMN_KEY, (3, 4), g), [(3,)]),
     OpCase("index_grad", lambda g: apply(IndexGrad((INDEX_SLOT,), (4, 3)), g, Tensor(
         ROWS, constant=True)), lambda g: _scattered(ROWS, (4, 3), g), [(4, 3)]),
+    OpCase("abs", tg.abs, np.abs, [(3, 4)], "away_from_zero"),
+    OpCase("sqrt", tg.sqrt, np.sqrt, [(3, 4)], "positive"),
     # No gradient checks for these (see the module docstring).
     OpCase("heaviside", tg.heaviside, lambda a: (a > 0).astype(a.dtype), [(3, 4)], "away_from_zero",
            kind="no_gradient"),

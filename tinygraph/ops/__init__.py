@@ -5,12 +5,14 @@ spec, vjp, label and what rewrites need to know) and the public functions that c
 arguments and apply them. `all_primitives()` lists every concrete primitive class.
 """
 from ..core.primitive import Primitive, apply
-from .elementwise import add, sub, mul, div, neg, pow, exp, log, sigmoid, tanh, relu, heaviside
-from .shape import sum, mean, reshape, transpose, broadcast_to, sum_to, concat
+from .elementwise import (add, sub, mul, div, neg, pow, exp, log, sigmoid, tanh, relu, heaviside,
+                          abs, sqrt)
+from .shape import sum, mean, reshape, transpose, broadcast_to, sum_to, concat, stack
 from .linalg import matmul, matmul_tn
 from .indexing import getitem, ids_in_range
 from .random import dropout_mask
 from .losses import log_softmax, softmax, cross_entropy
+from .losses import mse_loss, binary_cross_entropy_with_logits
 from . import methods
 
 methods.install()
@@ -31,4 +33,4 @@ __all__ = ["Primitive", "apply", "add", "sub", "mul", "div", "neg", "pow", "exp"
            "sigmoid", "tanh", "relu", "heaviside", "sum", "mean", "reshape", "transpose",
            "broadcast_to", "sum_to", "concat", "matmul", "matmul_tn", "getitem",
            "ids_in_range", "dropout_mask", "log_softmax", "softmax", "cross_entropy",
-           "all_primitives"]
+           "mse_loss", "binary_cross_entropy_with_logits", "abs", "sqrt", "stack", "all_primitives"]

@@ -366,3 +366,42 @@ def relu(x):
 def heaviside(x):
     """Elementwise 1 where x > 0 else 0, the Heaviside step (no gradient flows through it)."""
     return apply(Heaviside(), tensor_arg(x, "heaviside"))
+
+
+# --- abs, sqrt ------------------------------------------------------------------------------
+
+class Abs(Elementwise):
+    """|x|. Its gradient at 0 is 0 (sign(0) = 0), as PyTorch's torch.abs gives."""
+
+    name = "abs"
+    formula = "|{0}|"
+
+    def forward(self, a):
+        return xp.abs(a)
+
+    def vjp(self, node, g, needs):
+        x = node.inputs[0]
+        return [g * _named(heaviside(x) - heaviside(neg(x)), "sign")]
+
+
+class Sqrt(Elementwise):
+    """√x. Its gradient at 0 is infinite, as PyTorch's torch.sqrt gives."""
+
+    name = "sqrt"
+    formula = "√{0}"
+
+    def forward(self, a):
+        return xp.sqrt(a)
+
+    def vjp(self, node, g, needs):
+        return [g / (node.output * 2)]       # d√x/dx = 1/(2√x): the saved output
+
+
+def abs(x):
+    """Elementwise |x|; the gradient at x = 0 is 0 (as in PyTorch)."""
+    return apply(Abs(), tensor_arg(x, "abs"))
+
+
+def sqrt(x):
+    """Elementwise square root; the gradient at x = 0 is infinite (as in PyTorch)."""
+    return apply(Sqrt(), tensor_arg(x, "sqrt"))

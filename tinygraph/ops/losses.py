@@ -1,16 +1,16 @@
 """Losses: log_softmax (a fused primitive, for numerical stability) with its fused gradient,
-and cross_entropy (a composition that indexes the target entries; it never builds a one-hot
-matrix)."""
+cross_entropy (a composition that indexes the target entries; it never builds a one-hot
+matrix), mse_loss and binary_cross_entropy_with_logits (compositions)."""
 from types import SimpleNamespace
 
 from ..backend import xp
 from ..core.primitive import Primitive, apply
 from ..core.tensor import Tensor, describe
 from .operands import normalize_axes, tensor_arg
-from .elementwise import exp, neg
+from .elementwise import exp, neg, heaviside
 from .parallel import for_row_blocks
 from .indexing import INDEX_SLOT, IndexGrad, getitem, ids_in_range
-from .shape import Reshape, mean, reshape, sum
+from .shape import Reshape, concat, mean, reshape, sum
 
 
 class LogSoftmax(Primitive):
@@ -213,13 +213,30 @@ def softmax(x, axis=-1):
     return exp(log_softmax(x, axis))
 
 
-def cross_entropy(logits, targets):
-    """Mean negative log-likelihood of integer `targets` under softmax(logits).
+REDUCTIONS = ("mean", "sum", "none")
 
-    logits: (..., C) floating; targets: integers of shape logits.shape[:-1] in [0, C). The
-    backward indexes the target entries; it never builds a one-hot matrix.
+
+def cross_entropy(logits, targets, ignore_index=None, reduction="mean", label_smoothing=0.0):
+    """Negative log-likelihood of integer `targets` under softmax(logits), as PyTorch's
+    F.cross_entropy with the class axis last.
+
+    logits: (..., C) floating; targets: integers of shape logits.shape[:-1] in [0, C), or
+    equal to `ignore_index` (None, the default, ignores nothing: every target is checked).
+    reduction: "mean" (over the targets not ignored), "sum" or "none" (one loss per target,
+    0 where ignored). label_smoothing ε in [0, 1): (1 − ε)·nll + ε·mean over the classes of
+    −log p, as PyTorch. The backward indexes the target entries; it never builds a one-hot
+    matrix.
     """
     logits = tensor_arg(logits, "cross_entropy")
+    _check_reduction(reduction, "cross_entropy")
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) \
+            or not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be a number in [0, 1), got "
+                         f"{label_smoothing!r}")
+    if ignore_index is not None and (isinstance(ignore_index, bool)
+                                     or not isinstance(ignore_index, int)):
+        raise TypeError(f"cross_entropy: ignore_index must be an int or None, got "
+                        f"{ignore_index!r}")
     if not xp.issubdtype(logits.dtype, xp.floating):
         raise TypeError(f"cross_entropy: logits must be floating point, got {logits.dtype}")
     if logits.ndim == 0:
@@ -238,9 +255,86 @@ def cross_entropy(logits, targets):
     if targets.size == 0:
         raise ValueError("cross_entropy: there are no rows to average over")
     flat = reshape(targets, (targets.size,))
+    keep = None
+    if ignore_index is not None:
+        flat, keep = _not_ignored(flat, ignore_index, logits.dtype)
     flat = ids_in_range(flat, classes, "cross_entropy: target {bad} is outside the {size} classes")
     logp = log_softmax(logits, -1)
     if logp.ndim != 2:
         logp = reshape(logp, (-1, classes))
-    picked = getitem(logp, (xp.arange(targets.size), flat))
-    return neg(mean(picked))
+    nll = neg(getitem(logp, (xp.arange(targets.size), flat)))
+    if keep is None and label_smoothing == 0 and reduction == "mean":
+        return mean(nll)            # the plain loss keeps its plain graph
+    per_row = nll
+    if label_smoothing:
+        smooth = neg(sum(logp, -1)) * (label_smoothing / classes)
+        per_row = nll * (1.0 - label_smoothing) + smooth
+    if keep is not None:
+        per_row = per_row * keep
+    if reduction == "none":
+        return reshape(per_row, targets.shape)
+    total = sum(per_row)
+    if reduction == "sum":
+        return total
+    return total / sum(keep) if keep is not None else mean(per_row)
+
+
+def _not_ignored(ids, ignore_index, dtype):
+    """(ids with the ignored ones made 0, a float mask of `dtype`: 1 kept, 0 ignored), both
+    computed in the graph from the ids, so that a compiled program masks the targets of every
+    call, not those of its trace."""
+    offset = ids - ignore_index
+    kept = heaviside(offset * offset)           # 1 where id != ignore_index (integers)
+    as_float = Tensor(xp.array([0, 1], dtype=dtype), constant=True)
+    return ids * kept, getitem(as_float, kept)
+
+
+def _check_reduction(reduction, op_name):
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{op_name}: reduction must be one of {', '.join(map(repr, REDUCTIONS))}"
+                         f", got {reduction!r}")
+
+
+def _reduce(loss, reduction):
+    return {"mean": mean, "sum": sum}[reduction](loss) if reduction != "none" else loss
+
+
+def _float_pair(input, target, op_name):
+    """input and target as float tensors of one shape (target a constant unless a Tensor)."""
+    input = tensor_arg(input, op_name)
+    if not xp.issubdtype(input.dtype, xp.floating):
+        raise TypeError(f"{op_name}: input must be floating point, got {input.dtype}")
+    if not isinstance(target, Tensor):
+        target = Tensor(xp.asarray(target, dtype=input.dtype), constant=True)
+    if target.shape != input.shape:
+        raise ValueError(f"{op_name}: target of shape {target.shape} does not match "
+                         f"{describe(input)}")
+    return input, target
+
+
+def mse_loss(input, target, reduction="mean"):
+    """(input − target)², reduced as PyTorch's F.mse_loss ("mean", "sum" or "none")."""
+    _check_reduction(reduction, "mse_loss")
+    input, target = _float_pair(input, target, "mse_loss")
+    diff = input - target
+    return _reduce(diff * diff, reduction)
+
+
+def binary_cross_entropy_with_logits(logits, target, reduction="mean", pos_weight=None):
+    """−[pos_weight·y·log σ(x) + (1 − y)·log σ(−x)], as PyTorch's
+    F.binary_cross_entropy_with_logits. log σ(x) and log σ(−x) are the log-softmax of the pair
+    (0, x): no overflow for any x, and the gradient is derived (σ(x)·… − y·…) through the
+    log-softmax primitive. pos_weight (optional) broadcasts against the logits."""
+    _check_reduction(reduction, "binary_cross_entropy_with_logits")
+    x, y = _float_pair(logits, target, "binary_cross_entropy_with_logits")
+    pair = concat([Tensor(xp.zeros(x.shape + (1,), x.dtype), constant=True),
+                   reshape(x, x.shape + (1,))], axis=-1)
+    logp = log_softmax(pair, -1)
+    last = (slice(None),) * x.ndim
+    log_sig_neg, log_sig = getitem(logp, last + (0,)), getitem(logp, last + (1,))
+    positive = y * log_sig
+    if pos_weight is not None:
+        if not isinstance(pos_weight, Tensor):
+            pos_weight = Tensor(xp.asarray(pos_weight, dtype=x.dtype), constant=True)
+        positive = positive * pos_weight
+    return _reduce(neg(positive + (1.0 - y) * log_sig_neg), reduction)

@@ -262,3 +262,20 @@ def concat(tensors, axis=0):
             raise ValueError(f"concat: cannot join {describe(first)} and {describe(t)} "
                              f"along axis {axis}")
     return apply(Concat(axis), *tensors)
+
+
+def stack(tensors, axis=0):
+    """Join tensors of one shape along a new axis: each reshaped to have a 1 there, then
+    concatenated (so its gradient graph is theirs)."""
+    if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)):
+        raise TypeError("stack: pass a list or tuple of tensors")
+    if not tensors:
+        raise ValueError("stack: needs at least one tensor")
+    tensors = [tensor_arg(t, "stack") for t in tensors]
+    first = tensors[0]
+    for t in tensors[1:]:
+        if t.shape != first.shape:
+            raise ValueError(f"stack: {describe(first)} and {describe(t)} differ in shape")
+    (axis,) = normalize_axes(axis, first.ndim + 1, "stack")
+    expanded = first.shape[:axis] + (1,) + first.shape[axis:]
+    return concat([reshape(t, expanded) for t in tensors], axis)

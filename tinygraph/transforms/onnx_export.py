@@ -378,6 +378,7 @@ MAPPINGS = {
     ew.Div: _simple("Div"), ew.Neg: _simple("Neg"), ew.Exp: _simple("Exp"),
     ew.Log: _simple("Log"), ew.Sigmoid: _simple("Sigmoid"), ew.Tanh: _simple("Tanh"),
     ew.Relu: _simple("Relu"), ew.Pow: _pow, ew.Heaviside: _heaviside,
+    ew.Abs: _simple("Abs"), ew.Sqrt: _simple("Sqrt"),
     linalg.MatMul: _simple("MatMul"), linalg.MatMulTN: _matmul_tn,
     shp.Sum: _sum, shp.Reshape: _reshape, shp.BroadcastTo: _broadcast_to, shp.SumTo: _sum_to,
     shp.Transpose: _transpose, shp.Concat: _concat,
