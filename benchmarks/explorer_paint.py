@@ -27,18 +27,25 @@ def cases():
     ]
 
 
-def first_paint_ms(browser, path):
+def open_page(browser, path, timeout_ms=120_000):
+    """The explorer page at `path`, opened at 1400x900 with every network request refused
+    (the page must ask for none), once it has drawn."""
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     requests = []
     page.route("**/*", lambda route: (requests.append(route.request.url), route.abort())
                if not route.request.url.startswith("file:") else route.continue_())
     page.goto(path.as_uri())
-    page.wait_for_selector("body[data-ready='1']", timeout=120_000)
+    page.wait_for_selector("body[data-ready='1']", timeout=timeout_ms)
+    if requests:
+        raise RuntimeError(f"the page asked the network for {requests}")
+    return page
+
+
+def first_paint_ms(browser, path):
+    page = open_page(browser, path)
     ms = page.evaluate("window.tinygraphExplorer.firstPaintMs")
     drawn = page.evaluate("window.tinygraphExplorer.drawnNodeIds.length")
     page.close()
-    if requests:
-        raise RuntimeError(f"the page asked the network for {requests}")
     return ms, drawn
 
 

@@ -21,6 +21,8 @@ import time
 import tinygraph as tg
 from tinygraph.examples import lstm_unrolled
 
+from explorer_paint import open_page       # (this folder: the scripts run from it)
+
 # Each interaction, as page script returning its time in ms; `api` is the explorer's object,
 # `id` a drawn backward node of the folded cell, `k` a time step of the fold.
 INTERACTIONS = {
@@ -38,18 +40,6 @@ def cases(steps):
     from lstm.examples import ptb_step      # benchmarks may use lstm; tinygraph never does
     return [("PTB small, 35 steps", ptb_step),
             (f"LSTM, {steps} steps", lambda: lstm_unrolled(steps=steps)[1])]
-
-
-def open_page(browser, path):
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
-    requests = []
-    page.route("**/*", lambda route: (requests.append(route.request.url), route.abort())
-               if not route.request.url.startswith("file:") else route.continue_())
-    page.goto(path.as_uri())
-    page.wait_for_selector("body[data-ready='1']", timeout=300_000)
-    if requests:
-        raise RuntimeError(f"the page asked the network for {requests}")
-    return page
 
 
 def interaction_ms(page, script, repeats):
@@ -77,10 +67,10 @@ def interaction_ms(page, script, repeats):
 def measure(browser, path, repeats, unfold_max):
     paints = []
     for _ in range(repeats):
-        page = open_page(browser, path)
+        page = open_page(browser, path, timeout_ms=300_000)
         paints.append(page.evaluate("window.tinygraphExplorer.firstPaintMs"))
         page.close()
-    page = open_page(browser, path)
+    page = open_page(browser, path, timeout_ms=300_000)
     row = {"first paint ms": statistics.median(paints),
            "drawn": page.evaluate("window.tinygraphExplorer.drawnNodeIds.length")}
     for name, script in INTERACTIONS.items():

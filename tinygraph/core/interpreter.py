@@ -12,6 +12,7 @@ context-local like every field of the state.
 """
 import contextlib
 
+from ..backend import xp
 from .state import current
 
 
@@ -36,7 +37,8 @@ class Interpreter:
     def quiet(self):
         """A context in which numpy's floating-point warnings are off: a check that raises
         says more."""
-        return contextlib.nullcontext() if self.check_result is None else _errstate()
+        return contextlib.nullcontext() if self.check_result is None else \
+            xp.errstate(all="ignore")
 
     def saved(self, inputs, output):
         """What a new node keeps to verify its saved values before its vjp runs: an object
@@ -78,11 +80,6 @@ class Interpreter:
 
     def cast_input(self, t, dtype):
         return t
-
-
-def _errstate():
-    from ..backend import xp
-    return xp.errstate(all="ignore")
 
 
 DEFAULT = Interpreter()
