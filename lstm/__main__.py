@@ -2,6 +2,7 @@
 vanishing` (see --help of each)."""
 import argparse
 import dataclasses
+import math
 import pathlib
 import shlex
 import sys
@@ -12,29 +13,82 @@ from tinygraph.arguments import ArgumentParser, at_least
 from .checkpoint import CheckpointError, load_checkpoint
 from .train import Interrupted
 from .data import Corpus
-from .train import PRESETS, Trainer, write_summary
+from .train import PRESETS, Trainer, settings_differences, write_summary
+
+
+#: The flags of `train` over its preset: flag -> (Preset field, the rule, its check).
+TRAIN_FLAGS = {
+    "--epochs": ("epochs", "at least 1", lambda v: v >= 1),
+    "--lr": ("lr", "> 0", lambda v: math.isfinite(v) and v > 0),
+    "--batch-size": ("batch_size", "at least 1", lambda v: v >= 1),
+    "--hidden-size": ("hidden_size", "at least 1", lambda v: v >= 1),
+    "--layers": ("num_layers", "at least 1", lambda v: v >= 1),
+    "--dropout": ("dropout", "at least 0 and below 1", lambda v: 0 <= v < 1),
+    "--seed": ("seed", "at least 0", lambda v: v >= 0),
+}
+TRAIN_HELP = "see python -m lstm train --help"
+
+
+def train_settings(args):
+    """(the preset with the flags given over it, {flag: value} of those flags); a ValueError
+    naming the flag and the subcommand's help for a bad value."""
+    preset, given = PRESETS[args.preset], {}
+    changes = {"dtype": args.dtype}
+    for flag, (field, rule, ok) in TRAIN_FLAGS.items():
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is None:
+            continue
+        if not ok(value):
+            raise ValueError(f"lstm train: {flag} must be {rule}, got {value}; {TRAIN_HELP}")
+        changes[field], given[flag] = value, value
+    if preset.tie_weights and "hidden_size" in changes:
+        changes["embed_size"] = changes["hidden_size"]    # tied weights: embedding = hidden
+    return dataclasses.replace(preset, **changes), given
+
+
+def check_resume_settings(path, preset):
+    """Refuse, before anything loads, to resume the checkpoint at `path` with settings other
+    than those it was made with (only --epochs may change): the message says which flags to
+    give to continue it."""
+    _, meta = load_checkpoint(path)
+    if not meta.get("preset"):
+        raise CheckpointError(f"{path} is not a checkpoint of lstm train (it has no language-"
+                              "model settings)")
+    differ = settings_differences(meta, preset)
+    if not differ:
+        return
+    flags = {field: flag for flag, (field, _, _) in TRAIN_FLAGS.items()} | {"dtype": "--dtype"}
+    values = "; ".join(f"{flags.get(k, k)} {saved} there, {now} here"
+                       for k, (saved, now) in differ.items())
+    same = " ".join(f"{flags[k]} {saved}" for k, (saved, _) in differ.items() if k in flags)
+    others = [k for k in differ if k not in flags]
+    raise CheckpointError(
+        f"lstm train: {path} was made with other settings ({values}); to continue it give "
+        + (f"the same flags ({same})" if same else "")
+        + (" and " if same and others else "")
+        + (f"the preset it was made with ({', '.join(others)} differ)" if others else "")
+        + f", or train afresh into another --out; only --epochs may change on resume")
 
 
 def train_command(args):
-    """`train`: train a language model on a corpus folder, then report test perplexity."""
-    preset = PRESETS[args.preset]
-    if args.epochs is not None:
-        if args.epochs < 1:
-            raise ValueError(f"--epochs must be at least 1, got {args.epochs}")
-        preset = dataclasses.replace(preset, epochs=args.epochs)
-    preset = dataclasses.replace(preset, dtype=args.dtype)
+    """`train`: train a language model on a corpus folder, then report test perplexity.
+    Nothing is written before the flags, the checkpoint to resume and the corpus are checked."""
+    preset, given = train_settings(args)
     out = pathlib.Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder for checkpoints")
-    out.mkdir(parents=True, exist_ok=True)     # fails now, not after the first 200 batches
     if args.resume:
-        load_checkpoint(args.resume)           # a bad checkpoint fails before the corpus loads
+        check_resume_settings(args.resume, preset)    # fails before the corpus loads
     corpus = Corpus(args.data_dir)
     print(f"corpus: {len(corpus.vocab)} word types; train {len(corpus.ids['train']):,}, "
           f"valid {len(corpus.ids['valid']):,}, test {len(corpus.ids['test']):,} tokens")
     trainer = Trainer(corpus, preset, args.out, compiled=not args.eager)
     if args.resume:
         trainer.resume(args.resume)
+    out.mkdir(parents=True, exist_ok=True)     # fails now, not after the first 200 batches
+    flags = " ".join(f"{flag} {value}" for flag, value in given.items())
+    print(f"settings: preset {args.preset}{' with ' + flags if flags else ''}: "
+          + ", ".join(f"{k} {v}" for k, v in dataclasses.asdict(preset).items()))
     print(f"training: {len(trainer.batches)} batches of {preset.batch_size} x {preset.steps} "
           f"per epoch, {preset.epochs} epochs; Ctrl-C saves a checkpoint", flush=True)
     start = time.perf_counter()
@@ -42,7 +96,8 @@ def train_command(args):
     test = trainer.test()
     seconds = time.perf_counter() - start
     print(f"test perplexity of the best model: {test:.2f} ({seconds / 60:.1f} min)")
-    path = write_summary(args.out, {"preset": args.preset, "settings": dataclasses.asdict(preset),
+    path = write_summary(args.out, {"preset": args.preset, "flags": given,
+                                    "settings": dataclasses.asdict(preset),
                                     "history": history, "test_ppl": test, "seconds": seconds})
     print(f"summary: {path}")
     return 0
@@ -171,8 +226,23 @@ def main(argv=None):
                    help="model and training settings, as in the book (default %(default)s)")
     p.add_argument("--epochs", type=int,
                    help="number of epochs (default: the preset's, 4 small, 40 medium)")
+    p.add_argument("--lr", type=float, help="SGD learning rate (default: the preset's, 20)")
+    p.add_argument("--batch-size", type=int,
+                   help="sequences per batch (default: the preset's, 20)")
+    p.add_argument("--hidden-size", type=int,
+                   help="LSTM units per layer (default: the preset's, 100 small, 650 medium; "
+                        "with tied weights, medium, the embedding gets the same size)")
+    p.add_argument("--layers", type=int,
+                   help="stacked LSTM layers (default: the preset's, 1 small, 2 medium)")
+    p.add_argument("--dropout", type=float,
+                   help="dropout probability, 0 to below 1 (default: the preset's, 0 small, "
+                        "0.5 medium)")
+    p.add_argument("--seed", type=int,
+                   help="seed of the weights and dropout: the same seed, the same run "
+                        "(default: the preset's, 1)")
     p.add_argument("--out", default="runs/lm", help="checkpoints and summary (default %(default)s)")
-    p.add_argument("--resume", help="continue from this checkpoint (e.g. runs/lm/last.npz)")
+    p.add_argument("--resume", help="continue from this checkpoint (e.g. runs/lm/last.npz), "
+                   "given the flags it was made with; only --epochs may differ")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32",
                    help="floating-point type of the model (default %(default)s)")

@@ -57,7 +57,7 @@ class _Cell(Module):
         if input_size <= 0 or hidden_size <= 0:
             raise ValueError(f"{type(self).__name__}: sizes must be positive, got "
                              f"input_size={input_size}, hidden_size={hidden_size}")
-        rng = rng if rng is not None else np.random.default_rng()
+        rng = rng if rng is not None else tg.default_generator()   # tg.manual_seed seeds it
         k = self.gates
         self.input_size, self.hidden_size, self.dtype = input_size, hidden_size, np.dtype(dtype)
         self.Wx = tg.Parameter(_init(rng, (input_size, k * hidden_size), input_size, dtype),
@@ -65,6 +65,12 @@ class _Cell(Module):
         self.Wh = tg.Parameter(_init(rng, (hidden_size, k * hidden_size), hidden_size, dtype),
                                name="Wh")
         self.b = tg.Parameter(np.zeros(k * hidden_size, dtype), name="b")
+
+    def extra_repr(self):
+        return f"{self.input_size}, {self.hidden_size}"     # as PyTorch's LSTMCell(16, 32)
+
+    def _to_dtype(self, dtype):
+        self.dtype = np.dtype(dtype)          # the zero state is made in the parameters' dtype
 
     def zero_state(self, batch):
         """The all-zero state for `batch` rows: h0 (batch, H), or (h0, c0) for an LSTM."""

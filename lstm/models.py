@@ -8,11 +8,19 @@ from tinygraph.nn import Dropout, Embedding, Linear, Module, mse_loss
 from .recurrent import StackedRecurrent
 
 
+def generator(seed):
+    """The generator a model's weights are drawn from: a fresh one seeded with `seed`, or
+    with seed None, tinygraph's default generator (the one `tg.manual_seed` seeds)."""
+    return np.random.default_rng(seed) if seed is not None else tg.default_generator()
+
+
 class LanguageModel(Module):
     """Embedding -> dropout -> stacked LSTM (dropout between layers) -> dropout -> affine.
 
     tie_weights=True uses the embedding matrix transposed as the output weights: the same
     Parameter is used twice, and the engine sums its two gradients (no patching afterwards).
+    seed (here and in the other models): the weights and dropout generators are drawn from a
+    generator with this seed; None draws them from `tg.default_generator()`.
     """
 
     def __init__(self, vocab_size, embed_size=100, hidden_size=100, num_layers=1, dropout=0.0,
@@ -20,7 +28,7 @@ class LanguageModel(Module):
         if tie_weights and embed_size != hidden_size:
             raise ValueError(f"tie_weights needs embed_size == hidden_size, got {embed_size} "
                              f"and {hidden_size}")
-        rng = np.random.default_rng(seed)
+        rng = generator(seed)
         self.config = dict(vocab_size=vocab_size, embed_size=embed_size, hidden_size=hidden_size,
                            num_layers=num_layers, dropout=dropout, tie_weights=tie_weights,
                            cell=cell)
@@ -61,7 +69,8 @@ class LanguageModel(Module):
 
         temperature: the logits are divided by it before sampling (below 1: more likely
         words, above: more varied); 0 picks the most likely word each time (greedy).
-        top_k: sample only among the k most likely words. seed: for repeatable samples.
+        top_k: sample only among the k most likely words. seed: for repeatable samples (None:
+        draw from `tg.default_generator()`, which `tg.manual_seed` seeds).
         Runs in eval mode without a graph, from a fresh state; the model's training mode and
         carried state are as they were afterwards.
         """
@@ -78,7 +87,7 @@ class LanguageModel(Module):
             raise ValueError(f"generate: temperature must be at least 0, got {temperature}")
         if top_k is not None and not (isinstance(top_k, (int, np.integer)) and 1 <= top_k <= vocab):
             raise ValueError(f"generate: top_k must be an integer from 1 to {vocab}, got {top_k!r}")
-        rng = np.random.default_rng(seed)
+        rng = generator(seed)
         saved, training = self.extra_states(), [m.training for m in self.modules()]
         self.eval()
         self.reset_state()
@@ -118,7 +127,7 @@ class SequenceRegressor(Module):
 
     def __init__(self, input_size=1, hidden_size=32, output_size=1, cell="lstm", seed=0,
                  dtype=np.float32):
-        rng = np.random.default_rng(seed)
+        rng = generator(seed)
         self.rnn = StackedRecurrent(cell, input_size, hidden_size, rng=rng, dtype=dtype)
         self.out = Linear(hidden_size, output_size, rng=rng, dtype=dtype, name="out")
 
@@ -138,7 +147,7 @@ class SequenceClassifier(Module):
 
     def __init__(self, vocab_size, num_classes, embed_size=16, hidden_size=32, cell="lstm",
                  seed=0, dtype=np.float32):
-        rng = np.random.default_rng(seed)
+        rng = generator(seed)
         self.embed = Embedding(vocab_size, embed_size, rng=rng, dtype=dtype, scale=0.1)
         self.rnn = StackedRecurrent(cell, embed_size, hidden_size, rng=rng, dtype=dtype)
         self.out = Linear(hidden_size, num_classes, rng=rng, dtype=dtype, name="out")

@@ -27,6 +27,18 @@ class Recurrent(Module):
         self.state = None
         self.position = None     # "layer k of n" when in a StackedRecurrent (for errors)
 
+    def extra_repr(self):
+        return "stateful=True" if self.stateful else ""
+
+    def _to_dtype(self, dtype):
+        # The carried state follows the parameters (a float32 state would meet float64 weights).
+        if self.state is not None:
+            parts = self.state if isinstance(self.state, tuple) else (self.state,)
+            cast = tuple(tg.tensor(s.value().astype(dtype), name=s.name) for s in parts)
+            for new, old in zip(cast, parts):
+                new.role = old.role
+            self.state = cast if isinstance(self.state, tuple) else cast[0]
+
     def reset_state(self):
         """Forget the carried state: the next call starts from zeros."""
         self.state = None
@@ -99,7 +111,9 @@ class StackedRecurrent(Module):
             raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS)}")
         if num_layers < 1:
             raise ValueError(f"num_layers must be at least 1, got {num_layers}")
-        rng = rng if rng is not None else np.random.default_rng()
+        rng = rng if rng is not None else tg.default_generator()   # tg.manual_seed seeds it
+        self.cell_name, self.input_size, self.hidden_size = cell, input_size, hidden_size
+        self.num_layers, self.dropout, self.stateful = num_layers, dropout, stateful
         self.layers = [
             Recurrent(CELLS[cell](input_size if k == 0 else hidden_size, hidden_size, rng=rng,
                                   dtype=dtype), stateful=stateful)
@@ -108,6 +122,15 @@ class StackedRecurrent(Module):
             layer.position = f"layer {k + 1} of {num_layers} (layers[{k}])"
         self.dropouts = [Dropout(dropout, rng=np.random.default_rng(rng.integers(2**63)))
                          for _ in range(num_layers - 1)]
+
+    def extra_repr(self):
+        """As PyTorch's LSTM(16, 32, num_layers=2, dropout=0.2), with the cell's name."""
+        text = f"{self.cell_name!r}, {self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            text += f", num_layers={self.num_layers}"
+        if self.dropout:
+            text += f", dropout={self.dropout}"
+        return text + (", stateful=True" if self.stateful else "")
 
     def reset_state(self):
         """Forget the carried state of every layer."""

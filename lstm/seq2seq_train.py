@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 import tinygraph as tg
+from tinygraph.data import Batches
 from tinygraph.optim import Adam
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -78,7 +79,9 @@ class Seq2seqTrainer:
         make_step = tg.compile if compiled else tg.eager_step
         self.step = make_step(self.model.loss, self.model.parameters())
         self.epoch, self.position, self.history = 0, 0, []
-        self.batches = len(self.train_set) // settings.batch_size
+        # Full batches only, each epoch's order a function of (seed, epoch): see batch().
+        self.order = Batches(len(self.train_set), settings.batch_size, seed=settings.seed)
+        self.batches = len(self.order)
 
     # --- data ---------------------------------------------------------------------------------
     def inputs(self, subset, rows):
@@ -92,10 +95,7 @@ class Seq2seqTrainer:
     def batch(self, epoch, position):
         """The position-th batch of epoch `epoch`: its shuffle is a function of the seed and
         the epoch, so a resumed run reads the same batches."""
-        order = np.random.default_rng((self.settings.seed, epoch)).permutation(
-            len(self.train_set))
-        size = self.settings.batch_size
-        return self.inputs(self.train_set, order[position * size:(position + 1) * size])
+        return self.inputs(self.train_set, self.order.indices(epoch, position))
 
     # --- evaluation ---------------------------------------------------------------------------
     def predict(self, subset, rows):

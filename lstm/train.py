@@ -127,14 +127,13 @@ class Trainer:
         arrays, meta = load_checkpoint(path)
         if meta.get("vocab") != self.corpus.vocab.fingerprint():
             raise CheckpointError(f"{path} was trained on another vocabulary")
-        # Everything but the number of epochs must match: a run may be extended on resume.
-        saved = {k: v for k, v in (meta.get("preset") or {}).items() if k != "epochs"}
-        saved.setdefault("dtype", "float32")     # checkpoints older than the dtype setting
-        wanted = {k: v for k, v in dataclasses.asdict(self.preset).items() if k != "epochs"}
-        if saved != wanted:
-            differ = sorted(k for k in wanted if saved.get(k) != wanted[k])
+        differ = settings_differences(meta, self.preset)
+        if differ:
+            values = "; ".join(f"{k} {saved!r} there, {now!r} here"
+                               for k, (saved, now) in differ.items())
             raise CheckpointError(f"{path} was made with other settings ({', '.join(differ)} "
-                                  "differ)")
+                                  f"differ: {values}); only the number of epochs may change "
+                                  "on resume")
         try:
             self.model.load_state_dict(_model_state(self.model, arrays, meta))
         except ValueError as e:
@@ -213,6 +212,17 @@ class Trainer:
         """Perplexity of the current model on "train", "valid" or "test"."""
         return perplexity(self.model, self.corpus.ids[split], self.preset.eval_batch_size,
                           self.preset.steps)
+
+
+def settings_differences(meta, preset):
+    """{setting: (the checkpoint's value, the preset's)} for each setting of the checkpoint
+    metadata `meta` that differs from `preset`. Everything but the number of epochs must
+    match to resume: a run may be extended, not changed."""
+    saved = dict(meta.get("preset") or {})
+    saved.setdefault("dtype", "float32")     # checkpoints older than the dtype setting
+    wanted = dataclasses.asdict(preset)
+    return {k: (saved.get(k), v) for k, v in wanted.items()
+            if k != "epochs" and saved.get(k) != v}
 
 
 def load_language_model(path, data_dir=None):

@@ -9,14 +9,19 @@ from .core.node import Node
 from .core.state import (no_grad, enable_grad, is_grad_enabled, scope, time_step, TIME_STEP,
                          LAYER)
 from .core.primitive import Primitive, apply
+from .core.generator import manual_seed, default_generator
 from .core.autodiff import grad, backward, nodes, leaves
 from .ops import (
     add, sub, mul, div, neg, pow, exp, log, sigmoid, tanh, relu, heaviside, matmul, matmul_tn,
     sum, mean, reshape, transpose, broadcast_to, sum_to, getitem, concat,
     log_softmax, softmax, cross_entropy, dropout_mask,
-    abs, sqrt, stack,
+    abs, sqrt, stack, cast,
 )
 from .ops.losses import mse_loss, binary_cross_entropy_with_logits
+from .ops.einsum import einsum
+from .ops.statistics import var, std
+from .ops.select import (greater, greater_equal, less, less_equal, equal, not_equal, where,
+                         maximum, minimum, clip, max, min, argmax, argmin, logsumexp)
 from .transforms.gradcheck import gradcheck, GradcheckError
 from .transforms.rewrite import simplify, Simplified
 from .transforms.step import Step, eager_step
@@ -33,9 +38,12 @@ __all__ = [
     "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sigmoid", "tanh", "relu", "heaviside",
     "matmul", "matmul_tn", "sum", "mean", "reshape", "transpose", "broadcast_to", "sum_to",
     "getitem", "concat", "log_softmax", "softmax", "cross_entropy", "dropout_mask",
-    "abs", "sqrt", "stack",
+    "abs", "sqrt", "stack", "cast",
+    "einsum", "var", "std",
+    "greater", "greater_equal", "less", "less_equal", "equal", "not_equal", "where",
+    "maximum", "minimum", "clip", "max", "min", "argmax", "argmin", "logsumexp",
     "mse_loss", "binary_cross_entropy_with_logits",
-    "Primitive", "apply",
+    "Primitive", "apply", "manual_seed", "default_generator",
     "grad", "backward", "nodes", "leaves", "render", "to_dot", "save", "GraphvizNotFoundError",
     "gradcheck", "GradcheckError", "simplify", "Simplified", "Step", "eager_step",
     "compile", "carry", "CompiledStep", "detect_anomaly", "export_onnx", "explore", "Explorer",

@@ -4,10 +4,15 @@ A Module finds its parameters by walking its attributes (in the order they were 
 Parameters, sub-Modules, and lists/tuples/dicts of them. Names are dotted paths such as
 "layers.0.cell.Wx"; a Parameter reachable twice (weight tying) is listed once, under its first
 name, so an optimizer updates it once and the engine sums its gradient from both uses.
+
+`print(model)` shows the module tree as PyTorch prints it, with each module's own parameters
+(shapes and counts) and the total; `model.to(dtype)` converts every parameter. Layers given
+no `rng` draw from `tinygraph.default_generator()`, which `tinygraph.manual_seed` seeds.
 """
 import math
 
 from .backend import xp
+from .core.generator import default_generator
 from .core.interpreter import interpreter
 from .core.tensor import Parameter, Tensor
 from . import ops
@@ -103,8 +108,88 @@ class Module:
 
     # --- state -------------------------------------------------------------------------------
     def named_modules(self):
-        """(dotted name, module) for this module ("") and every sub-module, depth first."""
-        return [(name, m) for name, m in self._walk() if isinstance(m, Module)]
+        """(dotted name, module) for this module ("") and every sub-module, depth first, each
+        module once (under its first name), as PyTorch's `named_modules`."""
+        seen, found = set(), []
+        for name, m in self._walk():
+            if isinstance(m, Module) and id(m) not in seen:
+                seen.add(id(m))
+                found.append((name, m))
+        return found
+
+    def named_children(self):
+        """(name, module) for the direct sub-modules (those in lists or dicts named "layers.0",
+        as in `named_parameters`), in attribute order."""
+        return [(name, v) for name, v in self._direct() if isinstance(v, Module)]
+
+    def children(self):
+        """The direct sub-modules of `named_children`, without the names."""
+        return [m for _, m in self.named_children()]
+
+    def _direct(self):
+        """(name, value) for the sub-modules and Parameters this module holds itself (in
+        lists, tuples and dicts too), not those of its sub-modules."""
+        out, stack = [], list(reversed(list(vars(self).items())))
+        while stack:
+            name, value = stack.pop()
+            if isinstance(value, (Module, Parameter)):
+                out.append((name, value))
+            elif isinstance(value, (list, tuple, dict)):
+                items = value.items() if isinstance(value, dict) else enumerate(value)
+                stack.extend(reversed([(f"{name}.{k}", v) for k, v in items]))
+        return out
+
+    # --- printing ----------------------------------------------------------------------------
+    def extra_repr(self):
+        """The text between the parentheses of this module's line (its settings, as
+        PyTorch's extra_repr); subclasses override it."""
+        return ""
+
+    def __repr__(self):
+        first_names = {id(p): name for name, p in self.named_parameters()}
+        lines = _tree_lines(self, "", first_names)
+        if len(lines) > 1:               # a tree: the total too (a layer's line has its own)
+            count = parameter_count(self)
+            lines.append(f"Total: {count:,} parameter{'s' if count != 1 else ''}")
+        return "\n".join(lines)
+
+    # --- dtype and freezing ------------------------------------------------------------------
+    def to(self, dtype):
+        """Convert every parameter (and its gradient) to the floating dtype `dtype`
+        (np.float32, np.float64 or their names), in place: the Parameters stay the same
+        objects, so optimizers made earlier still hold them (but make optimizers after
+        `to`, as in PyTorch: their moment buffers keep the old dtype). "cpu" is accepted and
+        changes nothing (tinygraph computes with numpy). Returns the module."""
+        if isinstance(dtype, str) and dtype == "cpu":
+            return self
+        dtype = _float_dtype(dtype)
+        for module in self.modules():
+            module._to_dtype(dtype)
+        for p in self.parameters():
+            if p.dtype != dtype:
+                p.data = p.data.astype(dtype)        # bumps the version: old graphs refuse
+                if p.grad is not None:
+                    p.grad = Tensor(p.grad.value().astype(dtype))
+        return self
+
+    def float(self):
+        """`to(np.float32)`."""
+        return self.to(xp.float32)
+
+    def double(self):
+        """`to(np.float64)`."""
+        return self.to(xp.float64)
+
+    def _to_dtype(self, dtype):
+        """Convert what this module holds besides its parameters (e.g. the dtype its zero
+        state is made in) to `dtype`; subclasses with such state override it."""
+
+    def requires_grad_(self, requires_grad=True):
+        """Freeze (False) or unfreeze every parameter: a frozen one is a constant to
+        `eager_step` and `compile` and keeps `.grad` None. Returns the module."""
+        for p in self.parameters():
+            p.requires_grad = bool(requires_grad)
+        return self
 
     def extra_state(self):
         """This module's own state besides its parameters, as {key: array} (copies): e.g. the
@@ -170,6 +255,57 @@ class Module:
         return used
 
 
+def _float_dtype(dtype):
+    """numpy's float32 or float64 for `dtype`; a clear error for anything else."""
+    try:
+        # (numpy reads None as float64: refused here, as PyTorch refuses it)
+        resolved = xp.dtype(dtype) if dtype is not None else None
+    except TypeError:
+        resolved = None
+    if resolved is None or resolved.name not in ("float32", "float64"):
+        raise TypeError(f"Module.to: expected a floating dtype (np.float32, np.float64, "
+                        f"'float32' or 'float64'), got {dtype!r}")
+    return resolved
+
+
+def parameter_count(module):
+    """The number of numbers in the module's parameters, each shared Parameter once."""
+    return sum(p.size for p in module.parameters())
+
+
+def _tree_lines(module, prefix, first_names):
+    """The lines of `print(module)`: PyTorch's layout, `Name(settings)` and one indented
+    line per child, with each module's own parameters as a comment (shape, count). A
+    Parameter held twice (weight tying) is counted under its first name (the one
+    `named_parameters` gives) and named "shared with ..." elsewhere."""
+    direct = module._direct()
+    shown, total = [], 0
+    for name, p in direct:
+        if isinstance(p, Parameter):
+            first = first_names[id(p)]
+            if first != prefix + name:
+                shown.append(f"{name} (shared with {first})")
+            else:
+                shown.append(f"{name} {_shape(p)}")
+                total += p.size
+    note = f"  # {', '.join(shown)}: {total:,}" if shown else ""
+    head, extra = type(module).__name__, module.extra_repr()
+    children = [(name, v) for name, v in direct if isinstance(v, Module)]
+    if not children:
+        return [f"{head}({extra}){note}"]
+    lines = [f"{head}({note}"] + ([f"  {extra}"] if extra else [])
+    for name, child in children:
+        child_lines = _tree_lines(child, f"{prefix}{name}.", first_names)
+        lines.append(f"  ({name}): {child_lines[0]}")
+        lines += ["  " + line for line in child_lines[1:]]
+    lines.append(")")
+    return lines
+
+
+def _shape(p):
+    return "(" + ", ".join(map(str, p.shape)) + ("," if len(p.shape) == 1 else "") + ")"
+
+
 def scaled_normal(rng, shape, scale, dtype):
     """Standard normal * scale (the book's initialisations: randn / sqrt(fan_in), randn / 100)."""
     return (rng.standard_normal(shape) * scale).astype(dtype)
@@ -180,10 +316,15 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, rng=None, dtype=xp.float32,
                  name="linear"):
-        rng = rng if rng is not None else xp.random.default_rng()
+        rng = rng if rng is not None else default_generator()
+        self.in_features, self.out_features = in_features, out_features
         self.W = Parameter(scaled_normal(rng, (in_features, out_features),
                                              1 / math.sqrt(in_features), dtype), name=f"{name}.W")
         self.b = Parameter(xp.zeros(out_features, dtype), name=f"{name}.b") if bias else None
+
+    def extra_repr(self):
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.b is not None}")
 
     def forward(self, x):
         """x (..., in_features) -> (..., out_features)."""
@@ -196,9 +337,13 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings, embedding_dim, rng=None, dtype=xp.float32, scale=0.01,
                  name="embed"):
-        rng = rng if rng is not None else xp.random.default_rng()
+        rng = rng if rng is not None else default_generator()
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.W = Parameter(scaled_normal(rng, (num_embeddings, embedding_dim), scale, dtype),
                            name=f"{name}.W")
+
+    def extra_repr(self):
+        return f"{self.num_embeddings}, {self.embedding_dim}"
 
     def forward(self, ids):
         """Integer ids of any shape (an array, or an integer Tensor) -> their rows,
@@ -217,23 +362,29 @@ class Dropout(Module):
     """Inverted dropout: in training, x * mask / (1 - p) with a fresh Bernoulli mask.
 
     A composition (a mul by a mask drawn by a dropout_mask node), so its gradient is derived
-    like any other. The mask comes from the module's own generator, so runs are reproducible
-    and resumable.
+    like any other. With an `rng` the masks come from that generator, which the module's
+    state (a checkpoint) holds, so a resumed run draws the masks it would have drawn. Without
+    one they come from `tinygraph.default_generator()` as each mask is drawn (as PyTorch's
+    dropout draws from its default generator): `manual_seed` makes them repeat, and the
+    module has no state of its own.
     """
 
     def __init__(self, p=0.5, rng=None):
         if not 0 <= p < 1:
             raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
         self.p = p
-        self.rng = rng if rng is not None else xp.random.default_rng()
+        self.rng = rng        # None: the default generator, read at each draw
+
+    def extra_repr(self):
+        return f"p={self.p}"
 
     def extra_state(self):
-        """The generator's position, so a resumed run draws the masks it would have drawn
-        (a PCG64 generator, numpy's default)."""
-        return {"rng": rng_state_array(self.rng)}
+        """The own generator's position, so a resumed run draws the masks it would have drawn
+        (a PCG64 generator, numpy's default); {} without an own generator."""
+        return {} if self.rng is None else {"rng": rng_state_array(self.rng)}
 
     def load_extra_state(self, state):
-        if "rng" not in state:
+        if "rng" not in state or self.rng is None:
             return set()
         set_rng_state(self.rng, state["rng"])
         return {"rng"}

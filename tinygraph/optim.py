@@ -298,10 +298,10 @@ class Schedule:
         raise NotImplementedError
 
     def step(self):
-        """Advance one step and set the optimizer's learning rate; returns it."""
+        """Advance one step and set the optimizer's learning rate (`optimizer.lr`). Returns
+        None, as torch's schedules do (a script's REPL output stays the same)."""
         self.count += 1
         self.optimizer.lr = self.lr_at(self.count)
-        return self.optimizer.lr
 
     def state_dict(self):
         """The base learning rate and the step count: with the optimizer's own state, enough

@@ -39,6 +39,10 @@ Directives (usable from MyST Markdown as ```{name} fences):
     Runs ``python -m ...`` (the argument) in the repository and shows the command and what it
     printed, e.g. a command's ``--help``.
 
+``tinygraph-ops-table``
+    The table of every public op function: what it computes, primitive or composed (found by
+    recording it on the example inputs of ``docs/_ext/ops_reference.py``) and its vjp rule.
+
 The graphs and measurements are computed when a page is read; the images are written when it
 is written (into the output's ``_images/``, named by a hash of their content), like
 ``sphinx.ext.graphviz``, so no image file is kept in the repository and none can go stale.
@@ -61,6 +65,8 @@ from docutils import nodes
 from docutils.parsers.rst import directives
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
+
+import ops_reference
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 logger = logging.getLogger(__name__)
@@ -691,6 +697,7 @@ def setup(app):
     app.add_directive("tinygraph-command", CommandDirective)
     app.add_directive("tinygraph-attention", AttentionDirective)
     app.add_directive("tinygraph-benchmark-chart", BenchmarkChartDirective)
+    app.add_directive("tinygraph-ops-table", ops_reference.directive())
     app.connect("autodoc-process-docstring", process_docstring)
     app.connect("autodoc-process-signature", xp_as_numpy)
     app.connect("build-finished", check_links)

@@ -14,6 +14,8 @@ gradient checks, for these reasons:
   differences across the jump would be meaningless.
   stop_gradient (what detach() records in a compiled step's trace) passes its value and no
   gradient.
+  compare, argmax and argmin: booleans and indices, piecewise constant in their inputs;
+  their results are no float (`result` says which dtype kind; no float32 result to check).
 - "integer" (ids_in_range): integer ids in, the same ids out (after a range check); integers
   have no gradient and cannot require grad.
 - "random" (dropout_mask): no inputs at all, so nothing to differentiate; it draws from a
@@ -43,6 +45,7 @@ class OpCase:
     domain: str = "any"     # "any", "positive" or "away_from_zero"
     kind: str = "differentiable"    # or "no_gradient", "integer", "random" (module docstring)
     make_inputs: Callable = None    # make_inputs(rng, dtype) -> arrays, instead of normals
+    result: str = "float"           # or "bool" (comparisons), "index" (argmax): its dtype kind
 
     @property
     def differentiable(self):
@@ -111,6 +114,16 @@ def _log_softmax_grad_at_ref(v, y):
 def _dropout_ref(p, shape, dtype, rng):
     dtype = np.dtype(dtype)
     return (rng.random(shape) >= p).astype(dtype) / dtype.type(1 - p)
+
+
+WHERE_MASK = np.array([True, False, False, True])
+
+
+def _with_ties(rng, dtype):
+    """Two operands that tie in some places (a comparison's == and >= matter there)."""
+    a, b = rng.standard_normal((3, 4)), rng.standard_normal(4)
+    a[1] = b
+    return [a.astype(dtype), b.astype(dtype)]
 
 
 TARGETS_2D = np.array([0, 4, 4])
@@ -199,6 +212,10 @@ CASES = [
         ROWS, constant=True)), lambda g: _scattered(ROWS, (4, 3), g), [(4, 3)]),
     OpCase("abs", tg.abs, np.abs, [(3, 4)], "away_from_zero"),
     OpCase("sqrt", tg.sqrt, np.sqrt, [(3, 4)], "positive"),
+    # To float64 and back: the gradient returns through both casts in the input's dtype (a
+    # cast from a mask passes none: tests/engine/test_cast.py).
+    OpCase("cast", lambda x: tg.cast(tg.cast(x, np.float64) * 3.0, x.dtype),
+           lambda a: (a.astype(np.float64) * 3.0).astype(a.dtype), [(3, 4)]),
     # No gradient checks for these (see the module docstring).
     OpCase("heaviside", tg.heaviside, lambda a: (a > 0).astype(a.dtype), [(3, 4)], "away_from_zero",
            kind="no_gradient"),
@@ -207,6 +224,23 @@ CASES = [
            make_inputs=lambda rng, dtype: [rng.integers(0, 5, (2, 3))]),
     OpCase("stop_gradient", lambda a: apply(StopGradient(), a), lambda a: a, [(3, 4)],
            "normal", kind="no_gradient"),
+    # Selecting ops (tinygraph.ops.select). Comparisons and argmax give booleans or indices.
+    *[OpCase(f"compare:{c}", getattr(tg, c), getattr(np, c), [(3, 4), (4,)], kind="no_gradient",
+             result="bool", make_inputs=lambda rng, dtype: _with_ties(rng, dtype))
+      for c in ("greater", "greater_equal", "less", "less_equal", "equal", "not_equal")],
+    OpCase("compare:scalar", lambda x: x > 0.25, lambda a: a > 0.25, [(3, 4)],
+           kind="no_gradient", result="bool"),
+    OpCase("where", lambda a, b: tg.where(WHERE_MASK, a, b), lambda a, b: np.where(
+        WHERE_MASK, a, b), [(3, 4), (4,)]),
+    OpCase("where:computed_mask", lambda x, y: tg.where(x > y, x, y),
+           lambda a, b: np.where(a > b, a, b), [(3, 1), (1, 4)]),
+    OpCase("max", tg.max, np.amax, [(3, 4)]),
+    OpCase("max:axes_keep", lambda x: tg.max(x, (0, 2), keepdims=True),
+           lambda a: a.max((0, 2), keepdims=True), [(2, 3, 4)]),
+    OpCase("min:axis", lambda x: tg.min(x, -1), lambda a: a.min(-1), [(3, 4)]),
+    OpCase("argmax", lambda x: tg.argmax(x, 1), lambda a: a.argmax(1), [(3, 4)],
+           kind="no_gradient", result="index"),
+    OpCase("argmin", tg.argmin, np.argmin, [(3, 4)], kind="no_gradient", result="index"),
     OpCase("dropout_mask",
            lambda dtype: tg.ops.dropout_mask(0.3, (3, 4), dtype, np.random.default_rng(7)),
            lambda dtype: _dropout_ref(0.3, (3, 4), dtype, np.random.default_rng(7)), [],

@@ -44,6 +44,14 @@ DIFFERENT = {
     ("slice_grad", 0): CONCRETE,
     ("slice_grad:dropped_axis", 0): CONCRETE,
     ("index_grad", 0): CONCRETE,
+    **{(case, k): "the vjp selects with where({x0}, {gy}, 0) (finite where {gy} is not); "
+                  "the notation, which has no where, writes the mask as a product"
+       for case in ("where", "where:computed_mask") for k in (1, 2)},
+    **{(case, 0): "the vjp selects the ties with == and where; the notation, which has "
+                  "neither, writes the tie mask as 1 − heaviside(...)"
+       for case in ("max", "max:axes_keep", "min:axis")},
+    ("cast", 0): "the derivation writes the cast back to this case's dtype ({gy} as "
+                 "float64); the notation has no dtypes",
 }
 
 

@@ -1,6 +1,6 @@
 """The layering of tinygraph, read from the imports (ast) of every module under tinygraph/:
 
-    core (and backend)  <-  ops  <-  transforms, nn, optim  <-  diagrams  <-  examples, cli,
+    core (and backend)  <-  ops  <-  transforms, nn, optim, data  <-  diagrams  <-  examples, cli,
     __main__ (and the package's __init__, the public facade)
 
 A module may import tinygraph modules of its own layer or a lower one, never a higher one;
@@ -18,7 +18,8 @@ PACKAGE = ROOT / "tinygraph"
 LAYERS = [
     ("core", ["tinygraph.core", "tinygraph.backend"]),
     ("ops", ["tinygraph.ops"]),
-    ("transforms/nn/optim", ["tinygraph.transforms", "tinygraph.nn", "tinygraph.optim"]),
+    ("transforms/nn/optim/data", ["tinygraph.transforms", "tinygraph.nn", "tinygraph.optim",
+                                  "tinygraph.data"]),
     ("diagrams", ["tinygraph.diagrams"]),
     ("entry points", ["tinygraph.examples", "tinygraph.arguments", "tinygraph.__main__",
                       "tinygraph"]),

@@ -161,22 +161,11 @@ class Tensor:
     def __bool__(self):
         return bool(self.value())   # numpy's rule: only a one-element tensor has a truth value
 
-    # `==` is identity (what it is for any object) on tensors with values; in a compiled
-    # step's trace, where eager mode would have compared numpy arrays elementwise, it refuses
-    # instead of turning into a constant False.
+    # `==` and `!=` compare elementwise, as in numpy and PyTorch: `x == y` is a recorded
+    # boolean tensor (tinygraph.ops.select installs them with the other operators). A tensor
+    # still hashes by identity, so tensors as dict keys and in sets are compared by `is`;
+    # code that looks a tensor up in a list uses `is` or id(), never `in` or list.index.
     __hash__ = object.__hash__
-
-    def __eq__(self, other):
-        if self is other:
-            return True
-        if self._data is None or isinstance(other, Tensor) and other._data is None:
-            raise TypeError(f"== or != on {describe(self)} while a compiled step traces it: eager "
-                            "mode compares numpy arrays elementwise, a trace has no values; "
-                            "compute the mask before calling the step and pass it as an input")
-        return False
-
-    def __ne__(self, other):
-        return not self.__eq__(other)
 
     def __float__(self):
         return float(self._one_element("float"))

@@ -6,13 +6,17 @@ arguments and apply them. `all_primitives()` lists every concrete primitive clas
 """
 from ..core.primitive import Primitive, apply
 from .elementwise import (add, sub, mul, div, neg, pow, exp, log, sigmoid, tanh, relu, heaviside,
-                          abs, sqrt)
+                          abs, sqrt, cast)
 from .shape import sum, mean, reshape, transpose, broadcast_to, sum_to, concat, stack
 from .linalg import matmul, matmul_tn
 from .indexing import getitem, ids_in_range
 from .random import dropout_mask
 from .losses import log_softmax, softmax, cross_entropy
 from .losses import mse_loss, binary_cross_entropy_with_logits
+from .select import (greater, greater_equal, less, less_equal, equal, not_equal, where,
+                     maximum, minimum, clip, max, min, argmax, argmin, logsumexp)
+from .einsum import einsum
+from .statistics import var, std
 from . import methods
 
 methods.install()
@@ -33,4 +37,7 @@ __all__ = ["Primitive", "apply", "add", "sub", "mul", "div", "neg", "pow", "exp"
            "sigmoid", "tanh", "relu", "heaviside", "sum", "mean", "reshape", "transpose",
            "broadcast_to", "sum_to", "concat", "matmul", "matmul_tn", "getitem",
            "ids_in_range", "dropout_mask", "log_softmax", "softmax", "cross_entropy",
-           "mse_loss", "binary_cross_entropy_with_logits", "abs", "sqrt", "stack", "all_primitives"]
+           "mse_loss", "binary_cross_entropy_with_logits", "abs", "sqrt", "stack", "cast",
+           "einsum", "var", "std", "all_primitives",
+           "greater", "greater_equal", "less", "less_equal", "equal", "not_equal", "where",
+           "maximum", "minimum", "clip", "max", "min", "argmax", "argmin", "logsumexp"]

@@ -150,11 +150,22 @@ def _binary(prim_class, a, b):
         x, y = a._data, b._data
         if x is not None and y is not None and x.dtype == y.dtype and x.shape == y.shape:
             return apply(prim_class(), a, b)     # (the hot path: nothing to coerce or check)
-    a, b = pair(a, b, prim_class.name)
+    a, b = pair(*_masks_promoted(a, b), prim_class.name)
     sa, sb = a.shape, b.shape
     if sa != sb and sa and sb:           # (a 0-d operand broadcasts to anything)
         broadcast_shape(a, b, prim_class.name)
     return apply(prim_class(), a, b)
+
+
+def _masks_promoted(a, b):
+    """A boolean tensor meeting a floating one in arithmetic is cast to its dtype (recorded),
+    as PyTorch and numpy promote: `w * (x > 0)`. Other dtype mixes stay refused by `pair`."""
+    kinds = [t.dtype.kind if isinstance(t, Tensor) else None for t in (a, b)]
+    if kinds == ["b", "f"]:
+        return cast(a, b.dtype), b
+    if kinds == ["f", "b"]:
+        return a, cast(b, a.dtype)
+    return a, b
 
 
 def add(a, b):
@@ -405,3 +416,60 @@ def abs(x):
 def sqrt(x):
     """Elementwise square root; the gradient at x = 0 is infinite (as in PyTorch)."""
     return apply(Sqrt(), tensor_arg(x, "sqrt"))
+
+
+# --- cast -----------------------------------------------------------------------------------
+
+class Cast(Primitive):
+    """x converted to another dtype, elementwise. Between floating dtypes the gradient is
+    cast back to the input's dtype; from a boolean or integer input (a mask, labels), or to
+    a non-floating dtype, no gradient flows (the map is piecewise constant)."""
+
+    name = "cast"
+
+    def __init__(self, dtype):
+        self.dtype = xp.dtype(dtype)
+
+    def forward(self, a):
+        return a.astype(self.dtype)
+
+    def spec(self, a):
+        return a.shape, self.dtype
+
+    def vjp(self, node, g, needs):
+        source = node.inputs[0].dtype
+        if source.kind != "f" or self.dtype.kind != "f":
+            return [None]
+        return [cast(g, source)]
+
+    def write(self, names):
+        return f"{names[0]} as {self.dtype.name}"
+
+    def label(self, inputs, inline):
+        return f"as {self.dtype.name}"
+
+    def rule(self, k):
+        return "{gy}"      # (cast back to the input's dtype: the notation has no dtypes)
+
+    def identity(self, inputs, out):
+        return inputs[0] if inputs[0].dtype == self.dtype else None
+
+
+def cast(x, dtype):
+    """x as `dtype` (a numpy dtype or its name: "float32", np.float64, bool, ...), recorded so
+    a compiled step casts too. `x.astype(dtype)`, `x.float()` (float32) and `x.double()`
+    (float64) are its method forms, as in numpy and PyTorch; `(pred == y).float().mean()` is an
+    accuracy. A floating cast passes the gradient back in the input's dtype."""
+    x = tensor_arg(x, "cast")
+    try:
+        dtype = xp.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"cast: {dtype!r} is not a dtype (e.g. 'float32', np.float64, bool)") \
+            from None
+    if dtype.kind not in "biuf":
+        raise TypeError(f"cast: tinygraph computes on bool, integer and floating arrays, not "
+                        f"{dtype}")
+    out = apply(Cast(dtype), x)
+    if dtype.kind != "f":
+        out.requires_grad = False       # no gradient into labels or masks
+    return out

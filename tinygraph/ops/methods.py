@@ -7,6 +7,7 @@ from . import elementwise as E
 from . import indexing as I
 from . import linalg as L
 from . import shape as S
+from . import select as X
 
 
 def _rpow(self, base):
@@ -36,6 +37,63 @@ def _transpose(self, *axes):
     return S.transpose(self, axes or None)
 
 
+def _max(self, axis=None, keepdims=False):
+    """`tinygraph.max`: the values over `axis` (numpy's amax), not torch's (values, indices)."""
+    return X.max(self, axis, keepdims)
+
+
+def _min(self, axis=None, keepdims=False):
+    """`tinygraph.min`: the values over `axis` (numpy's amin), not torch's (values, indices)."""
+    return X.min(self, axis, keepdims)
+
+
+def _argmax(self, axis=None, keepdims=False):
+    """`tinygraph.argmax` of this tensor (None: the index in the flattened tensor)."""
+    return X.argmax(self, axis, keepdims)
+
+
+def _argmin(self, axis=None, keepdims=False):
+    """`tinygraph.argmin` of this tensor (None: the index in the flattened tensor)."""
+    return X.argmin(self, axis, keepdims)
+
+
+def _clip(self, min=None, max=None):
+    """`tinygraph.clip` of this tensor (PyTorch's clamp)."""
+    return X.clip(self, min, max)
+
+
+def _logsumexp(self, axis=None, keepdims=False):
+    """`tinygraph.logsumexp` of this tensor over `axis`."""
+    return X.logsumexp(self, axis, keepdims)
+
+
+def _astype(self, dtype):
+    """`tinygraph.cast` of this tensor to `dtype` (numpy's name for it)."""
+    return E.cast(self, dtype)
+
+
+def _float(self):
+    """This tensor as float32 (`tinygraph.cast`), as PyTorch's `x.float()`."""
+    return E.cast(self, xp.float32)
+
+
+def _double(self):
+    """This tensor as float64 (`tinygraph.cast`), as PyTorch's `x.double()`."""
+    return E.cast(self, xp.float64)
+
+
+def _elementwise_equality(fn, name):
+    """== or != elementwise; against what is not a number, an array or a tensor (None, a
+    string) NotImplemented, so Python answers by identity (x == None is False)."""
+    def method(self, other):
+        if isinstance(other, (Tensor, xp.ndarray, xp.generic, int, float)):
+            return fn(self, other)
+        return NotImplemented
+    method.__name__ = name
+    method.__doc__ = f"`tinygraph.{fn.__name__}`: elementwise, a boolean tensor."
+    return method
+
+
 def _unary(fn, name):
     def method(self):
         return fn(self)
@@ -59,6 +117,22 @@ METHODS = {
     "__neg__": lambda self: E.neg(self),
     "__getitem__": lambda self, key: I.getitem(self, key),
     "__rpow__": _rpow,
+    # Comparisons: the reflected form of a > b is b < a (numpy defers to these for an array).
+    "__gt__": lambda self, other: X.greater(self, other),
+    "__ge__": lambda self, other: X.greater_equal(self, other),
+    "__lt__": lambda self, other: X.less(self, other),
+    "__le__": lambda self, other: X.less_equal(self, other),
+    "__eq__": _elementwise_equality(X.equal, "__eq__"),
+    "__ne__": _elementwise_equality(X.not_equal, "__ne__"),
+    "max": _max,
+    "min": _min,
+    "argmax": _argmax,
+    "argmin": _argmin,
+    "clip": _clip,
+    "astype": _astype,
+    "float": _float,
+    "double": _double,
+    "logsumexp": _logsumexp,
     "sum": _sum,
     "mean": _mean,
     "reshape": _reshape,

@@ -1,5 +1,6 @@
 """Randomness: dropout_mask, the one impure primitive (it draws from a generator)."""
 from ..backend import xp
+from ..core.generator import default_generator
 from ..core.primitive import Primitive, apply
 
 
@@ -30,6 +31,7 @@ class DropoutMask(Primitive):
         return []
 
 
-def dropout_mask(p, shape, dtype, rng):
-    """A Tensor holding a fresh mask drawn from `rng` (see DropoutMask)."""
-    return apply(DropoutMask(p, shape, dtype, rng))
+def dropout_mask(p, shape, dtype, rng=None):
+    """A Tensor holding a fresh mask drawn from `rng` (None: `tg.default_generator()`, the
+    one `tg.manual_seed` seeds; see DropoutMask)."""
+    return apply(DropoutMask(p, shape, dtype, rng if rng is not None else default_generator()))

@@ -17,9 +17,12 @@ current values, dropout masks (drawn by their dropout_mask nodes) and the recurr
 stateful layer carries from one call to the next (handed over with `carry`). What the
 function read besides — the modules' training flags, numpy arrays and Python values it closes
 over — is guarded (tinygraph.transforms.trace): a change traces again, so a replay never
-ignores it. The function must not branch on the values of its inputs (it cannot read them:
-they have none while it is traced). Eager mode stays the reference; tests check that both
-agree, and both follow one rule for what they accept and how they cast.
+ignores it. So are the parameters' `requires_grad` flags (a frozen parameter is a constant
+with no gradient; each set of flags has its program) and the shape and dtype of every tensor
+the program reads (`model.to(np.float64)` traces again). The function must not branch on the
+values of its inputs (it cannot read them: they have none while it is traced). Eager mode
+stays the reference; tests check that both agree, and both follow one rule for what they
+accept and how they cast.
 """
 import warnings
 
@@ -27,7 +30,7 @@ from ..backend import xp
 from ..core.autodiff import gradient_graph
 from ..core.interpreter import interpreter
 from ..core.state import changed, current
-from ..core.tensor import Tensor
+from ..core.tensor import Tensor, describe
 from .program import Listing, Program
 from .rewrite import SPEED_RULES, simplify
 from .step import Step, check_loss, split_output
@@ -118,12 +121,13 @@ class CompiledStep(Step):
     def _program_for(self, inputs, kwargs, stacklevel):
         """(the program for a call with these arguments, traced if none holds, the arrays)."""
         names, arrays, given_as_array, statics = _split_inputs(inputs, kwargs)
+        live = self.trained("compiled step")
         signature = (tuple((a.shape, a.dtype.str) for a in arrays), tuple(names),
                      tuple(given_as_array), statics,
-                     self.static() if self.static is not None else None)
+                     self.static() if self.static is not None else None, tuple(live))
         program, why = self._find(signature)
         if program is None:
-            program = self._trace(names, arrays, given_as_array, dict(statics))
+            program = self._trace(names, arrays, given_as_array, dict(statics), live)
             self.traces += 1
             self.programs[(signature, self.traces)] = program
             while len(self.programs) > MAX_PROGRAMS:
@@ -144,6 +148,8 @@ class CompiledStep(Step):
             if broken is None and not program.carries_current():
                 broken = "a carried state was reset or changed shape"
             if broken is None:
+                broken = _changed_leaf(program)
+            if broken is None:
                 return program, None
             guard = guard or broken
         return None, guard or shape
@@ -158,7 +164,7 @@ class CompiledStep(Step):
                           "an eager step. Keep shapes fixed (pad or bucket them) or use "
                           "tg.eager_step", RuntimeWarning, stacklevel=stacklevel)
 
-    def _trace(self, names, arrays, given_as_array, statics):
+    def _trace(self, names, arrays, given_as_array, statics, live):
         """Run fn on abstract inputs, derive and simplify its backward graph, flatten both."""
         inputs = [Tensor(None, name=name, spec=(a.shape, a.dtype))
                   for name, a in zip(names, arrays)]
@@ -172,7 +178,10 @@ class CompiledStep(Step):
                     self.fn(*positional, **keywords, **statics), self.has_aux,
                     "compiled step")
                 check_loss(loss, "compiled step")
-                grads = gradient_graph(loss, self.params)
+                # Frozen parameters are constants: leaves the program reads, no gradient.
+                grads = [None] * len(self.params)
+                for k, g in zip(live, gradient_graph(loss, [self.params[k] for k in live])):
+                    grads[k] = g
                 used = [g for g in grads if g is not None]
                 simplified = iter(simplify(used, SPEED_RULES).outputs)
                 grads = [None if g is None else next(simplified) for g in grads]
@@ -232,7 +241,23 @@ def _difference(old, new):
                     f"{a[0]} ({xp.dtype(a[1]).name})")
     if old[3] != new[3]:
         return f"keyword arguments {dict(new[3])}, traced before with {dict(old[3])}"
+    if old[5] != new[5]:
+        return "the parameters frozen (requires_grad = False) changed"
     return "the inputs or the static state changed"
+
+
+def _changed_leaf(program):
+    """None while every tensor the program reads (parameters, constants) has the shape and
+    dtype it was traced with; else what changed (e.g. `model.to(np.float64)`: a replay would
+    write float64 results into float32 buffers)."""
+    for slot, source in program.leaves:
+        if isinstance(source, Tensor):
+            shape, dtype = program.leaf_specs[slot]
+            data = source.data
+            if data is None or data.shape != shape or data.dtype != dtype:
+                return (f"{describe(source)} is now {getattr(data, 'dtype', None)}"
+                        f"{getattr(data, 'shape', '')}, traced as {xp.dtype(dtype)}{shape}")
+    return None
 
 
 def _input_array(x, position):

@@ -28,6 +28,7 @@ from ..core.autodiff import nodes
 from ..core.primitive import StopGradient
 from ..core.tensor import Parameter, Tensor
 from ..ops import elementwise as ew, indexing, linalg, losses, random as rand, shape as shp
+from ..ops import select
 from ..ops.indexing import INDEX_SLOT
 
 OPSET = 18
@@ -373,12 +374,48 @@ def _log_softmax_grad_at(g, node, ins, out, batch):
          reduction="add")
 
 
+_COMPARISONS = {"greater": "Greater", "greater_equal": "GreaterOrEqual", "less": "Less",
+                "less_equal": "LessOrEqual", "equal": "Equal"}
+
+
+def _compare(g, node, ins, out, batch):
+    comparison = node.prim.comparison
+    if comparison == "not_equal":
+        g.op("Not", [g.op("Equal", ins)], out)
+    else:
+        g.op(_COMPARISONS[comparison], ins, out)
+
+
+def _cast(g, node, ins, out, batch):
+    g.op("Cast", ins, out, to=_tensor_type(g, node.prim.dtype))
+
+
+def _extreme(op_type):
+    def write(g, node, ins, out, batch):
+        g.op(op_type, [ins[0], g.ints(list(node.prim.axis), "axes")], out,
+             keepdims=int(node.prim.keepdims))
+    return write
+
+
+def _arg_extreme(op_type):
+    """ArgMax/ArgMin give int64 (numpy's intp here); axis None: of the flattened input."""
+    def write(g, node, ins, out, batch):
+        axis, keep = node.prim.axis, int(node.prim.keepdims)
+        if axis is not None:
+            g.op(op_type, ins, out, axis=axis, keepdims=keep)
+            return
+        flat = g.op("Reshape", [ins[0], g.ints([-1], "shape")])
+        found = g.op(op_type, [flat], axis=0, keepdims=0)
+        g.op("Reshape", [found, g.ints(list(node.output.shape), "shape")], out)
+    return write
+
+
 MAPPINGS = {
     ew.Add: _simple("Add"), ew.Sub: _simple("Sub"), ew.Mul: _simple("Mul"),
     ew.Div: _simple("Div"), ew.Neg: _simple("Neg"), ew.Exp: _simple("Exp"),
     ew.Log: _simple("Log"), ew.Sigmoid: _simple("Sigmoid"), ew.Tanh: _simple("Tanh"),
     ew.Relu: _simple("Relu"), ew.Pow: _pow, ew.Heaviside: _heaviside,
-    ew.Abs: _simple("Abs"), ew.Sqrt: _simple("Sqrt"),
+    ew.Abs: _simple("Abs"), ew.Sqrt: _simple("Sqrt"), ew.Cast: _cast,
     linalg.MatMul: _simple("MatMul"), linalg.MatMulTN: _matmul_tn,
     shp.Sum: _sum, shp.Reshape: _reshape, shp.BroadcastTo: _broadcast_to, shp.SumTo: _sum_to,
     shp.Transpose: _transpose, shp.Concat: _concat,
@@ -387,6 +424,9 @@ MAPPINGS = {
     losses.LogSoftmax: _log_softmax, losses.LogSoftmaxGrad: _log_softmax_grad,
     losses.LogSoftmaxGradAt: _log_softmax_grad_at,
     StopGradient: _simple("Identity"),
+    select.Compare: _compare, select.Where: _simple("Where"),
+    select.Max: _extreme("ReduceMax"), select.Min: _extreme("ReduceMin"),
+    select.ArgMax: _arg_extreme("ArgMax"), select.ArgMin: _arg_extreme("ArgMin"),
 }
 
 # Primitives with no mapping, and why: export names the primitive and says this.

@@ -12,12 +12,19 @@ parameters added into their `.grad`.
 So a trainer, a benchmark or a test chooses eager or compiled by one flag and has one code
 path. An unused parameter's `.grad` is left as it is, as `backward()` does.
 
+Freezing: a Parameter with `requires_grad = False` (`p.requires_grad = False`, or
+`model.requires_grad_(False)` for a whole module) is a constant to the step: its value is
+used, no gradient is computed for it and its `.grad` is not touched (None after
+`zero_grad`, so optimizers skip it). The flags are read at every call: unfreezing makes it
+trained again (a compiled step traces again for the new set of flags, never replaying a
+program made for the old one).
+
 A step called from several threads at once runs one call at a time (a lock per step): the
 result is that of the calls made one after the other, in some order, never a mix (a compiled
 program's buffers, a model's carried state and the `.grad` sums are shared).
 """
 from ..core.autodiff import grad
-from ..core.tensor import ForkSafeLock, Tensor, add_to_grad, describe
+from ..core.tensor import ForkSafeLock, Parameter, Tensor, add_to_grad, describe
 from ..ops.parallel import cores_to_workers
 
 
@@ -30,10 +37,12 @@ class Step:
         self.has_aux = has_aux
         self.params = list(params)
         for p in self.params:
-            if not isinstance(p, Tensor) or not p.requires_grad:
-                raise TypeError(f"{type(self).__name__}: params must be Tensors that require "
-                                "grad, got " + (describe(p) if isinstance(p, Tensor)
-                                                else type(p).__name__))
+            # A frozen Parameter may be listed (it may be unfrozen later); another tensor
+            # that requires no grad is likely an input passed by mistake.
+            if not isinstance(p, Tensor) or not (p.requires_grad or isinstance(p, Parameter)):
+                raise TypeError(f"{type(self).__name__}: params must be Parameters or Tensors "
+                                "that require grad, got " + (describe(p) if isinstance(p, Tensor)
+                                                             else type(p).__name__))
         self._lock = ForkSafeLock(f"a call of this {type(self).__name__}")
 
     def __call__(self, *inputs, **kwargs):
@@ -49,17 +58,28 @@ class Step:
         caller or None)."""
         raise NotImplementedError
 
+    def trained(self, who):
+        """The positions of the parameters not frozen now (read at every call); an error
+        when all are frozen (there would be nothing to differentiate)."""
+        live = [k for k, p in enumerate(self.params) if p.requires_grad]
+        if self.params and not live:
+            raise ValueError(f"{who}: all {len(self.params)} parameters are frozen "
+                             "(requires_grad = False): nothing to train")
+        return live
+
 
 class EagerStep(Step):
     """Runs `fn` and the fast backward pass on every call (see `eager_step`)."""
 
     def run(self, inputs, kwargs):
+        live = self.trained("eager_step")
         loss, aux, rebuild = split_output(self.fn(*inputs, **kwargs), self.has_aux,
                                           "eager_step")
         check_loss(loss, "eager_step")
-        grads = grad(loss, self.params, allow_unused=True)
-        return loss.data, [None if g is None else g.data for g in grads], \
-            rebuild([None if t is None else t.data for t in aux])
+        grads = [None] * len(self.params)
+        for k, g in zip(live, grad(loss, [self.params[k] for k in live], allow_unused=True)):
+            grads[k] = None if g is None else g.data
+        return loss.data, grads, rebuild([None if t is None else t.data for t in aux])
 
 
 def eager_step(fn, params, has_aux=False):

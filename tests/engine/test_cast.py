@@ -1,0 +1,79 @@
+"""tg.cast and its method forms (astype, float, double), and a boolean mask meeting a floating
+tensor in arithmetic (promoted, as PyTorch and numpy do), against PyTorch."""
+import numpy as np
+import pytest
+
+import tinygraph as tg
+
+
+def test_accuracy_from_argmax_and_equality_is_torchs(torch):
+    rng = np.random.default_rng(0)
+    logits, labels = rng.standard_normal((50, 4)), rng.integers(0, 4, 50)
+    ours = (tg.tensor(logits).argmax(axis=1) == labels).float().mean()
+    theirs = (torch.as_tensor(logits).argmax(dim=1) == torch.as_tensor(labels)).float().mean()
+    assert ours.dtype == np.float32
+    assert ours.item() == pytest.approx(theirs.item(), abs=0)
+
+
+def test_a_mask_times_a_tensor_is_promoted_and_its_gradient_is_torchs(torch):
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    ours_w = tg.Parameter(w)
+    loss = (ours_w * (tg.tensor(x) > 0) * ours_w).sum()
+    loss.backward()
+    tw = torch.tensor(w, requires_grad=True)
+    (tw * (torch.as_tensor(x) > 0) * tw).sum().backward()
+    assert loss.item() == pytest.approx(float((w * (x > 0) * w).sum()), rel=1e-15)
+    np.testing.assert_allclose(ours_w.grad.data, tw.grad.numpy(), rtol=0, atol=1e-15)
+
+
+def test_a_cast_from_a_mask_or_to_integers_passes_no_gradient():
+    x = tg.Parameter(np.array([-1.0, 2.0, 3.0]))
+    mask = tg.cast(x > 0, np.float64)
+    assert not mask.requires_grad
+    assert not x.astype(np.int64).requires_grad
+    (x * mask).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [0.0, 1.0, 1.0])
+
+
+def test_a_floating_cast_returns_the_gradient_in_the_inputs_dtype(torch):
+    x = tg.Parameter(np.linspace(-1, 1, 6, dtype=np.float32))
+    y = (x.double() ** 2).sum()
+    assert y.dtype == np.float64
+    y.backward()
+    assert x.grad.dtype == np.float32
+    tx = torch.tensor(x.data, requires_grad=True)
+    (tx.double() ** 2).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, tx.grad.numpy())
+
+
+def test_compiled_recomputes_masks_and_casts_for_new_inputs():
+    w = tg.Parameter(np.array([0.5, -1.0, 2.0]))
+
+    def loss(x):
+        return (w * (x > 0) + tg.cast(tg.cast(x > 1, "float32"), "float64") * w * w).sum()
+
+    eager, compiled = tg.eager_step(loss, [w]), tg.compile(loss, [w])
+    for x in ([1.0, -2.0, 3.0], [-1.0, 2.0, 0.5], [3.0, 3.0, -3.0]):
+        w.grad = None
+        a = eager(np.array(x))
+        g_eager = w.grad.data.copy()
+        w.grad = None
+        b = compiled(np.array(x))
+        assert float(a) == float(b)
+        np.testing.assert_array_equal(w.grad.data, g_eager)
+    assert compiled.traces == 1
+
+
+@pytest.mark.parametrize("dtype, message", [("complex128", "not complex128"),
+                                            ("floatish", "'floatish' is not a dtype"),
+                                            (object, "not object")])
+def test_bad_dtypes_are_refused(dtype, message):
+    with pytest.raises(TypeError, match=message):
+        tg.cast(tg.tensor(np.ones(2)), dtype)
+
+
+def test_integers_meeting_floats_are_still_refused_with_the_way_out():
+    ids = tg.tensor(np.array([1, 2]))
+    with pytest.raises(TypeError, match="different dtypes.*cast one of them first"):
+        ids * tg.tensor(np.ones(2))
