@@ -18,6 +18,7 @@ import numpy as np
 
 import tinygraph as tg
 from tinygraph.nn import Embedding, Linear, Module
+from tinygraph.data import length_mask
 
 from .attention import MASKED, attention as attend
 
@@ -105,9 +106,7 @@ def _repeat_over_time(h, T):
 def padding_mask(lengths, width, reverse=False, dtype=np.float32):
     """(N, width) attention mask: 0 at the first lengths[n] positions of row n, MASKED after
     (before them, for questions fed reversed, whose padding comes first)."""
-    positions = np.arange(width)[None, :]
-    lengths = np.asarray(lengths)[:, None]
-    padded = positions < width - lengths if reverse else positions >= lengths
+    padded = ~length_mask(lengths, width, side="left" if reverse else "right")
     # A dtype too narrow for MASKED (float16) gets its most negative finite half instead.
     masked = max(MASKED, float(np.finfo(dtype).min) / 2)
     return np.where(padded, masked, 0).astype(dtype)

@@ -13,6 +13,8 @@ import datetime
 
 import numpy as np
 
+from tinygraph.data import pad
+
 PAD, START = " ", "_"       # padding after a string, and the decoder's first input
 
 
@@ -61,12 +63,11 @@ def encode(pairs, name, chars=None):
     """A Task from (question, answer) strings, padded to the longest of each."""
     chars = chars or sorted({c for q, a in pairs for c in q + a} | {PAD, START})
     index = {c: k for k, c in enumerate(chars)}
-    width_q = max(len(q) for q, _ in pairs)
-    width_a = max(len(a) for _, a in pairs) + 1
-    questions = np.array([[index[c] for c in q.ljust(width_q)] for q, _ in pairs], np.int64)
-    answers = np.array([[index[c] for c in (START + a).ljust(width_a)] for _, a in pairs],
-                       np.int64)
-    return Task(name, chars, questions, answers, np.array([len(q) for q, _ in pairs]))
+    questions, _, lengths = pad([[index[c] for c in q] for q, _ in pairs], value=index[PAD],
+                                dtype=np.int64, return_lengths=True)
+    answers, _ = pad([[index[c] for c in START + a] for _, a in pairs], value=index[PAD],
+                     dtype=np.int64)
+    return Task(name, chars, questions, answers, lengths)
 
 
 def _distinct(make, count, seed):

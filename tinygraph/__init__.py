@@ -21,6 +21,7 @@ from .ops.losses import mse_loss, binary_cross_entropy_with_logits
 from .ops.einsum import einsum
 from .ops.statistics import var, std
 from .ops.select import (greater, greater_equal, less, less_equal, equal, not_equal, where,
+                         logical_and, logical_or, logical_not,
                          maximum, minimum, clip, max, min, argmax, argmin, logsumexp)
 from .transforms.gradcheck import gradcheck, GradcheckError
 from .transforms.rewrite import simplify, Simplified
@@ -41,6 +42,7 @@ __all__ = [
     "abs", "sqrt", "stack", "cast",
     "einsum", "var", "std",
     "greater", "greater_equal", "less", "less_equal", "equal", "not_equal", "where",
+    "logical_and", "logical_or", "logical_not",
     "maximum", "minimum", "clip", "max", "min", "argmax", "argmin", "logsumexp",
     "mse_loss", "binary_cross_entropy_with_logits",
     "Primitive", "apply", "manual_seed", "default_generator",

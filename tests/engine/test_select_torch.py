@@ -64,6 +64,21 @@ def test_comparisons_are_elementwise_booleans_as_in_torch(torch, op, name):
     np.testing.assert_array_equal(op(0.5, x).data, op(0.5, torch.tensor(a)).numpy())
 
 
+def test_logical_and_or_not_of_masks_as_torch(torch):
+    a, b = with_ties()
+    x, y = tg.tensor(a), tg.tensor(b)
+    ta, tb = torch.tensor(a), torch.tensor(b)
+    pairs = [((x > 0) & (y < 0.5), (ta > 0) & (tb < 0.5)),
+             ((x > 0) | (y < 0.5), (ta > 0) | (tb < 0.5)),
+             (~(x > 0), ~(ta > 0)),
+             ((b > 0.5) & (x > 0), (tb > 0.5) & (ta > 0))]          # a numpy mask first
+    for ours, theirs in pairs:
+        assert ours.dtype == np.bool_ and not ours.requires_grad
+        np.testing.assert_array_equal(ours.data, theirs.numpy())
+    with pytest.raises(TypeError, match="logical_and: needs boolean masks"):
+        (x > 0) & x
+
+
 def test_equality_against_what_is_no_number_falls_back_to_identity():
     x = tg.tensor([1.0, 2.0])
     assert (x == None) is False and (x != None) is True       # noqa: E711 (the point)
@@ -252,9 +267,11 @@ def test_a_compiled_step_with_selecting_ops_equals_eager_as_inputs_change():
 def test_comparisons_and_argmax_are_recorded_in_the_compiled_program():
     w = tg.Parameter(np.ones(4))
     step = tg.compile(lambda x: tg.sum(tg.where(x > 0, w, 0.0)) + tg.sum(
-        tg.where(tg.argmax(x) == 2, w, 0.0)), [w])
-    assert float(step(np.array([1.0, -1.0, 2.0, -2.0]))) == 6.0     # 2 positive, argmax 2
-    assert float(step(np.array([1.0, 1.0, 1.0, 3.0]))) == 4.0       # 4 positive, argmax 3
+        tg.where(tg.argmax(x) == 2, w, 0.0)) + tg.sum(tg.where((x > 0) & ~(x > 1.5), w, 0.0)),
+        [w])
+    # 2 positive, argmax 2, 1 in (0, 1.5]; then 3 positive, argmax 3, 2 in (0, 1.5]
+    assert float(step(np.array([1.0, -1.0, 2.0, -2.0]))) == 7.0
+    assert float(step(np.array([1.0, 1.0, -1.0, 3.0]))) == 5.0
 
 
 # --- bad arguments ----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from .random import dropout_mask
 from .losses import log_softmax, softmax, cross_entropy
 from .losses import mse_loss, binary_cross_entropy_with_logits
 from .select import (greater, greater_equal, less, less_equal, equal, not_equal, where,
+                     logical_and, logical_or, logical_not,
                      maximum, minimum, clip, max, min, argmax, argmin, logsumexp)
 from .einsum import einsum
 from .statistics import var, std
@@ -40,4 +41,5 @@ __all__ = ["Primitive", "apply", "add", "sub", "mul", "div", "neg", "pow", "exp"
            "mse_loss", "binary_cross_entropy_with_logits", "abs", "sqrt", "stack", "cast",
            "einsum", "var", "std", "all_primitives",
            "greater", "greater_equal", "less", "less_equal", "equal", "not_equal", "where",
+           "logical_and", "logical_or", "logical_not",
            "maximum", "minimum", "clip", "max", "min", "argmax", "argmin", "logsumexp"]

@@ -96,6 +96,29 @@ def not_equal(a, b):
 
 # --- where ------------------------------------------------------------------------------------
 
+def _mask(x, op_name):
+    x = tensor_arg(x, op_name)
+    if x.dtype != xp.bool_:
+        raise TypeError(f"{op_name}: needs boolean masks (comparisons such as x > 0), got "
+                        f"{describe(x)} of dtype {x.dtype}; for numbers use mul, maximum, ...")
+    return x
+
+
+def logical_and(a, b):
+    """a & b of two boolean masks, elementwise (numpy broadcasting); composed of where."""
+    return where(_mask(a, "logical_and"), _mask(b, "logical_and"), False)
+
+
+def logical_or(a, b):
+    """a | b of two boolean masks, elementwise (numpy broadcasting); composed of where."""
+    return where(_mask(a, "logical_or"), True, _mask(b, "logical_or"))
+
+
+def logical_not(a):
+    """~a of a boolean mask: a comparison with False."""
+    return equal(_mask(a, "logical_not"), False)
+
+
 class Where(Elementwise):
     """a where cond, else b (all three broadcast). Its own primitive rather than the masks
     cond·a + (1 − cond)·b, which are NaN where the unselected branch is inf or NaN. The
