@@ -211,3 +211,23 @@ BAD = [
 def test_bad_input_is_one_clear_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_pad_gives_torchs_pad_sequence_and_a_masked_loss_equals_torchs(torch):
+    """pad against torch.nn.utils.rnn.pad_sequence (batch_first), and the masked mean loss a
+    script writes with the mask against PyTorch's on the same numbers (float64 gradients)."""
+    rng = np.random.default_rng(3)
+    sequences = [rng.standard_normal((n, 2)) for n in (3, 1, 4, 2)]
+    padded, mask = pad(sequences, value=0.0)
+    theirs = torch.nn.utils.rnn.pad_sequence([torch.as_tensor(s) for s in sequences],
+                                             batch_first=True, padding_value=0.0)
+    np.testing.assert_array_equal(padded, theirs.numpy())
+    w = rng.standard_normal(2)
+    ours_w, their_w = tg.Parameter(w.copy()), torch.tensor(w, requires_grad=True)
+    ours = ((tg.tensor(padded) @ ours_w) ** 2 * mask).sum() / mask.sum()
+    their_mask = torch.as_tensor(mask)
+    reference = ((theirs @ their_w) ** 2 * their_mask).sum() / their_mask.sum()
+    ours.backward()
+    reference.backward()
+    assert ours.item() == pytest.approx(reference.item(), rel=1e-14)
+    np.testing.assert_allclose(ours_w.grad.data, their_w.grad.numpy(), rtol=1e-14)
