@@ -215,7 +215,7 @@ def real(minimum, strict):
 
 
 def parse_args(argv=None):
-    parser = ArgumentParser(prog="char_lstm.py", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="char_lstm.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--text", type=pathlib.Path,
                         help="a text file, one example per line (default: the embedded proverbs)")
     parser.add_argument("--max-lines", type=at_least(2), default=5000,
@@ -238,6 +238,8 @@ def parse_args(argv=None):
     parser.add_argument("--print-every", type=at_least(1), default=50)
     parser.add_argument("--samples", type=at_least(0), default=4,
                         help="lines to sample at the end (default 4)")
+    parser.add_argument("--start", default="",
+                        help="the text each sampled line starts with (default: none)")
     parser.add_argument("--temperature", type=real(0, strict=False), default=0.7,
                         help="sampling temperature; 0 takes the most likely character")
     parser.add_argument("--eager", action="store_true",
@@ -316,7 +318,7 @@ def main(argv=None):
 
     rng = tg.default_generator()
     for _ in range(args.samples):
-        print("sample:", sample(model, chars, rng, temperature=args.temperature))
+        print("sample:", sample(model, chars, rng, args.start, args.temperature))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from .transforms.onnx_export import export_onnx
 from .diagrams.dot import render, to_dot, save, GraphvizNotFoundError
 from .diagrams.explorer import explore, Explorer
 from .diagrams.diff import explore_diff
+from . import nn, optim, data          # tg.nn.Linear, tg.optim.AdamW, as torch.nn, torch.optim
 
 __all__ = [
     "Tensor", "Parameter", "tensor", "Node", "no_grad", "enable_grad", "is_grad_enabled", "scope",
@@ -61,7 +62,17 @@ _RENAMED = {"step": "tg.step was renamed tg.heaviside (the Heaviside op; tg.Step
                               "(not JAX's (value, grads)); tg.grad gives gradients"}
 
 
+# PyTorch's names for functions tinygraph calls by numpy's: an AttributeError that names ours.
+_TORCH_NAMES = {"cat": "tg.concat", "clamp": "tg.clip", "amax": "tg.max(x, axis=...)",
+                "amin": "tg.min(x, axis=...)", "unsqueeze": "tg.reshape or x[:, None]",
+                "permute": "tg.transpose(x, axes)", "from_numpy": "tg.tensor",
+                "logical_xor": "tg.not_equal on two masks"}
+
+
 def __getattr__(name):
+    if name in _TORCH_NAMES:
+        raise AttributeError(f"module 'tinygraph' has no attribute {name!r}: PyTorch's "
+                             f"torch.{name} is {_TORCH_NAMES[name]} here")
     if name in _RENAMED:
         raise AttributeError(f"module 'tinygraph' has no attribute {name!r}: {_RENAMED[name]}")
     raise AttributeError(f"module 'tinygraph' has no attribute {name!r}")

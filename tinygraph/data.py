@@ -36,23 +36,38 @@ def _count_and_arrays(data):
     elif isinstance(data, (tuple, list)):
         if not data:
             raise ValueError("batches of no arrays: give a count or at least one array")
-        arrays = [xp.asarray(a) for a in data]
+        arrays = [_array(a) for a in data]
         sizes = [a.shape[0] if a.ndim else None for a in arrays]
         if None in sizes:
             raise ValueError("every array to batch needs a first (example) dimension; "
                              f"array {sizes.index(None)} is a scalar")
         if len(set(sizes)) > 1:
             raise ValueError("the arrays to batch must have the same number of examples "
-                             f"(first dimension), got {', '.join(map(str, sizes))}")
+                             f"(first dimension), got {', '.join(map(str, sizes))}"
+                             f"{_RAGGED_HINT}")
         count = sizes[0]
     else:
-        array = xp.asarray(data)
+        array = _array(data)
         if array.ndim == 0:
             raise ValueError(f"batches needs a count or arrays of examples, got {data!r}")
         count, arrays = array.shape[0], [array]
     if count < 1:
         raise ValueError(f"nothing to batch: {count} examples")
     return count, arrays
+
+
+_RAGGED_HINT = (" (for a list of sequences of different lengths, batch their indices, "
+                "batches(len(sequences), batch_size), and pad each batch's sequences with pad)")
+
+
+def _array(data):
+    """data as an array; sequences of different lengths are refused with the way to batch
+    them (numpy's own "inhomogeneous shape" error would not say it)."""
+    try:
+        return xp.asarray(data)
+    except ValueError:
+        raise ValueError("cannot batch sequences of different lengths as one array"
+                         + _RAGGED_HINT) from None
 
 
 def _generator(rng):
@@ -225,6 +240,12 @@ def pad(sequences, value=0, dtype=None, width=None, side="right", return_lengths
                          f"than width {width}")
     if dtype is None:      # an empty sequence ([], float by default) does not decide it
         dtype = xp.result_type(*([a for a in arrays if a.size] or arrays))
+    with xp.errstate(invalid="ignore"):
+        kept = xp.asarray(value).astype(dtype)
+    if not xp.array_equal(kept, value, equal_nan=kept.dtype.kind in "fc"):
+        raise ValueError(f"pad: the padding value {value!r} cannot be held exactly in "
+                         f"{xp.dtype(dtype).name} (the sequences' dtype); give another value "
+                         "or dtype=")
     out = xp.full((len(arrays), width, *arrays[0].shape[1:]), value, dtype=dtype)
     mask = length_mask(lengths, width, side)
     for row, a in enumerate(arrays):

@@ -73,7 +73,19 @@ def test_bad_dtypes_are_refused(dtype, message):
         tg.cast(tg.tensor(np.ones(2)), dtype)
 
 
-def test_integers_meeting_floats_are_still_refused_with_the_way_out():
-    ids = tg.tensor(np.array([1, 2]))
+def test_integers_meet_floats_and_other_integers_as_in_torch(torch):
+    ids, scale = np.array([1, 2, 3]), np.array([0.5, 1.5, 2.5], np.float32)
+    ours = tg.tensor(ids) * tg.tensor(scale)
+    theirs = torch.as_tensor(ids) * torch.as_tensor(scale)
+    assert ours.dtype == np.float32 and theirs.dtype == torch.float32
+    np.testing.assert_array_equal(ours.data, theirs.numpy())
+    pred, labels = tg.tensor(np.array([0, 2, 1])), np.array([0, 1, 1], np.int32)
+    np.testing.assert_array_equal((pred == tg.tensor(labels)).data, [True, False, True])
+    mask = tg.tensor(np.array([[True, False], [True, True]]))
+    mean = (tg.tensor(np.ones((2, 2))) * mask).sum() / mask.sum()     # a masked mean
+    assert mean.item() == 1.0 and mean.dtype == np.float64
+
+
+def test_float32_meeting_float64_tensors_stays_refused_with_the_way_out():
     with pytest.raises(TypeError, match="different dtypes.*cast one of them first"):
-        ids * tg.tensor(np.ones(2))
+        tg.tensor(np.ones(2, np.float32)) * tg.tensor(np.ones(2))

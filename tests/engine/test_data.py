@@ -231,3 +231,18 @@ def test_pad_gives_torchs_pad_sequence_and_a_masked_loss_equals_torchs(torch):
     reference.backward()
     assert ours.item() == pytest.approx(reference.item(), rel=1e-14)
     np.testing.assert_allclose(ours_w.grad.data, their_w.grad.numpy(), rtol=1e-14)
+
+
+@pytest.mark.parametrize("sequences, value, dtype", [([[1, 2], [3]], 0.5, None),
+                                                     ([[1, 2], [3]], np.nan, None),
+                                                     ([[1, 2], [3]], 300, np.uint8)])
+def test_a_padding_value_the_dtype_cannot_hold_is_refused_not_rounded(sequences, value, dtype):
+    with pytest.raises(ValueError, match="cannot be held exactly"):
+        pad(sequences, value=value, dtype=dtype)
+
+
+def test_nan_padding_of_floats_and_ragged_batches_say_what_to_do():
+    padded, mask = pad([[1.5, 2.0], [3.0]], value=np.nan)
+    assert np.isnan(padded[1, 1]) and not mask[1, 1]
+    with pytest.raises(ValueError, match=r"batch their indices, batches\(len\(sequences\)"):
+        list(batches(([[1, 2, 3], [1]], np.arange(2)), 1))

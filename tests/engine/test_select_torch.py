@@ -176,12 +176,12 @@ def test_clip_with_tensor_bounds_and_crossed_bounds_as_torch(torch):
 @pytest.mark.parametrize("name", ["max", "min"])
 def test_max_and_min_match_amax_and_amin_with_ties(torch, name, axis, keepdims):
     x = np.round(np.random.default_rng(2).normal(size=(3, 4, 2)))    # many ties
-    ours = value_and_grads(lambda t: getattr(tg, name)(t, axis, keepdims), x)
+    ours = value_and_grads(lambda t: getattr(tg, name)(t, axis=axis, keepdims=keepdims), x)
     dim = tuple(range(3)) if axis is None else axis
     theirs = torch_value_and_grads(
         torch, lambda t: getattr(torch, "a" + name)(t, dim=dim, keepdim=keepdims), x)
     assert_same(ours, theirs)
-    method = getattr(tg.tensor(x), name)(axis, keepdims)
+    method = getattr(tg.tensor(x), name)(axis=axis, keepdims=keepdims)
     np.testing.assert_array_equal(method.data, ours[0])
 
 
@@ -240,11 +240,11 @@ def selecting_loss(w):
     def loss(x, y):
         h = tg.matmul(x, w)
         chosen = tg.where(h > y, h, tg.minimum(h, y * 2.0))
-        picked = tg.max(chosen, 1) + tg.min(chosen, 0).sum()
+        picked = tg.max(chosen, axis=1) + tg.min(chosen, axis=0).sum()
         ids = tg.argmax(h, 1)                   # recomputed per call: an index into w's rows
         return (tg.logsumexp(h, 1).sum() + picked.sum() + tg.clip(h, -0.5, 0.5).sum()
                 + tg.sum(h[tg.tensor(np.arange(h.shape[0])), ids])
-                + tg.sum(tg.where(h == tg.max(h, 1, keepdims=True), h, 0.0)))
+                + tg.sum(tg.where(h == tg.max(h, axis=1, keepdims=True), h, 0.0)))
     return loss
 
 
@@ -277,9 +277,9 @@ def test_comparisons_and_argmax_are_recorded_in_the_compiled_program():
 # --- bad arguments ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("call, error, message", [
-    (lambda x: tg.max(x, 2), ValueError, "max: axis 2 is out of range for 2 dimensions"),
-    (lambda x: tg.min(x, (0, 0)), ValueError, "min: repeated axis"),
-    (lambda x: tg.max(x[:, :0], 1), ValueError, "max: axis 1 of .* is empty"),
+    (lambda x: tg.max(x, axis=2), ValueError, "max: axis 2 is out of range for 2 dimensions"),
+    (lambda x: tg.min(x, axis=(0, 0)), ValueError, "min: repeated axis"),
+    (lambda x: tg.max(x[:, :0], axis=1), ValueError, "max: axis 1 of .* is empty"),
     (lambda x: tg.logsumexp(x[:0]), ValueError, "logsumexp: axis 0 of .* is empty"),
     (lambda x: tg.argmax(x, (0, 1)), TypeError, "argmax: axis must be None or one int"),
     (lambda x: tg.argmin(x[:0]), ValueError, "argmin: .* has no elements"),
@@ -300,9 +300,9 @@ def test_bad_arguments_are_named(call, error, message):
 
 def test_onnx_export_of_the_selecting_ops_runs_as_tinygraph(onnx, onnxruntime):
     x = tg.tensor(np.random.default_rng(7).normal(size=(3, 4)).astype(np.float32), name="x")
-    outputs = [tg.where(x > 0, x, tg.clip(x, -0.3, 0.3)), tg.max(x, 1), tg.min(x, (0, 1)),
+    outputs = [tg.where(x > 0, x, tg.clip(x, -0.3, 0.3)), tg.max(x, axis=1), tg.min(x, axis=(0, 1)),
                tg.argmax(x, 1), tg.argmin(x), tg.argmax(x, None, keepdims=True),
-               x != tg.max(x, 0), tg.logsumexp(x, 1), x <= 0.1, x >= 0.1]
+               x != tg.max(x, axis=0), tg.logsumexp(x, 1), x <= 0.1, x >= 0.1]
     model = tg.export_onnx(outputs, [x])
     session = onnxruntime.InferenceSession(model.SerializeToString(),
                                            providers=["CPUExecutionProvider"])
@@ -310,3 +310,19 @@ def test_onnx_export_of_the_selecting_ops_runs_as_tinygraph(onnx, onnxruntime):
     for k, (ours, theirs) in enumerate(zip(outputs, got)):
         assert theirs.shape == ours.shape, k
         np.testing.assert_allclose(theirs, ours.data, rtol=1e-6, err_msg=str(k))
+
+
+@pytest.mark.parametrize("name", ["max", "min"])
+def test_a_positional_axis_of_max_and_min_is_refused_with_the_reason(name):
+    # values, indices = x.max(1) (torch's idiom) would silently unpack two rows of values.
+    x = tg.tensor([[1.0, 5.0, 2.0], [7.0, 0.0, 3.0]])
+    for call in (lambda: getattr(tg, name)(x, 1), lambda: getattr(x, name)(1)):
+        with pytest.raises(TypeError, match=f"give the axis by name.*arg{name}"):
+            call()
+
+
+def test_equality_with_a_list_is_elementwise():
+    pred = tg.argmax(tg.tensor(np.eye(2)), axis=1)
+    np.testing.assert_array_equal((pred == [0, 1]).data, [True, True])
+    np.testing.assert_array_equal((pred != [1, 1]).data, [True, False])
+    np.testing.assert_array_equal((pred == (0, 0)).data, [True, False])

@@ -122,3 +122,21 @@ def test_compiled_equals_eager_with_changing_inputs():
         np.testing.assert_allclose(compiled_grad, scale.grad.data, rtol=1e-12)
         assert previous is None or not np.allclose(compiled_grad, previous)
         previous = compiled_grad
+
+
+def test_std_of_a_constant_row_has_torchs_zero_gradient_not_nan(torch):
+    x = np.array([[1.0, 1.0, 1.0], [1.0, 2.0, 4.0]])
+    p = tg.Parameter(x.copy())
+    (g,) = tg.grad(tg.std(p, axis=1).sum(), [p])
+    t = torch.tensor(x, requires_grad=True)
+    torch.std(t, dim=1).sum().backward()
+    np.testing.assert_array_equal(g.data[0], [0.0, 0.0, 0.0])
+    np.testing.assert_allclose(g.data, t.grad.numpy(), rtol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["var", "std"])
+def test_a_third_positional_argument_is_refused_not_read_as_keepdims(name):
+    # torch.var(x, 1, False) means unbiased=False: read as keepdims it would be a silent
+    # wrong number (the unbiased variance).
+    with pytest.raises(TypeError, match=f"{name}: give keepdims and correction by name"):
+        getattr(tg, name)(np.ones((2, 3)), 1, False)

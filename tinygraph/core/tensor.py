@@ -384,6 +384,11 @@ def as_operand(value, op_name, like=None):
         if like is not None and xp.issubdtype(like.dtype, xp.floating):
             array = array.astype(like.dtype, copy=False)
         return Tensor(array, constant=True)
-    raise TypeError(f"{op_name}: operand of type {type(value).__name__} is not a Tensor, an "
-                    "ndarray or a number; wrap it with tinygraph.tensor(...)")
+    package = type(value).__module__.partition(".")[0]
+    type_name = type(value).__name__ if package == "builtins" else \
+        f"{package}.{type(value).__name__}"
+    hint = ("pass its numpy array, t.detach().numpy()" if type_name.startswith("torch.")
+            else "wrap it with tinygraph.tensor(...)")
+    raise TypeError(f"{op_name}: operand of type {type_name} is not a tinygraph Tensor, an "
+                    f"ndarray or a number; {hint}")
 

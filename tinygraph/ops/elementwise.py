@@ -150,22 +150,25 @@ def _binary(prim_class, a, b):
         x, y = a._data, b._data
         if x is not None and y is not None and x.dtype == y.dtype and x.shape == y.shape:
             return apply(prim_class(), a, b)     # (the hot path: nothing to coerce or check)
-    a, b = pair(*_masks_promoted(a, b), prim_class.name)
+    a, b = pair(*promoted(a, b), prim_class.name)
     sa, sb = a.shape, b.shape
     if sa != sb and sa and sb:           # (a 0-d operand broadcasts to anything)
         broadcast_shape(a, b, prim_class.name)
     return apply(prim_class(), a, b)
 
 
-def _masks_promoted(a, b):
-    """A boolean tensor meeting a floating one in arithmetic is cast to its dtype (recorded),
-    as PyTorch and numpy promote: `w * (x > 0)`. Other dtype mixes stay refused by `pair`."""
-    kinds = [t.dtype.kind if isinstance(t, Tensor) else None for t in (a, b)]
-    if kinds == ["b", "f"]:
-        return cast(a, b.dtype), b
-    if kinds == ["f", "b"]:
-        return a, cast(b, a.dtype)
-    return a, b
+def promoted(a, b):
+    """Two tensors of different kinds meet as in PyTorch: a boolean or integer tensor meeting
+    a floating one is cast to its dtype (recorded: `w * (x > 0)`, `loss / mask.sum()`), two
+    boolean or integer tensors meet in numpy's common dtype (`argmax == int32 labels`).
+    float32 meeting float64 stays refused by `pair`: a mix to fix, not to hide."""
+    if not (isinstance(a, Tensor) and isinstance(b, Tensor)):
+        return a, b
+    da, db = a.dtype, b.dtype
+    if da == db or da.kind == db.kind == "f":
+        return a, b
+    common = db if db.kind == "f" else da if da.kind == "f" else xp.result_type(da, db)
+    return (a if da == common else cast(a, common)), (b if db == common else cast(b, common))
 
 
 def add(a, b):

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 from ..backend import xp
 from ..core.primitive import Primitive, apply
 from ..core.tensor import Tensor, describe
-from .operands import normalize_axes, tensor_arg
+from .operands import normalize_axes, numpy_keywords, tensor_arg
 from .elementwise import exp, neg, heaviside
 from .parallel import for_row_blocks
 from .indexing import INDEX_SLOT, IndexGrad, getitem, ids_in_range
@@ -193,6 +193,7 @@ def _over_rows(fn, array, axis):
         for_row_blocks(fn, array.shape[0 if axis != 0 else 1], array.size)
 
 
+@numpy_keywords
 def log_softmax(x, axis=-1):
     """log(exp(x) / sum(exp(x), axis)), computed without overflow."""
     x = tensor_arg(x, "log_softmax")
@@ -207,6 +208,7 @@ def log_softmax(x, axis=-1):
     return apply(LogSoftmax(axis), x)
 
 
+@numpy_keywords
 def softmax(x, axis=-1):
     """exp(x) / sum(exp(x), axis), as exp(log_softmax(x, axis)): no overflow, and the
     gradient is the log-softmax primitive's (attention weights over time use it)."""

@@ -2,12 +2,14 @@
 class from here so that the core (which defines Tensor) does not depend on the ops above it:
 the layering stays core <- ops."""
 from ..backend import xp
-from ..core.tensor import Tensor
+from ..core.tensor import Tensor, describe
+from .operands import numpy_keywords
 from . import elementwise as E
 from . import indexing as I
 from . import linalg as L
 from . import shape as S
 from . import select as X
+from . import statistics as V
 
 
 def _rpow(self, base):
@@ -15,11 +17,13 @@ def _rpow(self, base):
                     "exponent write exp(y * log(base))")
 
 
+@numpy_keywords
 def _sum(self, axis=None, keepdims=False):
     """`tinygraph.sum` of this tensor: the sum over `axis` (None: all axes)."""
     return S.sum(self, axis, keepdims)
 
 
+@numpy_keywords
 def _mean(self, axis=None, keepdims=False):
     """`tinygraph.mean` of this tensor: the mean over `axis` (None: all axes)."""
     return S.mean(self, axis, keepdims)
@@ -37,21 +41,27 @@ def _transpose(self, *axes):
     return S.transpose(self, axes or None)
 
 
-def _max(self, axis=None, keepdims=False):
-    """`tinygraph.max`: the values over `axis` (numpy's amax), not torch's (values, indices)."""
-    return X.max(self, axis, keepdims)
+@numpy_keywords
+def _max(self, *positional, axis=None, keepdims=False):
+    """`tinygraph.max`: the values over `axis` (numpy's amax), not torch's (values, indices);
+    the axis is given by name (see tinygraph.max)."""
+    return X.max(self, *positional, axis=axis, keepdims=keepdims)
 
 
-def _min(self, axis=None, keepdims=False):
-    """`tinygraph.min`: the values over `axis` (numpy's amin), not torch's (values, indices)."""
-    return X.min(self, axis, keepdims)
+@numpy_keywords
+def _min(self, *positional, axis=None, keepdims=False):
+    """`tinygraph.min`: the values over `axis` (numpy's amin), not torch's (values, indices);
+    the axis is given by name (see tinygraph.min)."""
+    return X.min(self, *positional, axis=axis, keepdims=keepdims)
 
 
+@numpy_keywords
 def _argmax(self, axis=None, keepdims=False):
     """`tinygraph.argmax` of this tensor (None: the index in the flattened tensor)."""
     return X.argmax(self, axis, keepdims)
 
 
+@numpy_keywords
 def _argmin(self, axis=None, keepdims=False):
     """`tinygraph.argmin` of this tensor (None: the index in the flattened tensor)."""
     return X.argmin(self, axis, keepdims)
@@ -62,6 +72,7 @@ def _clip(self, min=None, max=None):
     return X.clip(self, min, max)
 
 
+@numpy_keywords
 def _logsumexp(self, axis=None, keepdims=False):
     """`tinygraph.logsumexp` of this tensor over `axis`."""
     return X.logsumexp(self, axis, keepdims)
@@ -82,12 +93,58 @@ def _double(self):
     return E.cast(self, xp.float64)
 
 
+@numpy_keywords
+def _var(self, axis=None, *positional, keepdims=False, correction=1):
+    """`tinygraph.var` of this tensor (correction=1 by default, as PyTorch's)."""
+    return V.var(self, axis, *positional, keepdims=keepdims, correction=correction)
+
+
+@numpy_keywords
+def _std(self, axis=None, *positional, keepdims=False, correction=1):
+    """`tinygraph.std` of this tensor (correction=1 by default, as PyTorch's)."""
+    return V.std(self, axis, *positional, keepdims=keepdims, correction=correction)
+
+
+def _requires_grad_(self, requires_grad=True):
+    """Set `requires_grad` of this leaf tensor (freeze a Parameter with False), as PyTorch's
+    `requires_grad_`; returns the tensor."""
+    if self.node is not None:
+        raise ValueError(f"requires_grad_: {describe(self)} was computed by {self.node.op}; "
+                         "only a leaf (a Parameter, a tensor you made) can be switched")
+    self.requires_grad = bool(requires_grad)
+    return self
+
+
+# PyTorch's names for what tinygraph calls otherwise: an AttributeError that names ours.
+TORCH_NAMES = {
+    "clamp": "x.clip(min, max) (numpy's name)", "view": "x.reshape(shape)",
+    "unsqueeze": "x.reshape(...) or x[:, None]", "squeeze": "x.reshape(...)",
+    "dim": "x.ndim", "numel": "x.size", "long": "x.astype(np.int64)",
+    "int": "x.astype(np.int32)", "masked_fill": "tg.where(mask, value, x)",
+    "cpu": "nothing: tinygraph computes on numpy arrays in memory (no devices)",
+    "cuda": "nothing: tinygraph computes on numpy arrays in memory (no devices)",
+    "to": "x.astype(dtype) (there are no devices)", "amax": "x.max(axis=...)",
+    "amin": "x.min(axis=...)", "any": "x.data.any() (no gradient to carry)",
+    "all": "x.data.all() (no gradient to carry)", "permute": "x.transpose(axes)",
+}
+
+
+def _torch_name(self, name):
+    """Only reached when normal lookup fails: no cost to attributes that exist."""
+    if name in TORCH_NAMES:
+        raise AttributeError(f"'Tensor' object has no attribute {name!r}: PyTorch's "
+                             f"x.{name}(...) is {TORCH_NAMES[name]} in tinygraph")
+    raise AttributeError(f"'Tensor' object has no attribute {name!r}")
+
+
 def _elementwise_equality(fn, name):
-    """== or != elementwise; against what is not a number, an array or a tensor (None, a
-    string) NotImplemented, so Python answers by identity (x == None is False)."""
+    """== or != elementwise, also against a list or tuple of numbers; against anything else
+    (None, a string) NotImplemented, so Python answers by identity (x == None is False)."""
     def method(self, other):
         if isinstance(other, (Tensor, xp.ndarray, xp.generic, int, float)):
             return fn(self, other)
+        if isinstance(other, (list, tuple)):      # pred == [0, 1]: elementwise, as numpy
+            return fn(self, xp.asarray(other))
         return NotImplemented
     method.__name__ = name
     method.__doc__ = f"`tinygraph.{fn.__name__}`: elementwise, a boolean tensor."
@@ -135,6 +192,13 @@ METHODS = {
     "argmin": _argmin,
     "clip": _clip,
     "astype": _astype,
+    "abs": _unary(E.abs, "abs"),
+    "sqrt": _unary(E.sqrt, "sqrt"),
+    "var": _var,
+    "std": _std,
+    "tolist": lambda self: self.value().tolist(),
+    "requires_grad_": _requires_grad_,
+    "__getattr__": _torch_name,
     "float": _float,
     "double": _double,
     "logsumexp": _logsumexp,

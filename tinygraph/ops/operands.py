@@ -2,6 +2,8 @@
 
 Errors are raised here, at graph-build time, naming the op and the operands' names and shapes.
 """
+import functools
+
 from ..backend import xp
 from ..core.interpreter import interpreter
 from ..core.tensor import Tensor, as_operand, describe
@@ -128,3 +130,21 @@ def placeholder(shape, dtype=bool):
     rules (slicing, indexing) can run on it to compute an output shape. (Basic slicing gives
     a view; integer-array indexing allocates its result, a small bool array.)"""
     return xp.broadcast_to(xp.zeros((), dtype), shape)
+
+
+# PyTorch's keyword names for what numpy (and tinygraph) call axis and keepdims.
+TORCH_KEYWORDS = {"dim": "axis", "keepdim": "keepdims"}
+
+
+def numpy_keywords(fn):
+    """fn, refusing PyTorch's `dim=` and `keepdim=` with the name to use instead (Python's
+    own "unexpected keyword argument" would not say it)."""
+    @functools.wraps(fn)
+    def checked(*args, **kwargs):
+        if kwargs:
+            for torch_name, name in TORCH_KEYWORDS.items():
+                if torch_name in kwargs:
+                    raise TypeError(f"{fn.__name__.lstrip('_')}: {torch_name}= is PyTorch's "
+                                    f"name; tinygraph uses numpy's, {name}=")
+        return fn(*args, **kwargs)
+    return checked

@@ -10,8 +10,8 @@ logsumexp are compositions of these (their backward graphs are derived and drawa
 from ..backend import xp
 from ..core.primitive import Primitive, apply
 from ..core.tensor import Tensor, describe
-from .elementwise import Elementwise, unbroadcast, neg, log, exp
-from .operands import broadcast_shape, normalize_axes, pair, tensor_arg
+from .elementwise import Elementwise, promoted, unbroadcast, neg, log, exp
+from .operands import broadcast_shape, normalize_axes, numpy_keywords, pair, tensor_arg
 from . import shape as _shape
 
 # --- comparisons ------------------------------------------------------------------------------
@@ -51,7 +51,7 @@ class Compare(Primitive):
 
 
 def _compare(comparison, a, b):
-    a, b = pair(a, b, comparison)
+    a, b = pair(*promoted(a, b), comparison)
     if a.shape != b.shape:
         broadcast_shape(a, b, comparison)
     return _no_gradient(apply(Compare(comparison), a, b))
@@ -265,18 +265,33 @@ def _reduced_axes(x, axis, op_name):
     return axes
 
 
-def max(x, axis=None, keepdims=False):
-    """The largest element over `axis` (None: all; an int or a tuple), as numpy's amax and
-    PyTorch's torch.amax: values only, not torch.max's (values, indices) pair (use argmax
-    for the indices). Ties share the gradient evenly."""
+def _axis_by_name(op_name, positional):
+    """max(x, 1) would read as torch.max(x, 1), whose (values, indices) pair a script unpacks:
+    `values, indices = max(x, 1)` would then silently unpack two rows of values. So the axis
+    of max and min is given by name."""
+    if positional:
+        index = "argmax" if op_name == "max" else "argmin"
+        raise TypeError(f"{op_name}: give the axis by name, {op_name}(x, axis=1): it returns "
+                        f"the values only (numpy's a{op_name}), not the (values, indices) pair "
+                        f"of torch.{op_name}(x, 1); the indices are {index}(x, axis=1)")
+
+
+@numpy_keywords
+def max(x, *positional, axis=None, keepdims=False):
+    """The largest element over `axis` (None: all; an int or a tuple; given by name), as
+    numpy's amax and PyTorch's torch.amax: values only, not torch.max's (values, indices)
+    pair (use argmax for the indices). Ties share the gradient evenly."""
+    _axis_by_name("max", positional)
     x = tensor_arg(x, "max")
     return apply(Max(_reduced_axes(x, axis, "max"), bool(keepdims)), x)
 
 
-def min(x, axis=None, keepdims=False):
-    """The smallest element over `axis` (None: all; an int or a tuple), as numpy's amin and
-    PyTorch's torch.amin: values only, not torch.min's (values, indices) pair (use argmin
-    for the indices). Ties share the gradient evenly."""
+@numpy_keywords
+def min(x, *positional, axis=None, keepdims=False):
+    """The smallest element over `axis` (None: all; an int or a tuple; given by name), as
+    numpy's amin and PyTorch's torch.amin: values only, not torch.min's (values, indices)
+    pair (use argmin for the indices). Ties share the gradient evenly."""
+    _axis_by_name("min", positional)
     x = tensor_arg(x, "min")
     return apply(Min(_reduced_axes(x, axis, "min"), bool(keepdims)), x)
 
@@ -333,6 +348,7 @@ def _arg_axis(x, axis, op_name):
     return axis
 
 
+@numpy_keywords
 def argmax(x, axis=None, keepdims=False):
     """The index of the largest element along `axis` (None: in the flattened tensor; the first
     where several tie), as numpy's argmax: an integer tensor with no gradient, recorded so a
@@ -341,6 +357,7 @@ def argmax(x, axis=None, keepdims=False):
     return _no_gradient(apply(ArgMax(_arg_axis(x, axis, "argmax"), bool(keepdims)), x))
 
 
+@numpy_keywords
 def argmin(x, axis=None, keepdims=False):
     """The index of the smallest element along `axis` (None: in the flattened tensor; the
     first where several tie), as numpy's argmin: an integer tensor with no gradient."""
@@ -350,6 +367,7 @@ def argmin(x, axis=None, keepdims=False):
 
 # --- logsumexp --------------------------------------------------------------------------------
 
+@numpy_keywords
 def logsumexp(x, axis=None, keepdims=False):
     """log(Σ exp(x)) over `axis` (None: all; an int or a tuple), stable for huge inputs as
     PyTorch's torch.logsumexp: the max m is subtracted first and added back, m held constant
@@ -357,7 +375,7 @@ def logsumexp(x, axis=None, keepdims=False):
     gives −inf and a +inf gives +inf."""
     x = tensor_arg(x, "logsumexp")
     axes = _reduced_axes(x, axis, "logsumexp")
-    m = max(x, axes, keepdims=True).detach()
+    m = max(x, axis=axes, keepdims=True).detach()
     m = where(greater(m, -float("inf")), where(less(m, float("inf")), m, 0.0), 0.0)
     total = log(_shape.sum(exp(x - m), axes, keepdims=True)) + m
     if keepdims:

@@ -6,7 +6,7 @@ import math
 from ..backend import xp
 from ..core.primitive import Primitive, apply
 from ..core.tensor import Tensor, describe
-from .operands import normalize_axes, shape_arg, tensor_arg
+from .operands import normalize_axes, numpy_keywords, shape_arg, tensor_arg
 from . import elementwise as _elementwise
 from . import indexing as _indexing
 
@@ -168,12 +168,14 @@ class Concat(Primitive):
 
 # --- the public functions ---------------------------------------------------------------------
 
+@numpy_keywords
 def sum(x, axis=None, keepdims=False):
     """Sum over `axis` (an int, a tuple of ints, or None for all axes)."""
     x = tensor_arg(x, "sum")
     return apply(Sum(normalize_axes(axis, x.ndim, "sum"), bool(keepdims)), x)
 
 
+@numpy_keywords
 def mean(x, axis=None, keepdims=False):
     """Mean over `axis`: a sum times the constant 1/count."""
     x = tensor_arg(x, "mean")
@@ -238,10 +240,14 @@ def transpose(x, axes=None):
                              and -x.ndim <= a < x.ndim for a in given)
         axes = tuple(int(a) % x.ndim for a in given) if valid else given
     if sorted(axes, key=str) != sorted(range(x.ndim), key=str):
-        raise ValueError(f"transpose: axes {axes} are not a permutation of the axes of {describe(x)}")
+        swap = ("; torch's transpose(0, 1) swaps two axes, here give them all, e.g. "
+                f"{tuple([1, 0] + list(range(2, x.ndim)))}" if len(axes) == 2 < x.ndim else "")
+        raise ValueError(f"transpose: axes {axes} are not a permutation of the axes of "
+                         f"{describe(x)}{swap}")
     return apply(Transpose(axes), x)
 
 
+@numpy_keywords
 def concat(tensors, axis=0):
     """Join tensors along an existing axis."""
     if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)):
@@ -264,6 +270,7 @@ def concat(tensors, axis=0):
     return apply(Concat(axis), *tensors)
 
 
+@numpy_keywords
 def stack(tensors, axis=0):
     """Join tensors of one shape along a new axis: each reshaped to have a 1 there, then
     concatenated (so its gradient graph is theirs)."""
