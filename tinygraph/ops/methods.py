@@ -129,12 +129,13 @@ TORCH_NAMES = {
 }
 
 
-def _torch_name(self, name):
-    """Only reached when normal lookup fails: no cost to attributes that exist."""
-    if name in TORCH_NAMES:
+def _torch_name(name):
+    """A property that raises the AttributeError naming tinygraph's spelling (so hasattr is
+    False). Not a __getattr__ on Tensor: that would slow every attribute read of a tensor."""
+    def missing(self):
         raise AttributeError(f"'Tensor' object has no attribute {name!r}: PyTorch's "
                              f"x.{name}(...) is {TORCH_NAMES[name]} in tinygraph")
-    raise AttributeError(f"'Tensor' object has no attribute {name!r}")
+    return property(missing)
 
 
 def _elementwise_equality(fn, name):
@@ -198,7 +199,6 @@ METHODS = {
     "std": _std,
     "tolist": lambda self: self.value().tolist(),
     "requires_grad_": _requires_grad_,
-    "__getattr__": _torch_name,
     "float": _float,
     "double": _double,
     "logsumexp": _logsumexp,
@@ -219,3 +219,5 @@ METHODS = {
 def install():
     for name, method in METHODS.items():
         setattr(Tensor, name, method)
+    for name in TORCH_NAMES:
+        setattr(Tensor, name, _torch_name(name))
