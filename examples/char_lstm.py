@@ -1,7 +1,7 @@
 """Character-level language model: an LSTM reads lines of text one character at a time and
 learns to predict the next one; then it writes a few lines of its own.
 
-    python examples/char_lstm.py                  # embedded proverbs, about half a minute
+    python examples/char_lstm.py                  # embedded proverbs, a few seconds
     python examples/char_lstm.py --eager          # the same steps without tg.compile
     python examples/char_lstm.py --text ../shared/data/ptb/ptb.train.txt --max-lines 3000
 
@@ -14,14 +14,13 @@ the held-out accuracy next to the most-frequent-character baseline, and sampled 
 An example, not a trainer: there is no checkpoint and no resume (`python -m lstm train` has
 both).
 """
-import argparse
 import math
 import pathlib
 
 import numpy as np
 
 import tinygraph as tg
-from tinygraph.arguments import ArgumentParser, at_least
+from tinygraph.arguments import ArgumentParser, at_least, real
 from tinygraph.data import Batches, pad
 from tinygraph.nn import Embedding, Linear, Module
 from tinygraph.optim import AdamW, CosineLR, clip_grad_norm
@@ -197,22 +196,6 @@ def sample(model, chars, rng, start="", temperature=0.8, max_chars=80):
 
 
 # --- arguments -------------------------------------------------------------------------------
-
-def real(minimum, strict):
-    """An argparse type: a finite float above `minimum` (strict) or at least `minimum`."""
-    def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
-        if not math.isfinite(value) or value < minimum or (strict and value == minimum):
-            bound = "greater than" if strict else "at least"
-            raise argparse.ArgumentTypeError(f"must be a finite number {bound} {minimum:g}, "
-                                             f"got {text}")
-        return value
-    parse.__name__ = f"float {'>' if strict else '>='} {minimum:g}"
-    return parse
-
 
 def parse_args(argv=None):
     parser = ArgumentParser(prog="char_lstm.py", description=__doc__.split("\n\n")[0])

@@ -207,10 +207,27 @@ def length_mask(lengths, width=None, side="right"):
     width = int(lengths.max(initial=0)) if width is None else width
     if side not in ("right", "left"):
         raise ValueError(f"side must be 'right' or 'left', got {side!r}")
+    if lengths.size and (lengths.min() < 0 or lengths.max() > width):
+        raise ValueError(f"lengths must be between 0 and the width {width}, got "
+                         f"{int(lengths.min())}..{int(lengths.max())}")
     positions = xp.arange(width)[None, :]
     if side == "right":
         return positions < lengths[:, None]
     return positions >= width - lengths[:, None]
+
+
+def _exactly(sequence, dtype, k):
+    """Sequence k as an array of `dtype` (None: its own), refusing a conversion that would
+    change values (floats to integers would truncate them)."""
+    array = xp.asarray(sequence)
+    if dtype is None or array.dtype == dtype:
+        return array
+    with xp.errstate(invalid="ignore"):
+        converted = array.astype(dtype)
+    if not xp.array_equal(converted, array, equal_nan=converted.dtype.kind in "fc"):
+        raise ValueError(f"pad: sequence {k} ({array.dtype}) cannot be held exactly in "
+                         f"{xp.dtype(dtype).name}; convert it yourself if rounding is meant")
+    return converted
 
 
 def pad(sequences, value=0, dtype=None, width=None, side="right", return_lengths=False):
@@ -225,7 +242,7 @@ def pad(sequences, value=0, dtype=None, width=None, side="right", return_lengths
         raise ValueError(f"pad needs a list of sequences, got {type(sequences).__name__}")
     if len(sequences) == 0:
         raise ValueError("pad needs at least one sequence, got none")
-    arrays = [xp.asarray(s, dtype=dtype) for s in sequences]
+    arrays = [_exactly(s, dtype, k) for k, s in enumerate(sequences)]
     for k, a in enumerate(arrays):
         if a.ndim == 0:
             raise ValueError(f"sequence {k} is a scalar ({a!r}), not a sequence")

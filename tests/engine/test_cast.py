@@ -89,3 +89,30 @@ def test_integers_meet_floats_and_other_integers_as_in_torch(torch):
 def test_float32_meeting_float64_tensors_stays_refused_with_the_way_out():
     with pytest.raises(TypeError, match="different dtypes.*cast one of them first"):
         tg.tensor(np.ones(2, np.float32)) * tg.tensor(np.ones(2))
+
+
+def test_array_inputs_of_two_kinds_meet_in_numpys_dtype_in_a_compiled_step_as_in_eager():
+    """Eager mode computes x >= n on the bare arrays with numpy (float64 for float32 against
+    int64); the trace must not cast n to float32 (2**24 + 1 would round to 2**24)."""
+    w = tg.Parameter(np.ones(1, np.float32))
+
+    def loss(x, n):
+        return (w * (x >= n)).sum()
+
+    x, n = np.array([16777216.0], np.float32), np.array([16777217], np.int64)
+    assert float(tg.eager_step(loss, [w])(x, n)) == 0.0
+    assert float(tg.compile(loss, [w])(x, n)) == 0.0
+
+
+@pytest.mark.parametrize("make, expected_dtype", [
+    (lambda ids: ids == 3, np.bool_),
+    (lambda ids: ids * 2, np.int32),
+    (lambda ids: ids * 0.5, np.float64),
+    (lambda ids: (ids > 1) * 2.5, np.float64),
+    (lambda ids: ids == np.array([1, 2, 0], np.int64), np.bool_),
+])
+def test_whole_number_tensors_meeting_constants_compute_numpys_values(make, expected_dtype):
+    ids = np.array([1, 2, 3], np.int32)
+    ours = make(tg.tensor(ids))
+    assert ours.dtype == expected_dtype
+    np.testing.assert_array_equal(ours.data, make(ids))

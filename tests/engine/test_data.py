@@ -246,3 +246,11 @@ def test_nan_padding_of_floats_and_ragged_batches_say_what_to_do():
     assert np.isnan(padded[1, 1]) and not mask[1, 1]
     with pytest.raises(ValueError, match=r"batch their indices, batches\(len\(sequences\)"):
         list(batches(([[1, 2, 3], [1]], np.arange(2)), 1))
+
+
+def test_a_dtype_that_would_change_the_values_and_lengths_beyond_the_width_are_refused():
+    with pytest.raises(ValueError, match="sequence 0 .* cannot be held exactly in int64"):
+        pad([[1.7, 2.2], [3.9]], dtype=np.int64)
+    np.testing.assert_array_equal(pad([[1.0, 2.0], [3.0]], dtype=np.int64)[0], [[1, 2], [3, 0]])
+    with pytest.raises(ValueError, match="lengths must be between 0 and the width 2"):
+        length_mask([3, 5], width=2)

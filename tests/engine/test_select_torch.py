@@ -326,3 +326,19 @@ def test_equality_with_a_list_is_elementwise():
     np.testing.assert_array_equal((pred == [0, 1]).data, [True, True])
     np.testing.assert_array_equal((pred != [1, 1]).data, [True, False])
     np.testing.assert_array_equal((pred == (0, 0)).data, [True, False])
+
+
+def test_maximum_and_minimum_of_integers_as_torch(torch):
+    a, b = np.array([1, 5, 3, -2]), np.array([2, 5, 1, -7])
+    for name in ("maximum", "minimum"):
+        ours = getattr(tg, name)(tg.tensor(a), tg.tensor(b))
+        assert ours.dtype == np.int64
+        np.testing.assert_array_equal(
+            ours.data, getattr(torch, name)(torch.as_tensor(a), torch.as_tensor(b)).numpy())
+
+
+@pytest.mark.parametrize("fn", [np.max, np.sum, np.mean, np.var])
+def test_a_numpy_reduction_of_a_tensor_names_the_tinygraph_op(fn):
+    with pytest.raises(TypeError, match=f"np.{fn.__name__} of a tinygraph Tensor: use "
+                                        f"tg.{fn.__name__}"):
+        fn(tg.tensor(np.ones((2, 2))))

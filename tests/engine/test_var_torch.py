@@ -140,3 +140,9 @@ def test_a_third_positional_argument_is_refused_not_read_as_keepdims(name):
     # wrong number (the unbiased variance).
     with pytest.raises(TypeError, match=f"{name}: give keepdims and correction by name"):
         getattr(tg, name)(np.ones((2, 3)), 1, False)
+
+
+def test_std_of_a_row_with_nan_is_nan_as_torchs(torch):
+    x = np.array([[1.0, np.nan, 3.0], [1.0, 2.0, 3.0]])
+    np.testing.assert_array_equal(tg.std(x, axis=1).data,
+                                  torch.std(torch.as_tensor(x), dim=1).numpy())

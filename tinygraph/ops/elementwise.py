@@ -4,6 +4,7 @@ import functools
 import inspect
 
 from ..backend import xp
+from ..core.interpreter import interpreter
 from ..core.primitive import Primitive, apply
 from ..core.tensor import Tensor
 from .labels import number_text
@@ -150,25 +151,57 @@ def _binary(prim_class, a, b):
         x, y = a._data, b._data
         if x is not None and y is not None and x.dtype == y.dtype and x.shape == y.shape:
             return apply(prim_class(), a, b)     # (the hot path: nothing to coerce or check)
-    a, b = pair(*promoted(a, b), prim_class.name)
+    a, b = pair(*promoted(a, b, prim_class.name), prim_class.name)
     sa, sb = a.shape, b.shape
     if sa != sb and sa and sb:           # (a 0-d operand broadcasts to anything)
         broadcast_shape(a, b, prim_class.name)
     return apply(prim_class(), a, b)
 
 
-def promoted(a, b):
-    """Two tensors of different kinds meet as in PyTorch: a boolean or integer tensor meeting
-    a floating one is cast to its dtype (recorded: `w * (x > 0)`, `loss / mask.sum()`), two
-    boolean or integer tensors meet in numpy's common dtype (`argmax == int32 labels`).
-    float32 meeting float64 stays refused by `pair`: a mix to fix, not to hide."""
+def promoted(a, b, op_name):
+    """The operands of an arithmetic op or a comparison, promoted where their kinds differ,
+    as PyTorch and numpy do:
+    - a boolean or integer tensor meeting a floating one takes its dtype (recorded casts:
+      `w * (x > 0)`, `loss / mask.sum()`);
+    - two boolean or integer tensors meet in numpy's common dtype (`argmax == labels`);
+    - a boolean or integer tensor meeting a constant: a Python int takes the tensor's dtype
+      where it fits, a Python float or an array is numpy's (`ids * 0.5` is float64);
+    - in a compiled step's trace, two values eager mode would compute with numpy (both made
+      only from inputs given as arrays) meet in numpy's dtype, so the modes agree.
+    A floating tensor meeting a constant is left to `pair` (the constant takes its dtype), and
+    float32 meeting float64 stays refused there: a mix to fix, not to hide."""
+    if isinstance(a, Tensor) is not isinstance(b, Tensor):
+        a, b = _constant_for_whole_numbers(a, b, op_name)
     if not (isinstance(a, Tensor) and isinstance(b, Tensor)):
         return a, b
     da, db = a.dtype, b.dtype
     if da == db or da.kind == db.kind == "f":
         return a, b
-    common = db if db.kind == "f" else da if da.kind == "f" else xp.result_type(da, db)
+    trace = interpreter()
+    if trace.abstract and trace.is_array_value(a) and trace.is_array_value(b):
+        common = xp.result_type(da, db)         # what numpy gives eager mode
+    else:
+        common = db if db.kind == "f" else da if da.kind == "f" else xp.result_type(da, db)
     return (a if da == common else cast(a, common)), (b if db == common else cast(b, common))
+
+
+def _constant_for_whole_numbers(a, b, op_name):
+    """(a, b) with a constant beside a boolean or integer tensor made a Tensor, both in
+    numpy's result dtype (a Python number is weak there: `ids * 2` stays int32, `ids * 0.5` is
+    float64), so eager mode and a trace, where eager mode would have computed with numpy,
+    agree. Beside a floating tensor: unchanged (`pair` gives the constant its dtype)."""
+    tensor_first = isinstance(a, Tensor)
+    t, constant = (a, b) if tensor_first else (b, a)
+    if t.dtype.kind == "f":
+        return a, b
+    held = tensor_arg(constant, op_name)        # (checks it; guards an array in a trace)
+    common = xp.result_type(t.dtype, constant if isinstance(constant, (bool, int, float))
+                            else held.dtype)
+    if held.dtype != common:
+        held = Tensor(xp.array(constant, dtype=common), constant=True)
+    if t.dtype != common:
+        t = cast(t, common)
+    return (t, held) if tensor_first else (held, t)
 
 
 def add(a, b):

@@ -105,6 +105,11 @@ def _std(self, axis=None, *positional, keepdims=False, correction=1):
     return V.std(self, axis, *positional, keepdims=keepdims, correction=correction)
 
 
+def _tolist(self):
+    """The value as nested Python lists (numpy's and PyTorch's tolist)."""
+    return self.value().tolist()
+
+
 def _requires_grad_(self, requires_grad=True):
     """Set `requires_grad` of this leaf tensor (freeze a Parameter with False), as PyTorch's
     `requires_grad_`; returns the tensor."""
@@ -135,7 +140,9 @@ def _torch_name(name):
     def missing(self):
         raise AttributeError(f"'Tensor' object has no attribute {name!r}: PyTorch's "
                              f"x.{name}(...) is {TORCH_NAMES[name]} in tinygraph")
-    return property(missing)
+    return property(missing, doc=f"Not in tinygraph: PyTorch's x.{name} is "
+                                 f"{TORCH_NAMES[name]} here (reading it raises an "
+                                 "AttributeError that says so).")
 
 
 def _elementwise_equality(fn, name):
@@ -197,7 +204,7 @@ METHODS = {
     "sqrt": _unary(E.sqrt, "sqrt"),
     "var": _var,
     "std": _std,
-    "tolist": lambda self: self.value().tolist(),
+    "tolist": _tolist,
     "requires_grad_": _requires_grad_,
     "float": _float,
     "double": _double,

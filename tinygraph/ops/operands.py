@@ -115,6 +115,14 @@ def normalize_axes(axis, ndim, op_name):
     return tuple(sorted(normalized))
 
 
+def reduced_shape(shape, axes, keepdims):
+    """The shape of a reduction of `shape` over `axes` (a tuple of non-negative ints): those
+    axes kept as 1 (keepdims) or dropped."""
+    if keepdims:
+        return tuple(1 if i in axes else n for i, n in enumerate(shape))
+    return tuple(n for i, n in enumerate(shape) if i not in axes)
+
+
 def shape_arg(shape, op_name):
     """A shape argument (an int or a sequence of ints) as a tuple of ints."""
     if isinstance(shape, (int, xp.integer)):
@@ -142,9 +150,13 @@ def numpy_keywords(fn):
     @functools.wraps(fn)
     def checked(*args, **kwargs):
         if kwargs:
+            op_name = fn.__name__.lstrip("_")
             for torch_name, name in TORCH_KEYWORDS.items():
                 if torch_name in kwargs:
-                    raise TypeError(f"{fn.__name__.lstrip('_')}: {torch_name}= is PyTorch's "
-                                    f"name; tinygraph uses numpy's, {name}=")
+                    raise TypeError(f"{op_name}: {torch_name}= is PyTorch's name; tinygraph "
+                                    f"uses numpy's, {name}=")
+            if "out" in kwargs:         # np.max(t) calls t.max(axis=..., out=None)
+                raise TypeError(f"np.{op_name} of a tinygraph Tensor: use tg.{op_name} (a "
+                                "numpy function records nothing, so no gradient would flow)")
         return fn(*args, **kwargs)
     return checked

@@ -11,7 +11,8 @@ from ..backend import xp
 from ..core.primitive import Primitive, apply
 from ..core.tensor import Tensor, describe
 from .elementwise import Elementwise, promoted, unbroadcast, neg, log, exp
-from .operands import broadcast_shape, normalize_axes, numpy_keywords, pair, tensor_arg
+from .operands import (broadcast_shape, normalize_axes, numpy_keywords, pair, reduced_shape,
+                       tensor_arg)
 from . import shape as _shape
 
 # --- comparisons ------------------------------------------------------------------------------
@@ -51,7 +52,7 @@ class Compare(Primitive):
 
 
 def _compare(comparison, a, b):
-    a, b = pair(*promoted(a, b), comparison)
+    a, b = pair(*promoted(a, b, comparison), comparison)
     if a.shape != b.shape:
         broadcast_shape(a, b, comparison)
     return _no_gradient(apply(Compare(comparison), a, b))
@@ -181,8 +182,11 @@ def _extreme_of_two(a, b, wins, name):
     a, b = pair(a, b, name)
     if a.shape != b.shape:
         broadcast_shape(a, b, name)
+    if a.dtype.kind != "f":           # whole numbers: no gradient to share, no NaN
+        return where(wins(b, a), b, a)
     # At a tie (and where either is NaN: both comparisons false) the half-and-half mean,
-    # which is a itself when a == b and NaN when either is.
+    # which is a itself when a == b (but for the last bit of a subnormal) and NaN when either
+    # is NaN.
     tie = a * 0.5 + b * 0.5
     return where(wins(a, b), a, where(wins(b, a), b, tie))
 
@@ -221,13 +225,11 @@ class Extreme(Primitive):
         return self.reduce(a, axis=self.axis, keepdims=self.keepdims)
 
     def spec(self, a):
-        shape = tuple(1 if i in self.axis else n for i, n in enumerate(a.shape)) \
-            if self.keepdims else tuple(n for i, n in enumerate(a.shape) if i not in self.axis)
-        return shape, a.dtype
+        return reduced_shape(a.shape, self.axis, self.keepdims), a.dtype
 
     def vjp(self, node, g, needs):
         x, y = node.inputs[0], node.output
-        kept = tuple(1 if i in self.axis else n for i, n in enumerate(x.shape))
+        kept = reduced_shape(x.shape, self.axis, keepdims=True)
         chosen = equal(x, _shape.reshape(y, kept))          # the elements that tie for it
         one = Tensor(xp.ones((), g.dtype), constant=True)
         zero = Tensor(xp.zeros((), g.dtype), constant=True)
@@ -313,9 +315,7 @@ class ArgExtreme(Primitive):
 
     def spec(self, a):
         axes = range(a.ndim) if self.axis is None else (self.axis,)
-        shape = tuple(1 if i in axes else n for i, n in enumerate(a.shape)) \
-            if self.keepdims else tuple(n for i, n in enumerate(a.shape) if i not in axes)
-        return shape, xp.dtype(xp.intp)
+        return reduced_shape(a.shape, axes, self.keepdims), xp.dtype(xp.intp)
 
     def vjp(self, node, g, needs):
         return [None]
@@ -380,5 +380,5 @@ def logsumexp(x, axis=None, keepdims=False):
     total = log(_shape.sum(exp(x - m), axes, keepdims=True)) + m
     if keepdims:
         return total
-    return _shape.reshape(total, tuple(n for i, n in enumerate(x.shape) if i not in axes))
+    return _shape.reshape(total, reduced_shape(x.shape, axes, keepdims=False))
 

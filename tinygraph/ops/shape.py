@@ -6,7 +6,7 @@ import math
 from ..backend import xp
 from ..core.primitive import Primitive, apply
 from ..core.tensor import Tensor, describe
-from .operands import normalize_axes, numpy_keywords, shape_arg, tensor_arg
+from .operands import normalize_axes, numpy_keywords, reduced_shape, shape_arg, tensor_arg
 from . import elementwise as _elementwise
 from . import indexing as _indexing
 
@@ -35,14 +35,12 @@ class Sum(Primitive):
         return xp.sum(a, axis=self.axis, keepdims=self.keepdims)
 
     def spec(self, a):
-        shape = tuple(1 if i in self.axis else n for i, n in enumerate(a.shape)) \
-            if self.keepdims else tuple(n for i, n in enumerate(a.shape) if i not in self.axis)
-        return shape, xp.sum(xp.ones(1, a.dtype)).dtype
+        return reduced_shape(a.shape, self.axis, self.keepdims), xp.sum(xp.ones(1, a.dtype)).dtype
 
     def vjp(self, node, g, needs):
         x = node.inputs[0]
         if not self.keepdims:
-            kept = tuple(1 if i in self.axis else n for i, n in enumerate(x.shape))
+            kept = reduced_shape(x.shape, self.axis, keepdims=True)
             g = reshape(g, kept)
         return [broadcast_to(g, x.shape)]
 

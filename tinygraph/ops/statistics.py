@@ -56,5 +56,5 @@ def std(x, axis=None, *positional, keepdims=False, correction=1):
     of where(v > 0, v, 1) and its result replaced by 0 there (no NaN reaches the gradient)."""
     _by_name("std", positional)
     v = var(x, axis, keepdims=keepdims, correction=correction)
-    spread = _select.greater(v, 0.0)
+    spread = _select.not_equal(v, 0.0)       # (not greater: a NaN variance stays NaN)
     return _select.where(spread, _elementwise.sqrt(_select.where(spread, v, 1.0)), 0.0)
