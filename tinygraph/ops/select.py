@@ -282,7 +282,8 @@ def _axis_by_name(op_name, positional):
 def max(x, *positional, axis=None, keepdims=False):
     """The largest element over `axis` (None: all; an int or a tuple; given by name), as
     numpy's amax and PyTorch's torch.amax: values only, not torch.max's (values, indices)
-    pair (use argmax for the indices). Ties share the gradient evenly."""
+    pair (use argmax for the indices). Ties share the gradient evenly. Over a slice holding
+    a NaN the value is NaN (as numpy's) and the gradient 0 (PyTorch's is NaN)."""
     _axis_by_name("max", positional)
     x = tensor_arg(x, "max")
     return apply(Max(_reduced_axes(x, axis, "max"), bool(keepdims)), x)
@@ -292,7 +293,8 @@ def max(x, *positional, axis=None, keepdims=False):
 def min(x, *positional, axis=None, keepdims=False):
     """The smallest element over `axis` (None: all; an int or a tuple; given by name), as
     numpy's amin and PyTorch's torch.amin: values only, not torch.min's (values, indices)
-    pair (use argmin for the indices). Ties share the gradient evenly."""
+    pair (use argmin for the indices). Ties share the gradient evenly. Over a slice holding
+    a NaN the value is NaN (as numpy's) and the gradient 0 (PyTorch's is NaN)."""
     _axis_by_name("min", positional)
     x = tensor_arg(x, "min")
     return apply(Min(_reduced_axes(x, axis, "min"), bool(keepdims)), x)
