@@ -233,9 +233,10 @@ def _exactly(sequence, dtype, k):
 def pad(sequences, value=0, dtype=None, width=None, side="right", return_lengths=False):
     """Sequences of different lengths as one array and a mask.
 
-    sequences: a non-empty list of sequences (lists or arrays; each (length, *features), the
-    features the same for all). Returns (array (batch, width, *features), mask (batch, width)
-    bool, True at real entries), and the lengths too with return_lengths. width: default the
+    sequences: a non-empty list of sequences (lists or arrays; each of shape ``(length,
+    *features)``, the features the same for all). Returns ``(array, mask)``: the array of shape
+    ``(batch, width, *features)``, the mask ``(batch, width)`` bool, True at real entries; and
+    the lengths too with return_lengths. width: default the
     longest length; a longer sequence is an error. side="left" puts the padding first.
     """
     if isinstance(sequences, (str, bytes)) or not hasattr(sequences, "__len__"):
