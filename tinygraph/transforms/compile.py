@@ -106,17 +106,25 @@ class CompiledStep(Step):
         """The program as a printable Listing: with no arguments, the one the latest call
         replayed; with a call's arguments, the one such a call replays (traced now if it
         is not cached yet, and kept; nothing is computed, no gradient is written)."""
+        return Listing(self._chosen(inputs, kwargs), self.params)
+
+    def source(self, *inputs, **kwargs):
+        """The Python code a replay runs: the program as one generated function, one line
+        per instruction of `program()` (tinygraph.transforms.codegen). Arguments as for
+        `program`."""
+        return self._chosen(inputs, kwargs).generated().source
+
+    def _chosen(self, inputs, kwargs):
+        """The latest call's program, or the one a call with these arguments replays."""
         if inputs or kwargs:
             if isinstance(current().interpreter, Trace):
                 raise RuntimeError("compiled step: program() called while a step is traced")
             with self._lock:
-                program, _ = self._program_for(inputs, kwargs, stacklevel=4)
-        elif self.latest is None:
+                return self._program_for(inputs, kwargs, stacklevel=5)[0]
+        if self.latest is None:
             raise ValueError("compiled step: not called yet; pass example inputs to "
                              "program(...) to see the program a call with them replays")
-        else:
-            program = self.latest
-        return Listing(program, self.params)
+        return self.latest
 
     def _program_for(self, inputs, kwargs, stacklevel):
         """(the program for a call with these arguments, traced if none holds, the arrays)."""
@@ -251,7 +259,7 @@ def _changed_leaf(program):
     dtype it was traced with; else what changed (e.g. `model.to(np.float64)`: a replay would
     write float64 results into float32 buffers)."""
     for slot, source in program.leaves:
-        if isinstance(source, Tensor):
+        if isinstance(source, Tensor) and not source.constant:   # (constants never change)
             shape, dtype = program.leaf_specs[slot]
             data = source.data
             if data is None or data.shape != shape or data.dtype != dtype:

@@ -23,6 +23,7 @@ from ..core.autodiff import nodes
 from ..core.interpreter import interpreter
 from ..core.tensor import Tensor, describe
 from .anomaly import where
+from .codegen import Generated
 
 # Outputs this big get a planned buffer: glibc serves bigger requests with fresh pages from
 # the system, each a page fault when first written, so reusing them saves that every call.
@@ -85,6 +86,9 @@ class Program:
         self.plan, self.buffer_sizes = self._plan_buffers(into, kept, last)
         self.buffers = [None] * len(self.buffer_sizes)      # allocated on first use
         self.checked = False     # the first replay checks each result against its spec
+        self.kept = kept
+        self._generated = None   # the generated function (codegen), made at the 2nd replay
+        self._views = None       # per step, the view of its planned buffer it writes into
         # Outputs that are the program's leaves (a parameter, an input) or each other are
         # copied before they are handed out: the caller may write into what it gets.
         self.shared = {s for s, _ in self.leaves} | set(range(self.n_inputs))
@@ -184,7 +188,10 @@ class Program:
                 values[slot] = _as_tuple(getattr(holder, attribute))[k].data
         interp = interpreter()         # detect_anomaly's checks each replayed step's result
         with interp.quiet():
-            self._run_steps(values, interp.check_result)
+            if self.checked and interp.check_result is None:
+                self._run_generated(values)
+            else:
+                self._run_steps(values, interp.check_result)
         self.checked = True
         handed = set()
         grads = [self._hand_out(values, s, handed) for s in self.grad_slots]
@@ -220,6 +227,27 @@ class Program:
                 for s in frees:
                     values[s] = None
         except (IndexError, ValueError) as e:   # e.g. an id outside an embedding's rows
+            raise type(e)(f"compiled step: op {self.steps[k][0].__self__.name} failed on the "
+                          f"given inputs: {e}") from None
+
+    def generated(self):
+        """The program as one generated Python function (tinygraph.transforms.codegen)."""
+        if self._generated is None:
+            self._generated = Generated(self, self.kept)
+        return self._generated
+
+    def _run_generated(self, values):
+        """The steps by the generated function, on the buffers the first replay allocated."""
+        generated = self.generated()
+        if self._views is None:
+            self._views = [None if plan is None else self.buffers[plan[1]].reshape(plan[2])
+                           for plan in self.plan]
+        try:
+            generated.run(values, self._views)
+        except (IndexError, ValueError) as e:   # e.g. an id outside an embedding's rows
+            k = generated.step_of(e.__traceback__)
+            if k is None:
+                raise
             raise type(e)(f"compiled step: op {self.steps[k][0].__self__.name} failed on the "
                           f"given inputs: {e}") from None
 
