@@ -58,6 +58,7 @@ class Trace(Interpreter):
         self.captured = {}           # id(array) -> (array, its copy when traced)
         self.array_inputs = array_inputs   # id(input Tensor) -> its position (given as array)
         self.casts = {}              # (position, dtype) -> the cast input's Tensor
+        self.numpy_made = {}         # see _numpy_made
 
     def read_flag(self, module, value):
         """A module's training flag was read, or is about to be set (value: before)."""
@@ -83,14 +84,31 @@ class Trace(Interpreter):
     def is_array_value(self, t):
         """True for a value computed only from inputs given as arrays and from constants
         (what eager mode computes with numpy): no parameter, no other tensor in its graph."""
-        from ..core.autodiff import nodes
         if t._node is None:
             return self.is_array_input(t)
-        for node in nodes([t]):
-            for x in node.inputs:
-                if x._node is None and not (x.constant or self.is_array_input(x)):
-                    return False
-        return True
+        return self._numpy_made(t)
+
+    def _numpy_made(self, t):
+        """Whether t's graph has no leaf but constants and inputs given as arrays. Remembered
+        per tensor: ops ask this of ever longer graphs (a backward pass over T time steps
+        asks about each step's values), so walking each graph afresh would be quadratic."""
+        known = self.numpy_made          # id(tensor) -> (tensor, answer); the tensor is kept
+        stack = [t]                      # so its id is not reused by another
+        while stack:
+            x = stack[-1]
+            if id(x) in known:
+                stack.pop()
+            elif x._node is None:
+                known[id(x)] = (x, bool(x.constant or self.is_array_input(x)))
+                stack.pop()
+            else:
+                pending = [i for i in x._node.inputs if id(i) not in known]
+                if pending:
+                    stack.extend(pending)
+                else:
+                    known[id(x)] = (x, all(known[id(i)][1] for i in x._node.inputs))
+                    stack.pop()
+        return known[id(t)][1]
 
     def cast_input(self, t, dtype):
         """The input Tensor t, given as an array, cast to `dtype` (as eager mode casts a bare
