@@ -19,6 +19,8 @@ attributes and methods fall in groups (docs/own-primitive.md walks through writi
   under `join_name` and applied by the readable rewrites too when `join_for_reading`; and
   `add_into(buffer, *arrays)`, its work added into an existing buffer;
 - compiled programs: `forward_into(out, *arrays)`, the forward written into a planned buffer;
+  `scalar(*names)`, the op on scalars as a Python expression, from which fused elementwise
+  kernels are generated (tinygraph.transforms.fuse);
 - meta: `selects_part`, its output is a part of its input (diagrams name such a use by the
   part); `attrs()`, the static attributes diagrams show and rewrites compare.
 
@@ -122,6 +124,12 @@ class Primitive:
     # shape and dtype, returning `out` itself (compiled programs write big intermediates into
     # buffers they plan so, and refuse another result); None where not provided.
     forward_into = None
+    # scalar(*names): the forward on one element of each input, as a Python expression on
+    # the names given ("x0 + x1"); numbers written T(1) (T: the dtype's scalar type, so a
+    # float32 kernel stays float32); math's exp, log, tanh and sqrt by those names. It must
+    # round as `forward` does (same operations, same order): a fused kernel equals the ops
+    # it replaces. None (here, or returned): the op is never fused.
+    scalar = None
 
     # --- meta: diagrams and rewrite passes ------------------------------------------------
     selects_part = False  # the output is a part of the input (slice, index): diagrams name

@@ -112,6 +112,9 @@ class Add(Elementwise):
     def forward(self, a, b):
         return a + b
 
+    def scalar(self, a, b):
+        return f"{a} + {b}"
+
     def vjp(self, node, g, needs):
         a, b = node.inputs
         return [unbroadcast(g, a.shape) if needs[0] else None,
@@ -126,6 +129,9 @@ class Sub(Elementwise):
 
     def forward(self, a, b):
         return a - b
+
+    def scalar(self, a, b):
+        return f"{a} - {b}"
 
     def vjp(self, node, g, needs):
         a, b = node.inputs
@@ -143,6 +149,9 @@ class Mul(Elementwise):
     def forward(self, a, b):
         return a * b
 
+    def scalar(self, a, b):
+        return f"{a} * {b}"
+
     def vjp(self, node, g, needs):
         a, b = node.inputs
         return [unbroadcast(g * b, a.shape) if needs[0] else None,
@@ -156,6 +165,9 @@ class Div(Elementwise):
 
     def forward(self, a, b):
         return a / b
+
+    def scalar(self, a, b):
+        return f"{a} / {b}"
 
     def vjp(self, node, g, needs):
         a, b = node.inputs
@@ -251,6 +263,9 @@ class Neg(Elementwise):
     def forward(self, a):
         return -a
 
+    def scalar(self, a):
+        return f"-{a}"
+
     def vjp(self, node, g, needs):
         return [neg(g)]
 
@@ -268,6 +283,13 @@ class Pow(Elementwise):
 
     def forward(self, a):
         return a ** self.exponent
+
+    def scalar(self, a):
+        # numpy computes these exponents by exact operations (square, sqrt, reciprocal);
+        # other ones by its SIMD power, which a kernel's libm pow rounds otherwise: not fused.
+        p = self.exponent
+        special = {1: a, 2: f"{a} * {a}", 0.5: f"sqrt({a})", -1: f"T(1) / {a}"}
+        return special.get(p)
 
     def vjp(self, node, g, needs):
         (x,) = node.inputs
@@ -301,6 +323,9 @@ class Exp(Elementwise):
     def forward(self, a):
         return xp.exp(a)
 
+    def scalar(self, a):
+        return f"exp({a})"
+
     def vjp(self, node, g, needs):
         return [g * node.output]
 
@@ -311,6 +336,9 @@ class Log(Elementwise):
 
     def forward(self, a):
         return xp.log(a)
+
+    def scalar(self, a):
+        return f"log({a})"
 
     def vjp(self, node, g, needs):
         return [g / node.inputs[0]]
@@ -342,6 +370,11 @@ class Sigmoid(Elementwise):
         out *= s
         return out
 
+    def scalar(self, a):
+        # _into's operations in its order: (1 or e) * (1 / (1 + e)), e = exp(-|a|).
+        e = f"exp(-abs({a}))"
+        return f"(T(1) if {a} >= T(0) else {e}) * (T(1) / (T(1) + {e}))"
+
     def vjp(self, node, g, needs):
         y = node.output
         return [g * y * _named(1 - y, f"1 − {y.name or 'σ'}")]
@@ -354,6 +387,9 @@ class Tanh(Elementwise):
 
     def forward(self, a):
         return xp.tanh(a)
+
+    def scalar(self, a):
+        return f"tanh({a})"
 
     def vjp(self, node, g, needs):
         y = node.output
@@ -368,6 +404,10 @@ class Relu(Elementwise):
     def forward(self, a):
         return xp.maximum(a, 0)
 
+    def scalar(self, a):
+        # as numpy's maximum: NaN propagates, -0.0 gives 0.0
+        return f"({a} if {a} > T(0) or {a} != {a} else T(0))"
+
     def vjp(self, node, g, needs):
         return [g * heaviside(node.inputs[0])]
 
@@ -380,6 +420,9 @@ class Heaviside(Elementwise):
 
     def forward(self, a):
         return (a > 0).astype(a.dtype)
+
+    def scalar(self, a):
+        return f"(T(1) if {a} > T(0) else T(0))"
 
     def vjp(self, node, g, needs):
         return [None]
@@ -444,6 +487,9 @@ class Abs(Elementwise):
     def forward(self, a):
         return xp.abs(a)
 
+    def scalar(self, a):
+        return f"abs({a})"
+
     def vjp(self, node, g, needs):
         x = node.inputs[0]
         return [g * _named(heaviside(x) - heaviside(neg(x)), "sign")]
@@ -457,6 +503,9 @@ class Sqrt(Elementwise):
 
     def forward(self, a):
         return xp.sqrt(a)
+
+    def scalar(self, a):
+        return f"sqrt({a})"
 
     def vjp(self, node, g, needs):
         return [g / (node.output * 2)]       # d√x/dx = 1/(2√x): the saved output
