@@ -322,7 +322,8 @@ def main():
             profiles["PyTorch"] = profile_torch_medium(ids, targets)
     memory = peak_memory.measure("medium") if "medium" in args.configs else {}
     flops = matmul_rates() if "medium" in args.configs else []
-    write_report(rows, profiles, args.repeats, memory, flops)
+    write_report(rows, profiles, args.repeats, memory, flops,
+                 sine_source() if "sine" in args.configs else None)
 
 
 # The matmuls of a medium step (batch 20, 35 steps, 650 units, vocabulary 10,000): the input
@@ -365,7 +366,18 @@ def _median_seconds(fn, repeats):
     return statistics.median(times)
 
 
-def write_report(rows, profiles, repeats, memory, flops=()):
+def sine_source(steps=2):
+    """The generated code of the compiled sine step (tinygraph.transforms.codegen), over a
+    short window: the 30-step program repeats its per-step part 30 times."""
+    xs, ys = sine_data(steps)
+    model = SequenceRegressor(hidden_size=100, seed=0)
+    step = tg.compile(model.loss, model.parameters())
+    for _ in range(2):
+        step(xs, ys)
+    return step.source()
+
+
+def write_report(rows, profiles, repeats, memory, flops=(), source=None):
     lines = ["# Benchmarks", "",
              "Produced by `python benchmarks/lm_step.py`; rerun it to refresh this page. Each",
              f"number is the median of {repeats} rounds x 3 calls, the contestants alternating",
@@ -448,6 +460,17 @@ def write_report(rows, profiles, repeats, memory, flops=()):
         for name, (m, k, n), ours, theirs in flops:
             lines.append(f"| {name} | {m} × {k} × {n} | {ours:,.0f} | "
                          f"{'' if theirs is None else f'{theirs:,.0f}'} |")
+    if source:
+        code = source.rstrip("\n").splitlines()
+        kernels = source.count("\ndef kernel")
+        lines += ["", "## The code a compiled sine step runs", "",
+                  "`step.source()` of the batch-1 sine LSTM above (100 units), over a window of",
+                  "2 time steps to keep it short (the 30-step program repeats the per-step part):",
+                  f"{len(code)} lines, {kernels} fused kernels (numba; without it the same",
+                  "function runs op by op). Each line of `run` is one instruction of",
+                  "`step.program()`; see [Compiled mode](compiled.md#the-program-as-code).", "",
+                  "<details><summary>the generated code</summary>", "", "```python", *code,
+                  "```", "", "</details>"]
     path = ROOT / "docs" / "benchmarks.md"
     path.write_text("\n".join(lines) + "\n")
     print(f"wrote {path}")

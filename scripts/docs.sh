@@ -2,8 +2,9 @@
 # The documentation site: a clean Sphinx build into docs/_build/html with warnings as errors
 # (every diagram and figure is drawn by tinygraph during the build), then the doctests of its
 # pages. Extra arguments go to both sphinx-build runs (e.g. -j auto).
-# torch and onnx: the page on moving to PyTorch and ONNX runs both in its doctests.
-source "$(dirname "${BASH_SOURCE[0]}")/setup.sh" docs,torch,onnx
+# torch and onnx: the page on moving to PyTorch and ONNX runs both in its doctests; fast
+# (numba): the compiled-mode page prints a program with its fused kernels.
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh" docs,torch,onnx,fast
 cd "$ROOT"
 # One BLAS thread: a docs build beside other numpy work must not slow both down.
 export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
