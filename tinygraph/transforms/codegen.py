@@ -10,7 +10,9 @@ learner reads next to the listing: the backward pass as code.
 
 The loop stays the reference: the first replay of a program (which checks every result
 against its spec) and anomaly mode (which checks every result for NaN) run it; later replays
-run the generated function, which computes the same arrays with the same calls.
+run the generated function, which makes the same calls (op by op) or computes the same
+numbers (fused: bitwise but for the sign bit of a NaN; each group only on operands numpy would
+answer in C order, see `_layout_guard`).
 
 Where numba is installed, runs of elementwise ops are fused (tinygraph.transforms.fuse): one
 line calls a kernel that loops once over the elements, its code generated from the ops'
@@ -26,9 +28,10 @@ from . import fuse
 _SERIAL = itertools.count()
 
 
-# Replays of a program before its fused function runs: numba compiles each kernel at its
-# first call (about 0.1 s, 1.5 s for a 30-step LSTM window), which pays only for a program
-# that is run often (a training loop), not for one called a few times.
+# Replays of the generated function before its fused form runs (so a program's 7th call is
+# its first fused one: the 1st runs the checking loop, the 2nd to 6th op by op): numba
+# compiles each kernel at its first call (about 0.1 s, 1.5 s for a 30-step LSTM window),
+# which pays only for a program run often (a training loop), not one called a few times.
 FUSE_AFTER = 5
 
 
@@ -39,47 +42,63 @@ class Generated:
     jit: what compiles fused kernels (tinygraph.transforms.fuse): "numba" for numba's njit
     where installed, None for no fusion (op by op, the same computation), or a function
     (tests pass the identity, to run a kernel as plain Python). fuse_after: how many calls
-    run the function op by op before the fused one (which computes the same, bitwise) runs.
+    run the function op by op before the fused one (which computes the same numbers) runs.
 
     source: the code that runs once fused (the function, then its kernels); namespace: what
     its names refer to (the forwards, ufuncs, kernels); line_steps: {(file name, line
     number): step index (a fused group's first)}, to name the op in an error."""
 
     def __init__(self, program, kept, jit="numba", fuse_after=FUSE_AFTER):
-        serial = next(_SERIAL)
+        self._serial = next(_SERIAL)
+        self._program, self._kept, self._jit = program, kept, jit
         self.namespace = {"asarray": xp.asarray, "empty": xp.empty}
         self.line_steps = {}
         self.kernels = {}        # kernel source -> its name; one compiled kernel per source
         self.scratch = {}        # (shape, dtype, n) -> the name of a scratch array
-        if jit == "numba":
-            jit = fuse.numba_jit()
-        groups = fuse.groups(program, kept) if jit is not None else []
-        self.source, self._plain = self._function(program, kept, {}, jit,
-                                                  f"<tinygraph program {serial}>")
-        self._fused_run = None
-        if groups:
-            self.source, self._fused_run = self._function(
-                program, kept, {g.first: g for g in groups}, jit,
-                f"<tinygraph program {serial}, fused>")
-            for source, name in self.kernels.items():
-                self.source += f"\n\n# {name}: a fused kernel (numba @njit, compiled at its " \
-                               "first call)\n" + source.replace("def kernel(", f"def {name}(", 1)
-        self.calls, self.fuse_after = 0, fuse_after
+        self._plain_source, self._plain = self._function(
+            program, kept, {}, None, f"<tinygraph program {self._serial}>")
+        self._fused = None       # (source, function) once made; False: nothing to fuse
+        self.replays, self.fuse_after = 0, fuse_after
+
+    @property
+    def source(self):
+        """The code that runs once fused: the function, then its kernels' code."""
+        fused = self._fused_function()
+        return self._plain_source if not fused else fused[0]
+
+    def _fused_function(self):
+        """(source, function) with the fusible groups as kernels, made when first needed (it
+        imports numba and compiles each kernel at its first call); False when none fuse."""
+        if self._fused is None:
+            jit = fuse.numba_jit() if self._jit == "numba" else self._jit
+            groups = fuse.groups(self._program, self._kept) if jit is not None else []
+            self._fused = False
+            if groups:
+                source, run = self._function(
+                    self._program, self._kept, {g.first: g for g in groups}, jit,
+                    f"<tinygraph program {self._serial}, fused>")
+                for kernel, name in self.kernels.items():
+                    source += f"\n\n# {name}: a fused kernel (numba @njit, compiled at its " \
+                              "first call)\n" + kernel.replace("def kernel(", f"def {name}(", 1)
+                self._fused = (source, run)
+        return self._fused
 
     def run(self, values, views):
-        if self._fused_run is not None and self.calls >= self.fuse_after:
-            try:
-                return self._fused_run(values, views)
-            except Exception as e:
-                if not type(e).__module__.startswith("numba"):
-                    raise
-                # A kernel numba cannot compile: run op by op from now on (the inputs and
-                # leaves are unchanged, so the plain function computes this call afresh).
-                warnings.warn(f"compiled step: a fused kernel failed to compile, so the "
-                              f"program runs op by op: {type(e).__name__}: {e}",
-                              RuntimeWarning, stacklevel=2)
-                self._fused_run = None
-        self.calls += 1
+        if self.replays >= self.fuse_after and self._fused is not False:
+            fused = self._fused_function()
+            if fused:
+                try:
+                    return fused[1](values, views)
+                except Exception as e:
+                    if not type(e).__module__.startswith("numba"):
+                        raise
+                    # A kernel numba cannot compile: run op by op from now on (the inputs
+                    # and leaves are unchanged, so the plain function computes this call).
+                    warnings.warn(f"compiled step: a fused kernel failed to compile, so the "
+                                  f"program runs op by op: {type(e).__name__}: {e}",
+                                  RuntimeWarning, stacklevel=2)
+                    self._fused = False
+        self.replays += 1
         return self._plain(values, views)
 
     def _function(self, program, kept, fused, jit, filename):
@@ -93,10 +112,18 @@ class Generated:
         while k < len(program.steps):
             group = fused.get(k)
             if group is not None:
-                fused_lines = self._fused(program, group, jit)
+                lines += self._layout_guard(program, group, filename, len(lines))
+                fused_lines = self._group_lines(program, group, jit)
                 for n in range(len(fused_lines)):       # an error there names its first op
                     self.line_steps[filename, len(lines) + 1 + n] = k
-                lines += fused_lines
+                lines += ["    " + line for line in fused_lines]
+                lines.append("    else:")
+                for j in group.members:               # the same steps op by op
+                    forward, ins, out = program.steps[j]
+                    self.line_steps[filename, len(lines) + 1] = j
+                    lines.append(f"        v{out} = "
+                                 f"{self._call(j, forward, ins, program.plan[j], program.specs[j])}"
+                                 f"  # {forward.__self__.name}")
                 written = set(group.outputs) | set(group.inputs)
                 dead = [s for j in group.members for s in program.frees[j]
                         if s not in kept and s in written]
@@ -117,7 +144,23 @@ class Generated:
         exec(compile(source, filename, "exec"), self.namespace)
         return source, self.namespace.pop("run")
 
-    def _fused(self, program, group, jit):
+    def _layout_guard(self, program, group, filename, at):
+        """The `if` that runs a group's kernels only where numpy would write its results in
+        C order too: a kernel writes C-ordered arrays, numpy's ops follow their operands'
+        stride order (a transposed or Fortran-ordered operand gives a Fortran-ordered
+        result), and a later reduction adds in another order on another layout. So where an
+        operand of the group's shape has strides that do not fall from axis to axis, the
+        group runs op by op, as eager mode does. (A column slice of the gates is C-ordered,
+        though not contiguous: its strides fall.)"""
+        specs = fuse.slot_specs(program)
+        full = [s for s in group.inputs if len(specs[s][0]) > 1 and specs[s][0] == group.shape]
+        self.line_steps[filename, at + 1] = group.first
+        self.namespace["c_ordered"] = c_ordered
+        test = " and ".join(f"v{s}.strides[0] >= v{s}.strides[1]" if len(group.shape) == 2
+                            else f"c_ordered(v{s})" for s in full) or "True"
+        return [f"    if {test}:"]
+
+    def _group_lines(self, program, group, jit):
         """The lines of a fused group: its outputs' arrays (planned buffers where that is
         safe, else new ones), then its kernels, with numpy's calls between them on scratch
         arrays the function owns (one set per shape and dtype: groups run one at a time)."""
@@ -207,3 +250,15 @@ def _small(shape):
     for n in shape:
         size *= n
     return size < SPLIT_ELEMENTS
+
+
+def c_ordered(array):
+    """Whether numpy writes an elementwise result of `array` in C order: its strides fall from
+    axis to axis (axes of size 1 aside, negative strides not)."""
+    last = None
+    for n, stride in zip(array.shape, array.strides):
+        if n > 1:
+            if stride < 0 or last is not None and stride > last:
+                return False
+            last = stride
+    return True

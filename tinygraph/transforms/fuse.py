@@ -15,8 +15,9 @@ Operands of another shape are broadcast by their index (0 along a broadcast axis
 
 exp, log and tanh stay numpy's (its SIMD loops round otherwise than libm's): a group whose
 ops call them runs as kernels in stages with those numpy calls between them, on scratch
-arrays (`_stages`), so a fused group computes bitwise what the ops it replaces compute; the
-sigmoid of an LSTM gate is then one numpy exp between two loops instead of seven calls.
+arrays (`_stages`), so a fused group computes bitwise what the ops it replaces compute (but
+for the sign bit of a NaN); the sigmoid of an LSTM gate is then one numpy exp between two
+loops instead of seven calls.
 
 The loop needs a compiler to pay: numba's @njit where numba is installed (the optional
 `fast` extra). Without one, codegen fuses nothing: the program runs op by op, which is the
@@ -88,7 +89,7 @@ class Stage:
 def groups(program, kept):
     """The fused groups of a program: maximal runs of consecutive steps that can be fused,
     each of at least two ops (or one op that numpy computes in several calls, sigmoid)."""
-    specs = _slot_specs(program)
+    specs = slot_specs(program)
     last_read = _last_reads(program.steps)
     found, run, key = [], [], None
     for k in range(len(program.steps)):
@@ -109,7 +110,8 @@ def groups(program, kept):
     return result
 
 
-def _slot_specs(program):
+def slot_specs(program):
+    """{slot: (shape, dtype)} of every value of the program."""
     specs = dict(enumerate(program.input_specs))
     specs.update(program.leaf_specs)
     for (_, _, out), spec in zip(program.steps, program.specs):
@@ -303,7 +305,7 @@ def safe_buffers(program, group):
     a one-kernel group (a transposed view would be read at other elements than the one
     written, a later kernel would read what an earlier one wrote)."""
     aliases = _buffer_aliases(program)
-    specs = _slot_specs(program)
+    specs = slot_specs(program)
     direct = {out: plan[1] for (_, _, out), plan in zip(program.steps, program.plan)
               if plan is not None}
     safe = set()
