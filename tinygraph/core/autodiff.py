@@ -7,6 +7,10 @@ rendered or differentiated again. A tensor used several times gets the sum of it
 contributions, summed by the gradient accumulator (tinygraph.core.accumulate): explicit add
 nodes when recording, an in-place buffer on the fast path.
 """
+import contextlib
+import gc
+import operator
+
 from ..backend import xp
 from .accumulate import Accumulator, LazyTerms
 from .interpreter import interpreter
@@ -22,16 +26,42 @@ def nodes(outputs):
     iterative, so graph depth is not limited by Python's recursion limit.
     """
     found, stack = {}, [out._node for out in _as_list(outputs, "nodes") if out._node is not None]
-    while stack:
+    push = stack.append
+    while stack:                  # (plain loops: a trace walks graphs of 100,000 nodes)
         node = stack.pop()
         if id(node) in found:
             continue
         if node.released:
             raise RuntimeError(released_message(node))
         found[id(node)] = node
-        stack.extend(inp._node for inp in node.inputs
-                     if inp._node is not None and id(inp._node) not in found)
-    return sorted(found.values(), key=lambda node: node.serial)
+        for inp in node.inputs:
+            source = inp._node
+            if source is not None and id(source) not in found:
+                push(source)
+    return sorted(found.values(), key=_serial)
+
+
+_serial = operator.attrgetter("serial")
+
+
+@contextlib.contextmanager
+def collector_paused():
+    """Run the block with Python's cyclic garbage collector off (as it was after).
+
+    For passes that build a graph of ~10^5 long-lived objects in one go (a compiled step's
+    backward graph, its rewrite, its program): each allocation burst triggers collections
+    that traverse every object made so far, a third of a T=1000 trace's time, and none of
+    them finds garbage (nodes hold their outputs weakly: a graph has no reference cycles).
+    Reference counting still frees everything as usual. A block already run with the
+    collector off leaves it so.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def released_message(node):
@@ -93,7 +123,8 @@ def gradient_graph(loss, params):
     without a gradient) as a recorded graph with the accumulator's joins: for a program that
     computes them later (on abstract tensors, whose values are not known yet)."""
     seeds = _seeds([loss], None, True)
-    grads = _run_backward([loss], seeds, params, create_graph=True, join=True, retain=True)
+    with collector_paused():
+        grads = _run_backward([loss], seeds, params, create_graph=True, join=True, retain=True)
     result = []
     for p in params:
         g = grads.get(id(p))

@@ -215,7 +215,11 @@ def shaped(prim, inputs, state):
     (a trace) or a lazy term (the fast backward pass)."""
     shape, dtype = prim.spec(*inputs)
     out = Tensor(None, spec=(shape, dtype))
-    out.requires_grad = state.grad_enabled and any(t.requires_grad for t in inputs)
+    if state.grad_enabled:
+        for t in inputs:                  # (a loop: any() over a generator costs more)
+            if t.requires_grad:
+                out.requires_grad = True
+                break
     out._node = Node(prim, inputs, out, state)
     return out
 

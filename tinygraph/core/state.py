@@ -41,14 +41,49 @@ def current():
     return _STATE.get()
 
 
-@contextlib.contextmanager
+_FIELDS = tuple(f.name for f in dataclasses.fields(State))
+# Each field's slot setter: a new State is filled through them, as dataclasses.replace would
+# fill it through __init__ at several times the cost (a trace replaces the state ~100,000
+# times: once per vjp it records).
+_SETTERS = tuple(vars(State)[name].__set__ for name in _FIELDS)
+
+
+def _replaced(state, fields):
+    """A copy of `state` with `fields` (a dict) replaced."""
+    unknown = fields.keys() - set(_FIELDS)
+    if unknown:
+        raise TypeError(f"changed: State has no field {sorted(unknown)[0]!r}")
+    new = object.__new__(State)
+    for name, set_field in zip(_FIELDS, _SETTERS):
+        set_field(new, fields[name] if name in fields else getattr(state, name))
+    return new
+
+
+class _Changed(contextlib.ContextDecorator):
+    """`changed(...)`: the state with some fields replaced while the block runs."""
+
+    def __init__(self, fields):
+        self.fields = fields
+        self._tokens = []        # a stack: the same object may be entered again inside
+
+    def new_state(self, state):
+        return _replaced(state, self.fields)
+
+    def __enter__(self):
+        self._tokens.append(_STATE.set(self.new_state(_STATE.get())))
+
+    def __exit__(self, *exc):
+        _STATE.reset(self._tokens.pop())
+        return False
+
+    def _recreate_cm(self):
+        # As a decorator each call gets its own tokens (calls in other threads or tasks).
+        return type(self)(self.fields)
+
+
 def changed(**fields):
     """Run the block with some fields of the state replaced (restored on exit)."""
-    token = _STATE.set(dataclasses.replace(_STATE.get(), **fields))
-    try:
-        yield
-    finally:
-        _STATE.reset(token)
+    return _Changed(fields)
 
 
 def is_grad_enabled():
@@ -63,8 +98,7 @@ class _GradMode(contextlib.ContextDecorator):
         self._tokens = []
 
     def __enter__(self):
-        self._tokens.append(_STATE.set(dataclasses.replace(_STATE.get(),
-                                                           grad_enabled=self.enabled)))
+        self._tokens.append(_STATE.set(_replaced(_STATE.get(), {"grad_enabled": self.enabled})))
         return self
 
     def __exit__(self, *exc):
@@ -104,7 +138,33 @@ def _grad_mode(enabled, fn, who):
 
 def recording_backward(forward_node, role):
     """Mark every node created inside as a backward node of `forward_node` with `role`."""
-    return changed(backward_of=forward_node, backward_role=role, grad_enabled=True)
+    return _RecordingBackward({"backward_of": forward_node, "backward_role": role,
+                               "grad_enabled": True})
+
+
+class _RecordingBackward(_Changed):
+    """changed(backward_of=..., backward_role=..., grad_enabled=True), on the hot path of
+    recorded backward passes and rewrites: the new state is filled field by field."""
+
+    def new_state(self, state):
+        fields = self.fields
+        new = object.__new__(State)
+        _SET_GRAD_ENABLED(new, True)
+        _SET_BACKWARD_OF(new, fields["backward_of"])
+        _SET_BACKWARD_ROLE(new, fields["backward_role"])
+        _SET_SCOPE(new, state.scope)
+        _SET_RUNNING(new, state.running)
+        _SET_INTERPRETER(new, state.interpreter)
+        return new
+
+
+# By name, not by position: reordering State's fields must not swap them here. A field added
+# to State and not set here stays unset, and reading it fails loudly (AttributeError).
+_SETTER = dict(zip(_FIELDS, _SETTERS))
+(_SET_GRAD_ENABLED, _SET_BACKWARD_OF, _SET_BACKWARD_ROLE, _SET_SCOPE, _SET_RUNNING,
+ _SET_INTERPRETER) = (_SETTER[name] for name in ("grad_enabled", "backward_of",
+                                                 "backward_role", "scope", "running",
+                                                 "interpreter"))
 
 
 TIME_STEP = "time step"      # the scope kinds a model may declare (diagrams read them)

@@ -74,6 +74,7 @@ class Generated:
             groups = fuse.groups(self._program, self._kept) if jit is not None else []
             self._fused = False
             if groups:
+                self._facts = fuse.Facts(self._program)
                 source, run = self._function(
                     self._program, self._kept, {g.first: g for g in groups}, jit,
                     f"<tinygraph program {self._serial}, fused>")
@@ -152,7 +153,7 @@ class Generated:
         operand of the group's shape has strides that do not fall from axis to axis, the
         group runs op by op, as eager mode does. (A column slice of the gates is C-ordered,
         though not contiguous: its strides fall.)"""
-        specs = fuse.slot_specs(program)
+        specs = self._facts.specs
         full = [s for s in group.inputs if len(specs[s][0]) > 1 and specs[s][0] == group.shape]
         self.line_steps[filename, at + 1] = group.first
         self.namespace["c_ordered"] = c_ordered
@@ -164,7 +165,7 @@ class Generated:
         """The lines of a fused group: its outputs' arrays (planned buffers where that is
         safe, else new ones), then its kernels, with numpy's calls between them on scratch
         arrays the function owns (one set per shape and dtype: groups run one at a time)."""
-        in_buffer = fuse.safe_buffers(program, group)
+        in_buffer = fuse.safe_buffers(program, group, self._facts)
         step_of = {program.steps[j][2]: j for j in group.members}
         self.namespace.setdefault(group.dtype.name, group.dtype)
         lines = []

@@ -17,9 +17,10 @@ nothing the caller holds is written by a later call. No reference counts are rea
 Listing(program, params) prints a program as a learner reads it (`step.program()`): its
 inputs, one line per instruction with the buffer its result is written into, and its outputs.
 """
+import math
 
 from ..backend import xp
-from ..core.autodiff import nodes
+from ..core.autodiff import collector_paused, nodes
 from ..core.interpreter import interpreter
 from ..core.tensor import Tensor, describe
 from .anomaly import where
@@ -31,6 +32,16 @@ REUSE_BYTES = 1 << 17
 _NEVER = float("inf")
 
 
+def _where(node, known):
+    """anomaly.where(...) for the node's step, made once per forward op and role."""
+    forward = node.forward_node
+    key = (None if forward is None else forward.op, node.role)
+    phrase = known.get(key)
+    if phrase is None:
+        phrase = known[key] = where(forward, node.role)
+    return phrase
+
+
 class Program:
     """The flattened graph of one trace: leaves read on every call, then one step per op node.
 
@@ -40,6 +51,10 @@ class Program:
     """
 
     def __init__(self, inputs, loss, grads, aux, carries, casts):
+        with collector_paused():           # (a graph of ~10^5 objects: see there)
+            self._flatten(inputs, loss, grads, aux, carries, casts)
+
+    def _flatten(self, inputs, loss, grads, aux, carries, casts):
         finals = [t for c in carries for t in c.final]
         outputs = [loss] + [g for g in grads if g is not None] + \
             [t for t in aux if t is not None] + finals
@@ -51,17 +66,22 @@ class Program:
         starts = _carried_starts(carries)
         casts = {id(t): key for key, t in casts.items()}
         self.steps, self.wheres, self.specs, into = [], [], [], []
+        wheres = {}              # (forward op, role) -> the phrase: one string per kind
         for node in nodes(outputs):
+            ins = []
             for t in node.inputs:
-                if t._node is None and id(t) not in slots:
+                slot = slots.get(id(t))
+                if slot is None:             # a leaf (a node's output has its slot already)
                     self._add_leaf(t, slots, starts, casts)
-            slots[id(node.output)] = len(slots)
-            self.steps.append((node.prim.forward, tuple(slots[id(t)] for t in node.inputs),
-                               slots[id(node.output)]))
+                    slot = slots[id(t)]
+                ins.append(slot)
             out = node.output
+            slots[id(out)] = slot = len(slots)
+            prim = node.prim
+            self.steps.append((prim.forward, tuple(ins), slot))
             self.specs.append((out.shape, out.dtype))
-            into.append(node.prim.forward_into)
-            self.wheres.append(where(node.forward_node, node.role))
+            into.append(prim.forward_into)
+            self.wheres.append(_where(node, wheres))
         for t in outputs:        # an output may be a leaf itself (a gradient equal to x)
             if id(t) not in slots:
                 self._add_leaf(t, slots, starts, casts)
@@ -142,7 +162,7 @@ class Program:
         plan, sizes, free, releases = [], [], {}, {}
         for i, (_, _, out) in enumerate(self.steps):
             shape, dtype = self.specs[i]
-            size = int(xp.prod(shape, dtype=xp.int64)) if shape else 1
+            size = int(math.prod(shape))
             big = into[i] is not None and out not in kept and \
                 size * dtype.itemsize >= REUSE_BYTES
             if big:

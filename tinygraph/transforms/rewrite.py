@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 
 from ..backend import xp
 from ..core.accumulate import join_terms
-from ..core.autodiff import nodes
-from ..core.primitive import apply
+from ..core.autodiff import collector_paused, nodes
+from ..core.primitive import Primitive, apply
 from ..core.state import recording_backward
 from ..core.tensor import Tensor
 from ..ops.elementwise import Add
@@ -97,14 +97,15 @@ def simplify(tensors, rules=None, stop_after=None):
     single = isinstance(tensors, Tensor)
     outputs = [tensors] if single else list(tensors)
     rewriter = _Rewriter(RULES if rules is None else rules, stop_after)
-    new_outputs = rewriter.run(outputs)
-    return Simplified(
-        outputs=new_outputs,
-        nodes_before=_count_backward(outputs),
-        nodes_after=_count_backward(new_outputs),
-        rewrites=rewriter.counts,
-        log=rewriter.log,
-        rebuilt={key: (old, rewriter.memo[key]) for key, old in rewriter.generated.items()})
+    with collector_paused():
+        new_outputs = rewriter.run(outputs)
+        return Simplified(
+            outputs=new_outputs,
+            nodes_before=rewriter.backward_count,
+            nodes_after=_count_backward(new_outputs),
+            rewrites=rewriter.counts,
+            log=rewriter.log,
+            rebuilt={key: (old, rewriter.memo[key]) for key, old in rewriter.generated.items()})
 
 
 def _count_backward(tensors):
@@ -114,6 +115,9 @@ def _count_backward(tensors):
 class _Rewriter:
     def __init__(self, rules, stop_after=None):
         self.rules = rules
+        # (rule, whether it waits for a sum's root, the name it is counted under), once
+        self.offered = [(rule, getattr(rule, "whole_sums_only", False),
+                         getattr(rule, "__name__", repr(rule)).lstrip("_")) for rule in rules]
         self.stop_after = stop_after
         self.memo = {}        # id(old tensor) -> its replacement
         self.seen = {}        # CSE key -> tensor
@@ -124,35 +128,42 @@ class _Rewriter:
         order = nodes(outputs)
         # Adds whose output feeds another add of a sum (inner nodes of a sum tree): rules
         # marked whole_sums_only wait for the root, which sees all the terms at once.
-        self.partial_sums = {id(inp._node) for node in order if _is_sum_node(node)
-                             for inp in node.inputs
-                             if inp._node is not None and _is_sum_node(inp._node)
-                             and inp.shape == node.output.shape}
-        self.generated = {id(n.output): n.output for n in order
-                          if n.is_backward and n.output is not None}
-        for node in order:
-            if node.is_backward:
-                inputs = [self.memo.get(id(t), t) for t in node.inputs]
-                self.memo[id(node.output)] = self.rebuild(node, inputs)
-        return [self.memo.get(id(t), t) for t in outputs]
+        self.partial_sums = partial_sums = set()
+        self.generated = generated = {}
+        memo = self.memo
+        backward = [node for node in order if node.is_backward]
+        self.backward_count = len(backward)
+        for node in backward:
+            out = node.output
+            if out is not None:
+                generated[id(out)] = out
+            if _is_sum_node(node):
+                for inp in node.inputs:
+                    source = inp._node
+                    if source is not None and _is_sum_node(source) and inp.shape == out.shape:
+                        partial_sums.add(id(source))
+        for node in backward:
+            inputs = [memo.get(id(t), t) for t in node.inputs]
+            memo[id(node.output)] = self.rebuild(node, inputs)
+        return [memo.get(id(t), t) for t in outputs]
 
     def rebuild(self, node, inputs):
         if self.stop_after is not None and len(self.log) >= self.stop_after:
             return self.copy(node, inputs)      # no more rewrites: the rest as generated
-        for rule in self.rules:
-            if getattr(rule, "whole_sums_only", False) and id(node) in self.partial_sums:
+        for rule, whole_sums_only, rule_name in self.offered:
+            if whole_sums_only and id(node) in self.partial_sums:
                 continue
             result = rule(node, inputs)
+            if result is None:
+                continue
             if isinstance(result, _Joined):
                 self.counts.update(result.names)
                 self.log.extend(Rewrite(name, (node,) + result.summed, result.tensor)
                                 for name in result.names)
                 return result.tensor
-            if result is not None:
-                name = rule.__name__.lstrip("_")
-                self.counts[name] += 1
-                self.log.append(Rewrite(name, (node,), result))
-                return result
+            self.counts[rule_name] += 1
+            self.log.append(Rewrite(rule_name, (node,), result))
+            return result
         key = (type(node.prim), _hashable(node.attrs), tuple(_input_key(t) for t in inputs))
         if node.prim.pure and key in self.seen:
             self.counts["cse"] += 1
@@ -266,6 +277,8 @@ def _is_sum_node(node):
 
 
 def _fusions(node, inputs):
+    if getattr(node.prim.fuse, "__func__", None) is Primitive.fuse:
+        return None                   # nothing to fuse (most primitives): no state change
     # The fused nodes are backward nodes of the same forward node, with its metadata (anomaly
     # errors and diagrams name them like the node they replace).
     with recording_backward(node.forward_node, node.role):
