@@ -467,8 +467,9 @@ def write_report(rows, profiles, repeats, memory, flops=(), source=None):
                   "`step.source()` of the batch-1 sine LSTM above (100 units), over a window of",
                   "2 time steps to keep it short (the 30-step program repeats the per-step part):",
                   f"{len(code)} lines, {kernels} fused kernels (numba; without it the same",
-                  "function runs op by op). Each line of `run` is one instruction of",
-                  "`step.program()`; see [Compiled mode](compiled.md#the-program-as-code).", "",
+                  "function runs op by op). Outside the fused groups each line of `run` is one",
+                  "instruction of `step.program()`; see",
+                  "[Compiled mode](compiled.md#the-program-as-code).", "",
                   "<details><summary>the generated code</summary>", "", "```python", *code,
                   "```", "", "</details>"]
     path = ROOT / "docs" / "benchmarks.md"
