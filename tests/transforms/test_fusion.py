@@ -37,7 +37,7 @@ def run_both(fn, params, calls, jit, has_aux=False):
     """(compiled results, eager results) of fn over the calls' inputs: the loss (and aux)
     and the gradients, per call. The first compiled call traces; the rest run `jit`'s code."""
     compiled = tg.compile(fn, params, has_aux=has_aux)
-    eager = tg.eager_step(fn, params, has_aux=has_aux)
+    eager = tg.eager_step(fn, params, has_aux=has_aux, replay=False)
     results = []
     for step in (compiled, eager):
         out = []
@@ -288,7 +288,7 @@ def test_a_kernel_that_fails_to_compile_leaves_the_program_op_by_op_with_a_warni
 
     loss, params, calls = lstm_step(np.float64)
     compiled = tg.compile(loss, params)
-    eager = tg.eager_step(loss, params)
+    eager = tg.eager_step(loss, params, replay=False)
     compiled(*calls[0])
     generated_with(compiled, refusing_jit)
     with pytest.warns(RuntimeWarning, match="runs op by op: FakeNumbaError: cannot type"):
@@ -316,7 +316,7 @@ def test_operands_numpy_would_answer_in_another_layout_run_op_by_op_and_equal_ea
             return tg.sum(tg.sum(-tg.transpose(x) * w, axis=1) ** 2)
         inputs = [rng.standard_normal((64, 48)).astype(np.float32) * 10
                   for _ in range(FUSE_AFTER + 4)]
-    compiled, eager = tg.compile(loss, [w]), tg.eager_step(loss, [w])
+    compiled, eager = tg.compile(loss, [w]), tg.eager_step(loss, [w], replay=False)
     for x in inputs:
         w.grad = None
         ours = compiled(x)

@@ -18,14 +18,17 @@ from .state import changed, current, recording_backward
 from .tensor import Tensor, add_to_grad, describe, update_grad
 
 
-def nodes(outputs):
+def nodes(outputs, given=()):
     """The op nodes reachable from `outputs`, in the order they were created.
 
     Every node is created after the nodes of its inputs, so creation order is a topological
     order (inputs before users), and it follows the program as written. The search is
     iterative, so graph depth is not limited by Python's recursion limit.
+    given: ids of tensors whose values are known: the search does not enter their nodes.
     """
-    found, stack = {}, [out._node for out in _as_list(outputs, "nodes") if out._node is not None]
+    found = {}
+    stack = [out._node for out in _as_list(outputs, "nodes")
+             if out._node is not None and id(out) not in given]
     push = stack.append
     while stack:                  # (plain loops: a trace walks graphs of 100,000 nodes)
         node = stack.pop()
@@ -36,7 +39,7 @@ def nodes(outputs):
         found[id(node)] = node
         for inp in node.inputs:
             source = inp._node
-            if source is not None and id(source) not in found:
+            if source is not None and id(source) not in found and id(inp) not in given:
                 push(source)
     return sorted(found.values(), key=_serial)
 
@@ -323,17 +326,24 @@ def _shown(value):
 
 def _check_saved(node, out):
     """Refuse to run a vjp on saved values that changed since the node saved them."""
+    changed_value = saved_changed(node, out)
+    if changed_value is not None:
+        raise RuntimeError(_changed_message(node, *changed_value))
+
+
+def saved_changed(node, out):
+    """(a saved value of node that was changed in place since, its version then), or None.
+    out: the node's output."""
     versions = node.versions
     if versions is None:                  # all saved at version 0 (the common case)
-        for t in node.inputs:
+        for t in node.inputs + (out,):
             if t._version is not None and t._version[0]:
-                raise RuntimeError(_changed_message(node, t, 0))
-        if out._version is not None and out._version[0]:
-            raise RuntimeError(_changed_message(node, out, 0))
-        return
+                return t, 0
+        return None
     for t, version in zip(node.inputs + (out,), versions):
         if (0 if t._version is None else t._version[0]) != version:
-            raise RuntimeError(_changed_message(node, t, version))
+            return t, version
+    return None
 
 
 def _changed_message(node, t, version):

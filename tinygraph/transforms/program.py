@@ -45,7 +45,7 @@ def _where(node, known):
 class Program:
     """The flattened graph of one trace: leaves read on every call, then one step per op node.
 
-    inputs: the trace's input Tensors; loss, grads (None where unused), aux: the outputs;
+    inputs: the trace's input Tensors (or values of the graph, given at each call); loss, grads (None where unused), aux: the outputs;
     carries: the trace's carry() records; casts: {(position, dtype): Tensor} for inputs given
     as arrays and cast where they met a tensor of another dtype.
     """
@@ -67,7 +67,9 @@ class Program:
         casts = {id(t): key for key, t in casts.items()}
         self.steps, self.wheres, self.specs, into = [], [], [], []
         wheres = {}              # (forward op, role) -> the phrase: one string per kind
-        for node in nodes(outputs):
+        # An input may be a value some op computed (a backward program is given the forward
+        # values): the program starts from it, never computing it again.
+        for node in nodes(outputs, given=slots):
             ins = []
             for t in node.inputs:
                 slot = slots.get(id(t))

@@ -26,6 +26,7 @@ program's buffers, a model's carried state and the `.grad` sums are shared).
 from ..core.autodiff import grad
 from ..core.tensor import ForkSafeLock, Parameter, Tensor, add_to_grad, describe
 from ..ops.parallel import cores_to_workers
+from .tape import ReplayedBackward
 
 
 class Step:
@@ -69,20 +70,30 @@ class Step:
 
 
 class EagerStep(Step):
-    """Runs `fn` and the fast backward pass on every call (see `eager_step`)."""
+    """Runs `fn` and the fast backward pass on every call (see `eager_step`). The backward
+    pass of a graph met before is replayed as a program (tinygraph.transforms.tape)."""
+
+    def __init__(self, fn, params, has_aux=False, replay=True):
+        super().__init__(fn, params, has_aux)
+        self.replayed = ReplayedBackward() if replay else None
 
     def run(self, inputs, kwargs):
         live = self.trained("eager_step")
         loss, aux, rebuild = split_output(self.fn(*inputs, **kwargs), self.has_aux,
                                           "eager_step")
         check_loss(loss, "eager_step")
+        trained = [self.params[k] for k in live]
         grads = [None] * len(self.params)
-        for k, g in zip(live, grad(loss, [self.params[k] for k in live], allow_unused=True)):
-            grads[k] = None if g is None else g.data
+        found = None if self.replayed is None else self.replayed.gradients(loss, trained)
+        if found is None:
+            found = [None if g is None else g.data
+                     for g in grad(loss, trained, allow_unused=True)]
+        for k, g in zip(live, found):
+            grads[k] = g
         return loss.data, grads, rebuild([None if t is None else t.data for t in aux])
 
 
-def eager_step(fn, params, has_aux=False):
+def eager_step(fn, params, has_aux=False, replay=True):
     """An eager Step for the loss function `fn` and the parameters it trains: calling it
     returns the loss and adds the gradients into the parameters' `.grad` (`tg.compile` gives
     a step with the same call and effect that replays a traced program).
@@ -90,8 +101,14 @@ def eager_step(fn, params, has_aux=False):
     has_aux: fn returns `(loss, aux)`, aux a Tensor or a tuple, list or dict of Tensors (or
     None); the step then returns `(loss, aux)` with aux's Tensors as values (no graph).
     Keyword arguments are passed on to fn.
+
+    replay: the backward pass of a graph met on two calls in a row is made a program once
+    and replayed on the next calls with the same graph (the same ops on the same shapes:
+    tinygraph.transforms.tape), which saves most of its Python cost; the gradients are those
+    the ordinary pass computes. False: the ordinary pass, op by op, on every call (the
+    reference the tests compare programs with).
     """
-    return EagerStep(fn, params, has_aux)
+    return EagerStep(fn, params, has_aux, replay)
 
 
 def split_output(out, has_aux, who):

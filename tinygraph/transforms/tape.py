@@ -1,0 +1,156 @@
+"""Eager steps that replay their backward pass: the tape's shape is the cache key.
+
+An eager step runs its function on every call, so the forward graph (the tape) is recorded
+afresh each time; in a training loop it is usually the same graph on new values. Deriving the
+backward pass op by op costs ~10 µs of Python per forward op, several times the numpy work of
+a small model. So an eager step remembers the backward pass of a tape it met twice, as a
+program (tinygraph.transforms.program) made by the same vjps, accumulator and rewrites as a
+compiled step's, and replays it on the next tapes of that shape: the program is given the
+forward values the eager pass computed (never recomputing them: dropout masks, random draws
+and all stay those of this call) and returns the parameters' gradients.
+
+The key (`signature`) is everything the backward graph is derived from: per node the
+primitive's class and all its attributes and where each input comes from (an earlier node, or
+a leaf with its shape, dtype, requires_grad flag and which trained parameter it is). Values
+are not part of it and not read while the program is made (its inputs are abstract), so no
+value of one call is ever baked into another's gradients. A tape whose saved values changed
+in place, or one met under another interpreter (detect_anomaly, a trace), takes the ordinary
+backward pass, which checks and says what went wrong.
+"""
+from ..backend import xp
+from ..core.autodiff import collector_paused, gradient_graph, nodes, saved_changed
+from ..core.state import changed, current
+from ..core.primitive import apply
+from ..core.tensor import Tensor
+from .program import Program
+from .rewrite import SPEED_RULES, simplify
+from .trace import Trace
+
+_ORDINARY = "the ordinary backward pass"   # a tape whose backward no program replays
+MAX_PROGRAMS = 4     # per step: tapes of a few shapes (say, a last shorter batch)
+GIVE_UP_AFTER = 16   # calls in a row with no tape met before: the graph changes every call
+
+
+class ReplayedBackward:
+    """An eager step's backward programs, by tape signature (see module). `gradients(loss,
+    params)` gives the gradient arrays by a program, or None: take the ordinary pass."""
+
+    def __init__(self):
+        self.programs = []       # (signature, BackwardProgram), oldest first
+        self.last = None         # the signature of the latest tape with no program
+        self.misses = 0          # calls in a row that met a new tape
+        self.replays = 0
+
+    def gradients(self, loss, params):
+        if self.misses >= GIVE_UP_AFTER or current().interpreter is not None:
+            return None
+        tape = Tape(loss, params)
+        if not tape.unchanged:       # the ordinary pass refuses, naming the changed value
+            return None
+        signature = tape.signature
+        program = next((p for s, p in self.programs if s == signature), None)
+        if program is None:
+            if signature != self.last:
+                self.last, self.misses = signature, self.misses + 1
+                return None
+            try:
+                program = BackwardProgram(tape, params)
+            except Exception:        # e.g. a user's vjp that computes on arrays: it runs
+                program = _ORDINARY  # in the ordinary pass, which has values
+            self.programs.append((signature, program))
+            del self.programs[:-MAX_PROGRAMS]
+            self.last = None
+        self.misses = 0
+        if program is _ORDINARY:
+            return None
+        grads = program.gradients(tape)
+        if grads is not None:
+            self.replays += 1
+        return grads
+
+
+class Tape:
+    """A recorded forward graph read for replay: its nodes, leaves and signature."""
+
+    def __init__(self, loss, params):
+        self.order = order = nodes([loss])
+        # id(tensor) -> its node's position in order; a leaf's: ~(its position in leaves)
+        self.position = made = {}
+        for i, node in enumerate(order):
+            made[id(node.output)] = i
+        trained = {id(p): k for k, p in enumerate(params)}
+        self.leaves, shape, self.unchanged = [], [], True
+        for node in order:
+            prim, ins = node.prim, []
+            out = node.output
+            if out is None or saved_changed(node, out) is not None:
+                self.unchanged = False
+            for t in node.inputs:
+                k = made.get(id(t))
+                if k is None:
+                    k = made[id(t)] = ~len(self.leaves)
+                    self.leaves.append(t)
+                ins.append(k)
+            attributes = prim.__dict__
+            shape.append((type(prim), _comparable(tuple(attributes.values()))
+                          if attributes else (), tuple(ins)))
+        self.signature = (tuple(shape), tuple(
+            (t.shape, t.dtype, t.requires_grad, trained.get(id(t))) for t in self.leaves))
+
+    def values(self, positions):
+        """The arrays at these positions (node positions; ~k for leaf k), or None when one
+        is gone (an output nothing holds any more)."""
+        arrays = []
+        for k in positions:
+            t = self.leaves[~k] if k < 0 else self.order[k].output
+            if t is None:
+                return None
+            arrays.append(t._data)
+        return arrays
+
+
+def _comparable(value):
+    """Attribute values as == compares them: an array by its bytes, shape and dtype."""
+    if type(value) is xp.ndarray:
+        return ("array", value.dtype.str, value.shape, value.tobytes())
+    if type(value) in (tuple, list):
+        return tuple(_comparable(v) for v in value)
+    return value
+
+
+class BackwardProgram:
+    """The backward pass of one tape signature as a program of the forward values."""
+
+    def __init__(self, tape, params):
+        with collector_paused(), changed(interpreter=Trace({}), grad_enabled=True):
+            twins = {}       # position (as in Tape) -> the abstract tensor standing for it
+            for k, t in enumerate(tape.leaves):
+                twins[~k] = Tensor(None, name=t.name, spec=(t.shape, t.dtype),
+                                   requires_grad=t.requires_grad)
+            for i, node in enumerate(tape.order):
+                made = apply(node.prim, *(twins[tape.position[id(t)]] for t in node.inputs))
+                made.name = node.output.name if node.output is not None else None
+                twins[i] = made
+            loss_twin = twins[len(tape.order) - 1]
+            # (a parameter the tape does not read stands for itself: no gradient reaches it)
+            grads = gradient_graph(loss_twin, [twins.get(tape.position.get(id(p)), p)
+                                               for p in params])
+            used = iter(simplify([g for g in grads if g is not None], SPEED_RULES).outputs)
+            grads = [None if g is None else next(used) for g in grads]
+        # The program is given the forward values its backward graph reads (and the loss,
+        # one of its outputs), in tape positions.
+        by_id = {id(t): k for k, t in twins.items()}
+        read = {id(loss_twin)}
+        for node in nodes([g for g in grads if g is not None], given=by_id):
+            read.update(id(t) for t in node.inputs if id(t) in by_id)
+        read.update(id(g) for g in grads if g is not None and id(g) in by_id)
+        self.positions = sorted(by_id[i] for i in read)
+        self.program = Program([twins[k] for k in self.positions], loss_twin, grads, [], [], {})
+
+    def gradients(self, tape):
+        """One gradient array per parameter (None where unused), or None: values gone."""
+        arrays = tape.values(self.positions)
+        if arrays is None:
+            return None
+        return self.program.replay(arrays)[1]
+
