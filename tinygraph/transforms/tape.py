@@ -40,6 +40,7 @@ class ReplayedBackward:
         self.last = None         # the signature of the latest tape with no program
         self.misses = 0          # calls in a row that met a new tape
         self.replays = 0
+        self.why_not = None      # the error that made a tape's program impossible, if any
 
     def gradients(self, loss, params):
         if self.misses >= GIVE_UP_AFTER or current().interpreter is not None:
@@ -55,8 +56,9 @@ class ReplayedBackward:
                 return None
             try:
                 program = BackwardProgram(tape, params)
-            except Exception:        # e.g. a user's vjp that computes on arrays: it runs
+            except Exception as e:   # e.g. a user's vjp that computes on arrays: it runs
                 program = _ORDINARY  # in the ordinary pass, which has values
+                self.why_not = e     # (kept for whoever wonders why nothing is replayed)
             self.programs.append((signature, program))
             del self.programs[:-MAX_PROGRAMS]
             self.last = None
@@ -76,26 +78,37 @@ class Tape:
         self.order = order = nodes([loss])
         # id(tensor) -> its node's position in order; a leaf's: ~(its position in leaves)
         self.position = made = {}
-        for i, node in enumerate(order):
-            made[id(node.output)] = i
-        trained = {id(p): k for k, p in enumerate(params)}
-        self.leaves, shape, self.unchanged = [], [], True
-        for node in order:
+        self.leaves = leaves = []
+        shape, unchanged = [], True
+        for i, node in enumerate(order):         # (inputs come before their users)
             prim, ins = node.prim, []
-            out = node.output
-            if out is None or saved_changed(node, out) is not None:
-                self.unchanged = False
+            # Whether a saved value changed in place since (as the ordinary pass checks it,
+            # inline for the common case: all saved at version 0).
+            all_zero = node.versions is None
             for t in node.inputs:
                 k = made.get(id(t))
                 if k is None:
-                    k = made[id(t)] = ~len(self.leaves)
-                    self.leaves.append(t)
+                    k = made[id(t)] = ~len(leaves)
+                    leaves.append(t)
+                if all_zero and t._version is not None and t._version[0]:
+                    unchanged = False
                 ins.append(k)
+            out = node._output()
+            if out is None:
+                unchanged = False
+            else:
+                made[id(out)] = i
+                if not all_zero:
+                    unchanged = unchanged and saved_changed(node, out) is None
+                elif out._version is not None and out._version[0]:
+                    unchanged = False
             attributes = prim.__dict__
             shape.append((type(prim), _comparable(tuple(attributes.values()))
                           if attributes else (), tuple(ins)))
+        self.unchanged = unchanged
+        trained = {id(p): k for k, p in enumerate(params)}
         self.signature = (tuple(shape), tuple(
-            (t.shape, t.dtype, t.requires_grad, trained.get(id(t))) for t in self.leaves))
+            (t.shape, t.dtype, t.requires_grad, trained.get(id(t))) for t in leaves))
 
     def values(self, positions):
         """The arrays at these positions (node positions; ~k for leaf k), or None when one
@@ -109,12 +122,24 @@ class Tape:
         return arrays
 
 
-def _comparable(value):
-    """Attribute values as == compares them: an array by its bytes, shape and dtype."""
+_ATOMS = frozenset((int, float, bool, str, slice, type(None), type(Ellipsis)))
+
+
+def _comparable(values):
+    """A primitive's attribute values as == compares them, arrays by bytes, shape and dtype;
+    the tuple itself when it holds only atoms or tuples of atoms (a slice's key, a shape)."""
+    for v in values:
+        kind = type(v)
+        if kind not in _ATOMS and not (kind is tuple and all(type(x) in _ATOMS for x in v)):
+            return _converted(values)
+    return values
+
+
+def _converted(value):
     if type(value) is xp.ndarray:
         return ("array", value.dtype.str, value.shape, value.tobytes())
     if type(value) in (tuple, list):
-        return tuple(_comparable(v) for v in value)
+        return tuple(_converted(v) for v in value)
     return value
 
 
