@@ -186,3 +186,22 @@ def test_a_graph_that_changes_every_call_stops_being_keyed():
         step(n=n)
         np.testing.assert_allclose(w.grad, n * w.data ** (n - 1))
     assert step.replayed.replays == 0 and step.replayed.misses >= 16
+
+
+def test_a_stateful_language_model_with_dropout_and_tied_weights():
+    # Truncated BPTT: each call starts from the state the previous one carried (a leaf of
+    # the tape, given to the program like any value); dropout between the layers.
+    from lstm.models import LanguageModel
+    rng = np.random.default_rng(4)
+    batches = [(rng.integers(0, 30, (3, 5)), rng.integers(0, 30, (3, 5))) for _ in range(8)]
+
+    def make():
+        return LanguageModel(30, 8, 8, num_layers=2, dropout=0.3, tie_weights=True, seed=2,
+                             dtype=np.float64)      # (stateful: its layers carry the state)
+
+    (replayed, params_r, step), (ordinary, params_o, _) = train_both(make, batches, lr=0.5)
+    assert step.replayed.replays == 7
+    for a, b in zip(replayed, ordinary):
+        assert a.tobytes() == b.tobytes()
+    for a, b in zip(params_r, params_o):
+        assert a.tobytes() == b.tobytes()
