@@ -26,6 +26,7 @@ from .ops.select import (greater, greater_equal, less, less_equal, equal, not_eq
 from .transforms.gradcheck import gradcheck, GradcheckError
 from .transforms.rewrite import simplify, Simplified
 from .transforms.step import Step, eager_step
+from .transforms.forward_mode import jvp, hessian
 from .transforms.compile import compile, carry, CompiledStep
 from .transforms.anomaly import detect_anomaly
 from .transforms.onnx_export import export_onnx

@@ -1,0 +1,207 @@
+"""Forward mode by transposition (tinygraph.transforms.forward_mode): tg.jvp against central
+finite differences and the adjoint identity <Jv, u> = <v, Jᵀu> on every differentiable
+primitive of the op table, against torch.func.jvp on an LSTM cell and a 2-layer language
+model (float64), inside a compiled step; tg.hessian against PyTorch's and finite
+differences; and the errors a wrong call gets."""
+import numpy as np
+import pytest
+
+import tinygraph as tg
+from lstm.cells import lstm_gates
+from lstm.models import LanguageModel
+from tests.engine.op_cases import CASES
+
+GRAD_CASES = [case for case in CASES if case.differentiable]
+
+
+def _floating(a):
+    return np.issubdtype(np.asarray(a).dtype, np.floating)
+
+
+@pytest.mark.parametrize("case", GRAD_CASES, ids=str)
+def test_jvp_of_every_primitive_matches_finite_differences(case):
+    rng = np.random.default_rng(11)
+    arrays = case.inputs(rng)
+    tangents = [rng.standard_normal(np.shape(a)) if _floating(a) else None for a in arrays]
+    out, tangent = tg.jvp(case.fn, arrays, tangents)
+    np.testing.assert_allclose(out.data, case.expected(arrays), rtol=1e-12, atol=1e-12)
+
+    eps = 1e-6
+    moved = lambda sign: case.expected([a if v is None else a + sign * eps * v
+                                        for a, v in zip(arrays, tangents)])
+    central = (moved(1) - moved(-1)) / (2 * eps)
+    np.testing.assert_allclose(tangent.data, central, rtol=1e-5, atol=1e-6)
+
+    # The adjoint identity, against the reverse pass: <J v, u> = <v, Jᵀ u>.
+    u = rng.standard_normal(np.shape(out.data))
+    xs = [tg.tensor(a, requires_grad=v is not None) for a, v in zip(arrays, tangents)]
+    moving = [x for x, v in zip(xs, tangents) if v is not None]
+    vjps = tg.grad(case.fn(*xs), moving, grad_outputs=[u], allow_unused=True)
+    backward = sum(np.sum(g.data * v) for g, v in
+                   zip(vjps, [v for v in tangents if v is not None]) if g is not None)
+    assert np.sum(tangent.data * u) == pytest.approx(backward, rel=1e-10, abs=1e-12)
+
+
+def _cell(m, x, h, c, Wx, Wh, b):
+    """An LSTM step, tinygraph's lstm_gates on the fused affine; m is tg or a torch twin."""
+    A = x @ Wx + h @ Wh + b
+    if m is tg:
+        return lstm_gates(A, c)
+    H = c.shape[-1]
+    f, g = m.sigmoid(A[:, :H]), m.tanh(A[:, H:2 * H])
+    i, o = m.sigmoid(A[:, 2 * H:3 * H]), m.sigmoid(A[:, 3 * H:])
+    c = f * c + g * i
+    return o * m.tanh(c), c
+
+
+def test_jvp_of_an_lstm_cell_matches_torch(torch):
+    rng = np.random.default_rng(3)
+    N, D, H = 2, 3, 4
+    shapes = [(N, D), (N, H), (N, H), (D, 4 * H), (H, 4 * H), (4 * H,)]
+    primals = [rng.standard_normal(s) for s in shapes]
+    tangents = [rng.standard_normal(s) for s in shapes]
+    (h, c), (dh, dc) = tg.jvp(lambda *xs: _cell(tg, *xs), primals, tangents)
+    (th, tc), (tdh, tdc) = torch.func.jvp(lambda *xs: _cell(torch, *xs),
+                                          tuple(map(torch.tensor, primals)),
+                                          tuple(map(torch.tensor, tangents)))
+    for ours, theirs in [(h, th), (c, tc), (dh, tdh), (dc, tdc)]:
+        np.testing.assert_allclose(ours.data, theirs.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_jvp_of_a_two_layer_language_model_matches_torch(torch):
+    import lstm
+    model = LanguageModel(20, 6, 5, num_layers=2, seed=0, dtype=np.float64)
+    twin = lstm.to_torch(model)
+    ids = np.random.default_rng(5).integers(0, 20, (3, 4))
+    names = [n for n, _ in twin.named_parameters()]
+    generator = torch.Generator().manual_seed(0)
+    directions = {n: torch.randn(p.shape, generator=generator, dtype=torch.float64)
+                  for n, p in twin.named_parameters()}
+
+    def torch_logits(*params):
+        return torch.func.functional_call(twin, dict(zip(names, params)),
+                                          (torch.as_tensor(ids), None))[0]
+
+    logits, tangent = torch.func.jvp(torch_logits, tuple(twin.parameters()),
+                                     tuple(directions[n] for n in names))
+    # The same direction in tinygraph's layout (gate order, transposes, joined biases): the
+    # bridge's mapping is linear, so a twin holding the direction maps it.
+    with torch.no_grad():
+        for n, p in twin.named_parameters():
+            p.copy_(directions[n])
+    direction = lstm.from_torch(twin, dtype=np.float64) if _takes_dtype(lstm.from_torch) \
+        else lstm.from_torch(twin)
+
+    def our_logits(*params):
+        model.reset_state()
+        return model(ids)
+
+    out, ours = tg.jvp(our_logits, model.parameters(),
+                       [p.data.astype(np.float64) for p in direction.parameters()])
+    np.testing.assert_allclose(out.data, logits.detach().numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ours.data, tangent.detach().numpy(), rtol=0, atol=1e-12)
+
+
+def _takes_dtype(fn):
+    import inspect
+    return "dtype" in inspect.signature(fn).parameters
+
+
+def test_jvp_of_a_language_model_loss_matches_finite_differences():
+    model = LanguageModel(20, 6, 5, num_layers=2, seed=1, dtype=np.float64)
+    rng = np.random.default_rng(6)
+    ids, targets = rng.integers(0, 20, (3, 4)), rng.integers(0, 20, (3, 4))
+    directions = [rng.standard_normal(p.shape) for p in model.parameters()]
+
+    def loss(*params):
+        model.reset_state()
+        return model.loss(ids, targets)
+
+    _, tangent = tg.jvp(loss, model.parameters(), directions)
+    originals = [p.data.copy() for p in model.parameters()]
+    eps, values = 1e-6, []
+    for sign in (1, -1):
+        for p, a, v in zip(model.parameters(), originals, directions):
+            p.data = a + sign * eps * v
+        values.append(float(loss().data))
+    for p, a in zip(model.parameters(), originals):
+        p.data = a
+    assert float(tangent.data) == pytest.approx((values[0] - values[1]) / (2 * eps), rel=1e-6)
+
+
+def test_a_jvp_inside_a_loss_eager_and_compiled():
+    # create_graph=True records the tangent: a loss made of it trains, compiled as eager.
+    rng = np.random.default_rng(7)
+    W = tg.Parameter(rng.standard_normal((3, 3)))
+    x, v = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
+
+    def loss(x, v):
+        _, dy = tg.jvp(lambda x: tg.tanh(x @ W), (x,), (v,), create_graph=True)
+        return tg.sum(dy * dy)
+
+    eager = tg.eager_step(loss, [W], replay=False)
+    compiled = tg.compile(loss, [W])
+    for step in (eager, compiled, compiled):
+        W.grad = None
+        value = step(x, v)
+        grads = W.grad.data.copy()
+        if step is eager:
+            expected_value, expected = value.data, grads
+        np.testing.assert_allclose(value.data, expected_value, rtol=1e-12)
+        np.testing.assert_allclose(grads, expected, rtol=1e-12)
+    # ... and the gradient itself against finite differences of the loss in W.
+    eps, e = 1e-6, np.zeros((3, 3))
+    e[1, 2] = 1
+    W.data = W.data + eps * e
+    up = float(loss(x, v).data)
+    W.data = W.data - 2 * eps * e
+    down = float(loss(x, v).data)
+    assert expected[1, 2] == pytest.approx((up - down) / (2 * eps), rel=1e-6)
+
+
+def test_hessian_matches_torch_and_finite_differences(torch):
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 3))
+    A = rng.standard_normal((3, 3))
+
+    def f(m, x):
+        a = torch.tensor(A) if m is torch else A
+        return m.sum(m.tanh(x @ a) ** 3) * m.sum(m.sigmoid(x))
+
+    H = tg.hessian(lambda x: f(tg, x), x)
+    assert H.shape == (2, 3, 2, 3)
+    theirs = torch.autograd.functional.hessian(lambda x: f(torch, x), torch.tensor(x))
+    np.testing.assert_allclose(H.data, theirs.numpy(), rtol=1e-10, atol=1e-12)
+    # One entry by finite differences of the gradient.
+    def gradient(x):
+        t = tg.tensor(x, requires_grad=True)
+        return tg.grad(f(tg, t), [t])[0].data
+    eps, e = 1e-6, np.zeros_like(x)
+    e[1, 0] = 1
+    column = (gradient(x + eps * e) - gradient(x - eps * e)) / (2 * eps)
+    np.testing.assert_allclose(H.data[:, :, 1, 0], column, rtol=1e-6, atol=1e-8)
+
+
+def test_hessian_of_a_linear_function_is_zero():
+    H = tg.hessian(lambda x: tg.sum(x * 3.0), np.ones(3))
+    np.testing.assert_array_equal(H.data, np.zeros((3, 3)))
+
+
+def test_an_output_that_does_not_move_has_a_zero_tangent():
+    out, (a, b) = tg.jvp(lambda x, y: (x * 2.0, y + 1.0), (np.ones(2), np.ones(3)),
+                         (np.ones(2), None))
+    np.testing.assert_array_equal(a.data, [2.0, 2.0])
+    np.testing.assert_array_equal(b.data, np.zeros(3))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: tg.jvp(tg.tanh, np.ones(2), (np.ones(2),)), "tuple or list"),
+    (lambda: tg.jvp(tg.tanh, (np.ones(2),), ()), "1 primals but 0 tangents"),
+    (lambda: tg.jvp(tg.tanh, (np.ones(2),), (np.ones(3),)), r"tangent 0 has shape \(3,\)"),
+    (lambda: tg.jvp(lambda i: i, (np.arange(3),), (np.ones(3),)), "only floating-point"),
+    (lambda: tg.jvp(lambda x: 3, (np.ones(2),), (np.ones(2),)), "must return a Tensor"),
+    (lambda: tg.hessian(tg.tanh, np.ones(2)), "scalar"),
+])
+def test_wrong_calls_are_named(call, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        call()

@@ -1,0 +1,154 @@
+"""Forward mode by transposition: jvp and hessian from the vjps alone.
+
+Reverse mode gives, for a cotangent u of the outputs, the vjp `g(u) = Jᵀu`, and g is linear in
+u. The derivative of the linear map u -> <Jᵀu, v> with respect to u is Jv, the jvp. So a jvp
+is two reverse passes: the vjp recorded with a stand-in cotangent u (its value never matters:
+the map is linear), then that graph differentiated with respect to u with the tangent v as its
+seed. Every op keeps its one vjp (written in tinygraph ops, so differentiable again); no
+primitive has a second derivative rule to keep in step with the first. (JAX derives its
+reverse mode from forward mode by the same transposition, the other way round.)
+
+    outputs, tangents = tg.jvp(fn, (x, W), (dx, dW))     # JAX's signature
+    H = tg.hessian(loss_fn, x)                            # forward-over-reverse
+
+The tangent is a graph like any other: `create_graph=True` keeps it (to render it, simplify
+it, or differentiate a loss made of it).
+"""
+from ..backend import xp
+from ..core.autodiff import grad
+from ..core.state import enable_grad
+from ..core.tensor import Tensor, describe
+
+
+def jvp(fn, primals, tangents, create_graph=False):
+    """(fn(*primals), the directional derivative of fn at primals along tangents).
+
+    primals: a tuple or list of the inputs (arrays, numbers or Tensors); tangents: one per
+    primal, of its shape (cast to its floating dtype), or None for an input with no tangent
+    (an integer input, say: its tangent is zero). fn returns a Tensor or a tuple or list of
+    Tensors; the result has the same structure twice: outputs and output tangents (zeros
+    for an output that does not depend on any input with a tangent).
+
+    create_graph: record the tangents (and keep the outputs' graph), so they can be drawn,
+    simplified or differentiated again (a loss made of a jvp); by default both are values.
+    """
+    primals, tangents = _as_sequence(primals, "primals"), _as_sequence(tangents, "tangents")
+    if len(primals) != len(tangents):
+        raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents; give one "
+                         "tangent per primal (None for an input with no tangent)")
+    inputs, seeds = [], []
+    for k, (primal, tangent) in enumerate(zip(primals, tangents)):
+        x = _input(primal, tangent is not None, k)
+        inputs.append(x)
+        seeds.append(None if tangent is None else _tangent(tangent, x, k))
+    with enable_grad():
+        out = fn(*inputs)
+        outputs, rebuild = _outputs(out)
+        moving = [x for x, v in zip(inputs, seeds) if v is not None]
+        directions = [v for v in seeds if v is not None]
+        tangents_out = _transposed(outputs, moving, directions, create_graph)
+    if not create_graph:
+        outputs = [Tensor(o.data) for o in outputs]
+    return rebuild(outputs), rebuild(tangents_out)
+
+
+def _transposed(outputs, inputs, directions, create_graph):
+    """J·v for each output: the vjp with stand-in cotangents u, differentiated in u."""
+    differentiable = [k for k, o in enumerate(outputs)
+                      if o.requires_grad and xp.issubdtype(o.dtype, xp.floating)]
+    result = [Tensor(xp.zeros(o.shape, o.dtype if xp.issubdtype(o.dtype, xp.floating)
+                              else xp.float64)) for o in outputs]
+    if not inputs or not differentiable:
+        return result
+    stand_ins = [Tensor(xp.zeros(outputs[k].shape, outputs[k].dtype), name=f"u{k}",
+                        requires_grad=True) for k in differentiable]
+    vjps = grad([outputs[k] for k in differentiable], inputs, grad_outputs=stand_ins,
+                create_graph=True, allow_unused=True)
+    used = [(g, v) for g, v in zip(vjps, directions) if g is not None and g.requires_grad]
+    if not used:
+        return result
+    found = grad([g for g, _ in used], stand_ins, grad_outputs=[v for _, v in used],
+                 create_graph=create_graph, allow_unused=True)
+    for k, t in zip(differentiable, found):
+        if t is not None:
+            result[k] = t
+    return result
+
+
+def hessian(fn, x):
+    """The Hessian of a scalar fn at x, of shape x.shape + x.shape: forward-over-reverse,
+    each column the jvp of the gradient along one basis vector (by transposition: see the
+    module). x: an array or Tensor (floating point)."""
+    x = _input(x, True, 0)
+    with enable_grad():
+        y = fn(x)
+        if not isinstance(y, Tensor) or y.size != 1:
+            raise ValueError("hessian: fn must return a scalar Tensor, got "
+                             + (describe(y) if isinstance(y, Tensor) else type(y).__name__))
+        if not y.requires_grad:
+            return Tensor(xp.zeros(x.shape + x.shape, x.dtype))
+        (g,) = grad(y, [x], create_graph=True)
+        if not g.requires_grad:           # fn is linear in x: its gradient is a constant
+            return Tensor(xp.zeros(x.shape + x.shape, x.dtype))
+        u = Tensor(xp.zeros(x.shape, x.dtype), name="u", requires_grad=True)
+        (w,) = grad(g, [x], grad_outputs=[u], create_graph=True, allow_unused=True)
+        columns = xp.zeros((x.size,) + x.shape, x.dtype)
+        if w is not None and w.requires_grad:
+            for i in range(x.size):
+                e = xp.zeros(x.size, x.dtype)
+                e[i] = 1
+                (column,) = grad(w, [u], grad_outputs=[Tensor(e.reshape(x.shape))], retain_graph=True,
+                                 allow_unused=True)
+                if column is not None:
+                    columns[i] = column.data
+    # columns[i] = H e_i, the i-th column: H[..., i] (H is symmetric for a smooth fn).
+    hess = xp.moveaxis(columns.reshape((x.size, x.size)), 0, 1)
+    return Tensor(hess.reshape(x.shape + x.shape))
+
+
+def _as_sequence(values, what):
+    if not isinstance(values, (tuple, list)):
+        raise TypeError(f"jvp: {what} must be a tuple or list (one entry per input of fn), got "
+                        f"{type(values).__name__}")
+    return list(values)
+
+
+def _input(primal, moving, k):
+    """The Tensor fn gets for primal k: requiring grad where it has a tangent."""
+    if isinstance(primal, Tensor):
+        if moving and not primal.requires_grad:
+            primal = primal.detach()     # (in a compiled step's trace: a node, value unknown)
+        if not moving:
+            return primal
+    else:
+        primal = Tensor(xp.asarray(primal), name=f"x{k}")
+    if moving:
+        if not xp.issubdtype(primal.dtype, xp.floating):
+            raise TypeError(f"jvp: primal {k} has dtype {primal.dtype}: only floating-point "
+                            "inputs have tangents (give None as its tangent)")
+        if not primal.requires_grad:
+            primal.requires_grad = True
+    return primal
+
+
+def _tangent(tangent, x, k):
+    """Tangent k as a Tensor of its primal's dtype (a Tensor stays one: in a compiled step's
+    trace its value is not known yet)."""
+    t = tangent if isinstance(tangent, Tensor) else Tensor(xp.asarray(tangent))
+    if t.shape != x.shape:
+        raise ValueError(f"jvp: tangent {k} has shape {t.shape}, its primal {x.shape}; a "
+                         "tangent has its primal's shape")
+    if t.dtype.kind not in "fiub":
+        raise TypeError(f"jvp: tangent {k} has dtype {t.dtype}")
+    return t if t.dtype == x.dtype else t.astype(x.dtype)
+
+
+def _outputs(out):
+    """(fn's output as a list of Tensors, a function giving a list back that structure)."""
+    if isinstance(out, Tensor):
+        return [out], lambda values: values[0]
+    if isinstance(out, (tuple, list)) and out and all(isinstance(o, Tensor) for o in out):
+        kind = type(out)
+        return list(out), lambda values: kind(values)
+    raise TypeError("jvp: fn must return a Tensor or a tuple or list of Tensors, got "
+                    f"{type(out).__name__}")
