@@ -19,16 +19,29 @@ class Recurrent(Module):
 
     stateful=True carries the final state into the next call, detached from the graph
     (truncated BPTT: the gradient stops at the batch boundary); `reset_state()` forgets it.
+
+    checkpoint_every=k runs the sequence in segments of k steps, each `tg.checkpoint`ed: the
+    backward pass keeps only each segment's inputs and hidden states and recomputes its
+    steps (input projection included) when it reaches them; k near sqrt(T) keeps the least.
+    Eager mode only (a compiled step's trace refuses it); with no gradient recorded
+    (no_grad) it runs as without.
     """
 
-    def __init__(self, cell, stateful=False):
+    def __init__(self, cell, stateful=False, checkpoint_every=None):
+        if checkpoint_every is not None and (not isinstance(checkpoint_every, int)
+                                             or checkpoint_every < 1):
+            raise ValueError("Recurrent: checkpoint_every must be a positive int (steps per "
+                             f"segment) or None, got {checkpoint_every!r}")
         self.cell = cell
         self.stateful = stateful
+        self.checkpoint_every = checkpoint_every
         self.state = None
         self.position = None     # "layer k of n" when in a StackedRecurrent (for errors)
 
     def extra_repr(self):
-        return "stateful=True" if self.stateful else ""
+        options = (["stateful=True"] if self.stateful else []) + \
+            ([f"checkpoint_every={self.checkpoint_every}"] if self.checkpoint_every else [])
+        return ", ".join(options)
 
     def _to_dtype(self, dtype):
         # The carried state follows the parameters (a float32 state would meet float64 weights).
@@ -89,17 +102,43 @@ class Recurrent(Module):
             else:
                 state = self.cell.zero_state(N)
             start = state
-        projected = self.cell.project(xs)              # (N, T, kH) in one matmul
-        hs = []
-        for t in range(T):
-            with tg.time_step(t + 1):
-                state = self.cell.step(projected[:, t, :], state)
-            h = state[0] if isinstance(state, tuple) else state
-            hs.append(tg.reshape(h, (N, 1, h.shape[-1])))
+        if self.checkpoint_every and tg.is_grad_enabled():
+            hs, state = self._segments(xs, state)
+        else:
+            hs, state = self._steps(xs, state, 0)
+        hs = tg.concat(hs, axis=1)
         if self.stateful:
             # Sets self.state to the detached final state (and tells a compiled step's trace).
             tg.carry(self, "state", start, state)
-        return tg.concat(hs, axis=1), state
+        return hs, state
+
+    def _steps(self, xs, state, first):
+        """The cell over xs (N, T', D) from `state`, its steps numbered from first + 1:
+        ([hidden states, one (N, 1, H) each], final state)."""
+        N, T, _ = xs.shape
+        projected = self.cell.project(xs)              # (N, T', kH) in one matmul
+        hs = []
+        for t in range(T):
+            with tg.time_step(first + t + 1):
+                state = self.cell.step(projected[:, t, :], state)
+            h = state[0] if isinstance(state, tuple) else state
+            hs.append(tg.reshape(h, (N, 1, h.shape[-1])))
+        return hs, state
+
+    def _segments(self, xs, state):
+        """_steps in checkpointed segments of checkpoint_every steps."""
+        T, k = xs.shape[1], self.checkpoint_every
+        parts = isinstance(state, tuple)
+        hs = []
+        for first in range(0, T, k):
+            def segment(x, *start, first=first):
+                seg_hs, final = self._steps(x, start if parts else start[0], first)
+                return (tg.concat(seg_hs, axis=1),) + (final if parts else (final,))
+            out = tg.checkpoint(segment, xs[:, first:first + k, :],
+                                *(state if parts else (state,)))
+            hs.append(out[0])
+            state = tuple(out[1:]) if parts else out[1]
+        return hs, state
 
 
 class StackedRecurrent(Module):

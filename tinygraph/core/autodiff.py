@@ -121,6 +121,17 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=Fa
     return result[0] if single else result
 
 
+def partial_gradients(outputs, inputs, cotangents, create_graph=False):
+    """The vjp of outputs for `inputs` as independent variables: the graph is read only down
+    to them (the nodes that made an input are not entered, so a path from one input through
+    another does not count, and nothing before them is released). One gradient Tensor or
+    None per input. For a vjp that differentiates a graph of its own (a checkpoint's)."""
+    order = nodes(outputs, given={id(t): t for t in inputs})
+    seeds = _seeds(outputs, cotangents, create_graph)
+    grads = _run_backward(outputs, seeds, inputs, create_graph, order=order, retain=create_graph)
+    return [grads.get(id(t)) for t in inputs]
+
+
 def gradient_graph(loss, params):
     """The gradients of a scalar `loss` for `params` (None where unused, zeros where reached
     without a gradient) as a recorded graph with the accumulator's joins: for a program that

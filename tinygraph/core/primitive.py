@@ -132,6 +132,10 @@ class Primitive:
     scalar = None
 
     # --- meta: diagrams and rewrite passes ------------------------------------------------
+    # True when the vjp reads tensors other than the node's inputs (a checkpointed segment's
+    # closure: its weights): a graph holding such a node is differentiated only where it was
+    # recorded, never from a copy (an eager step's replayed backward program)
+    closes_over = False
     selects_part = False  # the output is a part of the input (slice, index): diagrams name
                           # such a use by the part's name
 

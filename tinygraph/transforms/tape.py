@@ -46,8 +46,8 @@ class ReplayedBackward:
         if self.misses >= GIVE_UP_AFTER or current().interpreter is not None:
             return None
         tape = Tape(loss, params)
-        if not tape.unchanged:       # the ordinary pass refuses, naming the changed value
-            return None
+        if not tape.unchanged:       # the ordinary pass refuses, naming the changed value (or
+            return None              # differentiates a node whose vjp reads its closure)
         signature = tape.signature
         program = next((p for s, p in self.programs if s == signature), None)
         if program is None:
@@ -102,6 +102,8 @@ class Tape:
                     unchanged = unchanged and saved_changed(node, out) is None
                 elif out._version is not None and out._version[0]:
                     unchanged = False
+            if prim.closes_over:
+                unchanged = False        # (a copy of the graph would miss the closure)
             attributes = prim.__dict__
             shape.append((type(prim), _comparable(tuple(attributes.values()))
                           if attributes else (), tuple(ins)))

@@ -1,0 +1,151 @@
+"""tg.checkpoint and Recurrent(checkpoint_every=k): the gradients (first and second order)
+are those of the plain graph, dropout inside a segment is recomputed with the same masks,
+a weight changed in place is refused, the recorded graph keeps only the segments, and what is
+not supported says so."""
+import numpy as np
+import pytest
+
+import tinygraph as tg
+from lstm.cells import GRUCell, LSTMCell
+from lstm.recurrent import Recurrent
+
+rng = np.random.default_rng(0)
+W = tg.Parameter(rng.standard_normal((4, 4)) / 2, name="W")
+X0 = rng.standard_normal((2, 4))
+
+
+def segment(h):
+    for _ in range(3):
+        h = tg.tanh(h @ W)
+    return h
+
+
+def chain(checkpointed):
+    h = tg.tensor(X0)
+    for _ in range(4):
+        h = tg.checkpoint(segment, h) if checkpointed else segment(h)
+    return tg.sum(h * h)
+
+
+def test_gradients_are_those_of_the_plain_graph():
+    (ours,) = tg.grad(chain(True), [W])
+    (plain,) = tg.grad(chain(False), [W])
+    np.testing.assert_allclose(ours.data, plain.data, rtol=1e-12, atol=1e-14)
+
+
+def test_second_order_through_checkpoints():
+    def gradient_norm(checkpointed):
+        (g,) = tg.grad(chain(checkpointed), [W], create_graph=True)
+        return tg.grad(tg.sum(g * g), [W])[0].data
+    np.testing.assert_allclose(gradient_norm(True), gradient_norm(False), rtol=1e-10)
+
+
+def test_the_recorded_graph_keeps_only_the_segments():
+    ops = [n.op for n in tg.nodes([chain(True)])]
+    assert ops.count("checkpoint") == 4 and "tanh" not in ops and "matmul" not in ops
+
+
+def test_the_backward_graph_marks_the_recomputation():
+    (g,) = tg.grad(chain(True), [W], create_graph=True)
+    roles = {n.role for n in tg.nodes([g]) if n.is_backward}
+    assert "recompute" in roles
+    recomputed = [n for n in tg.nodes([g]) if n.role == "recompute"]
+    assert {n.op for n in recomputed} == {"matmul", "tanh"}
+    assert all(n.forward_node.op == "checkpoint" for n in recomputed)
+
+
+@pytest.mark.parametrize("cell", [LSTMCell, GRUCell])
+@pytest.mark.parametrize("every", [1, 3, 10, 25])
+def test_recurrent_checkpoint_every_gives_the_same_gradients(cell, every):
+    xs = np.random.default_rng(1).standard_normal((3, 10, 2))
+
+    def run(k):
+        model = cell(2, 5, rng=np.random.default_rng(2), dtype=np.float64)
+        layer = Recurrent(model, checkpoint_every=k)
+        hs, final = layer(xs)
+        last = final[1] if isinstance(final, tuple) else final
+        loss = tg.sum(hs * hs) + tg.sum(last * 0.5)
+        return float(loss.data), [g.data for g in tg.grad(loss, model.parameters())]
+
+    (value, grads), (plain_value, plain) = run(every), run(None)
+    assert value == pytest.approx(plain_value, rel=1e-14)
+    for a, b in zip(grads, plain):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_a_stateful_layer_carries_the_state_across_calls():
+    xs = np.random.default_rng(3).standard_normal((2, 7, 2))
+    runs = []
+    for k in (None, 2):
+        cell = LSTMCell(2, 3, rng=np.random.default_rng(4), dtype=np.float64)
+        layer = Recurrent(cell, stateful=True, checkpoint_every=k)
+        grads = []
+        for _ in range(3):
+            hs, _ = layer(xs)
+            grads.append(tg.grad(tg.sum(hs ** 2), [cell.Wh])[0].data)
+        runs.append(grads)
+    for a, b in zip(*runs):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_dropout_inside_a_segment_is_recomputed_with_its_masks():
+    def run(checkpointed):
+        drop = tg.nn.Dropout(0.5, rng=np.random.default_rng(5))
+
+        def noisy(h):
+            return tg.tanh(drop(h) @ W)
+        h = tg.tensor(X0)
+        for _ in range(3):
+            h = tg.checkpoint(noisy, h) if checkpointed else noisy(h)
+        return tg.grad(tg.sum(h), [W])[0].data
+    np.testing.assert_allclose(run(True), run(False), rtol=1e-12)
+
+
+def test_a_weight_changed_before_the_backward_pass_is_refused():
+    V = tg.Parameter(np.eye(3), name="V")
+    out = tg.checkpoint(lambda x: tg.tanh(x @ V), np.ones((1, 3)))
+    V.data = V.data * 2
+    with pytest.raises(RuntimeError, match="modified in place"):
+        tg.grad(tg.sum(out), [V])
+
+
+def test_under_no_grad_it_is_the_segment_itself():
+    with tg.no_grad():
+        out = tg.checkpoint(segment, tg.tensor(X0))
+    assert out._node is None
+    np.testing.assert_allclose(out.data, segment(tg.tensor(X0)).data)
+
+
+def test_an_eager_step_with_checkpoints_takes_the_ordinary_pass():
+    step = tg.eager_step(lambda: chain(True), [W])
+    (expected,) = tg.grad(chain(False), [W])
+    for _ in range(3):
+        W.grad = None
+        step()
+        np.testing.assert_allclose(W.grad.data, expected.data, rtol=1e-12)
+    assert step.replayed.replays == 0
+
+
+def test_not_in_a_compiled_step_yet():
+    step = tg.compile(lambda x: tg.sum(tg.checkpoint(segment, x)), [W])
+    with pytest.raises(RuntimeError, match="compiled step"):
+        step(X0)
+
+
+def test_not_under_detect_anomaly_yet():
+    with tg.detect_anomaly(), pytest.raises(RuntimeError, match="detect_anomaly"):
+        tg.checkpoint(segment, tg.tensor(X0))
+
+
+@pytest.mark.parametrize("fn, message", [
+    (lambda h: 3.0, "must return a Tensor"),
+    (lambda h: (h @ W, tg.tensor(np.ones(2, np.float32))), "one floating dtype"),
+])
+def test_bad_segments_are_named(fn, message):
+    with pytest.raises(TypeError, match=message):
+        tg.checkpoint(fn, tg.tensor(X0))
+
+
+def test_checkpoint_every_must_be_a_positive_int():
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        Recurrent(LSTMCell(2, 3), checkpoint_every=0)

@@ -1,0 +1,175 @@
+"""Checkpointing: a segment of the forward pass that keeps only its inputs and recomputes the
+rest during the backward pass (PyTorch's `torch.utils.checkpoint`, JAX's `jax.checkpoint`).
+
+    h, c = tg.checkpoint(segment, x, h, c)      # as segment(x, h, c), keeping less
+
+The segment runs once without recording; one `checkpoint` node stands for it, its inputs the
+tensors the segment read from outside (the arguments and whatever it closes over: the
+weights), its output the segment's outputs packed into one flat array (unpacked by slice and
+reshape nodes, so a primitive keeps its one output). Its vjp runs the segment again, recorded,
+on those same input tensors (nodes of role "recompute"), then the recorded segment's own
+backward pass seeded with the gradient that reached the outputs. So the derivative is the
+segment ops' vjps, as without checkpointing: the gradients are the same to rounding.
+
+Values drawn at random inside the segment (dropout masks) are kept from the first run and
+used again by the recomputation, so it computes the same function. A saved input changed in
+place before the backward pass is refused as for any node. Not available inside a compiled
+step's trace or under detect_anomaly yet (both say so).
+"""
+import math
+
+from ..backend import xp
+from ..core.accumulate import LazyTerms
+from ..core.autodiff import partial_gradients
+from ..core.interpreter import Interpreter
+from ..core.primitive import Primitive, apply, evaluate, evaluated, run_forward
+from ..core.state import changed, current
+from ..core.tensor import Tensor, describe
+from ..ops.indexing import getitem
+from ..ops.shape import reshape
+
+
+def checkpoint(fn, *args):
+    """fn(*args), keeping only its inputs for the backward pass (see module). fn returns a
+    Tensor or a tuple or list of Tensors of one floating dtype; the result has that form."""
+    state = current()
+    if state.interpreter is not None:
+        raise RuntimeError("tg.checkpoint: not available " + (
+            "inside a compiled step's trace yet" if state.interpreter.abstract else
+            "under detect_anomaly (or another interpreter) yet") + "; call the segment "
+            "directly there")
+    args = [a if isinstance(a, Tensor) else Tensor(xp.asarray(a)) for a in args]
+    if not state.grad_enabled:
+        return fn(*args)
+    watch = _Reads(args)
+    with changed(interpreter=watch):
+        out = fn(*args)
+    outputs, rebuild = _outputs(out)
+    inputs = watch.outside()
+    if not any(t.requires_grad for t in inputs):
+        return out                       # nothing to differentiate: values, as under no_grad
+    dtype = outputs[0].dtype
+    for o in outputs:
+        if o.dtype != dtype or not xp.issubdtype(o.dtype, xp.floating):
+            raise TypeError("tg.checkpoint: the segment's outputs must share one floating "
+                            f"dtype, got {describe(o)} ({o.dtype}) beside {dtype}")
+    prim = Segment(fn, len(args), [o.shape for o in outputs], dtype, watch.drawn)
+    flat = xp.concatenate([xp.ravel(o._data) for o in outputs]) if len(outputs) > 1 \
+        else xp.ravel(outputs[0]._data).copy()
+    packed = evaluated(prim, inputs, [t._data for t in inputs], flat, state)
+    return rebuild(_unpacked(packed, prim.shapes))
+
+
+class Segment(Primitive):
+    """A checkpointed segment: its output is the segment's outputs raveled and joined; its vjp
+    recomputes the segment, recorded, and runs its backward pass (see module)."""
+
+    name = "checkpoint"
+    rules = "the segment recomputed, then its own backward pass"
+    closes_over = True       # fn reads the weights itself: see Primitive.closes_over
+
+    def __init__(self, fn, n_args, shapes, dtype, drawn):
+        self.fn, self.n_args, self.shapes, self.dtype = fn, n_args, tuple(shapes), dtype
+        self._drawn = drawn              # arrays drawn at random in the first run, in order
+
+    def forward(self, *arrays):
+        raise RuntimeError("a checkpoint node computes its value when it is made; it is not "
+                           "replayed")
+
+    def spec(self, *inputs):
+        return (sum(math.prod(s) for s in self.shapes),), self.dtype
+
+    def label(self, inputs, inline):
+        return f"checkpoint {getattr(self.fn, '__name__', 'segment')}"
+
+    def vjp(self, node, g, needs):
+        state = current()
+        record = state.backward_of is not None        # a recorded backward pass
+        inner = state.interpreter.inner if isinstance(state.interpreter, LazyTerms) \
+            else state.interpreter
+        if not record and g._data is None:
+            evaluate(g)
+        inputs = node.inputs
+        cotangents = _unpacked(g, self.shapes) if record else \
+            [Tensor(part) for part in _split(g._data, self.shapes)]
+        wanted = [t for t, need in zip(inputs, needs) if need]
+        # The pass's own interpreter back (the fast pass's lazy terms are its business), the
+        # segment run again recorded, then its backward pass.
+        with changed(interpreter=inner, grad_enabled=True):
+            with changed(interpreter=_Recompute(self._drawn, inner),
+                         backward_role="recompute" if record else None,
+                         backward_of=node if record else None):
+                outputs, _ = _outputs(self.fn(*inputs[:self.n_args]))
+            found = iter(partial_gradients(outputs, wanted, cotangents, record))
+        return [next(found) if need else None for need in needs]
+
+
+def _unpacked(flat, shapes):
+    """The outputs from the packed tensor: a slice and a reshape each."""
+    parts, start = [], 0
+    for shape in shapes:
+        size = math.prod(shape)
+        parts.append(reshape(getitem(flat, slice(start, start + size)), shape))
+        start += size
+    return parts
+
+
+def _split(array, shapes):
+    parts, start = [], 0
+    for shape in shapes:
+        size = math.prod(shape)
+        parts.append(array[start:start + size].reshape(shape))
+        start += size
+    return parts
+
+
+class _Reads(Interpreter):
+    """The first run of a segment: computes each op (no node), and notes the tensors read
+    from outside the segment and the arrays drawn at random."""
+
+    def __init__(self, args):
+        self.made = set()                # ids of the tensors the segment made
+        self.read = {id(a): a for a in args}   # outside tensors read, arguments first
+        self.drawn = []
+
+    def apply(self, prim, inputs, state):
+        for t in inputs:
+            if id(t) not in self.made and id(t) not in self.read:
+                self.read[id(t)] = t
+        arrays = [t._data for t in inputs]
+        data = run_forward(prim, arrays, inputs)
+        if not prim.pure:
+            self.drawn.append(data)
+        out = Tensor(data)
+        self.made.add(id(out))
+        return out
+
+    def outside(self):
+        return list(self.read.values())
+
+
+class _Recompute(Interpreter):
+    """The recomputation in a vjp: recorded as usual (through `inner`, if any), with each
+    random draw replaced by the array the first run drew."""
+
+    def __init__(self, drawn, inner):
+        self.drawn, self.k, self.inner = drawn, 0, inner
+
+    def apply(self, prim, inputs, state):
+        if prim.pure:
+            if self.inner is not None:
+                return self.inner.apply(prim, inputs, state)
+            arrays = [t._data for t in inputs]
+            return evaluated(prim, inputs, arrays, run_forward(prim, arrays, inputs), state)
+        data, self.k = self.drawn[self.k], self.k + 1
+        return evaluated(prim, inputs, [t._data for t in inputs], data, state)
+
+
+def _outputs(out):
+    if isinstance(out, Tensor):
+        return [out], lambda parts: parts[0]
+    if isinstance(out, (tuple, list)) and out and all(isinstance(o, Tensor) for o in out):
+        kind = type(out)
+        return list(out), lambda parts: kind(parts)
+    raise TypeError("tg.checkpoint: the segment must return a Tensor or a tuple or list of "
+                    f"Tensors, got {type(out).__name__}")
