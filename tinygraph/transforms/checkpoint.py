@@ -96,7 +96,9 @@ class Segment(Primitive):
         # The pass's own interpreter back (the fast pass's lazy terms are its business), the
         # segment run again recorded, then its backward pass.
         with changed(interpreter=inner, grad_enabled=True):
-            with changed(interpreter=_Recompute(self._drawn, inner),
+            # (with nothing drawn, the plain interpreter: no dispatch per op)
+            again = _Recompute(self._drawn, inner) if self._drawn else inner
+            with changed(interpreter=again,
                          backward_role="recompute" if record else None,
                          backward_of=node if record else None):
                 outputs, _ = _outputs(self.fn(*inputs[:self.n_args]))
