@@ -23,8 +23,8 @@ class Recurrent(Module):
     checkpoint_every=k runs the sequence in segments of k steps, each `tg.checkpoint`ed: the
     backward pass keeps only each segment's inputs and hidden states and recomputes its
     steps (input projection included) when it reaches them; k near sqrt(T) keeps the least.
-    Eager mode only (a compiled step's trace refuses it); with no gradient recorded
-    (no_grad) it runs as without.
+    For eager steps: a compiled step traces the segments as plain steps (its program keeps
+    what its backward part reads); with no gradient recorded (no_grad) it runs as without.
     """
 
     def __init__(self, cell, stateful=False, checkpoint_every=None):

@@ -28,6 +28,7 @@ from .transforms.rewrite import simplify, Simplified
 from .transforms.step import Step, eager_step
 from .transforms.forward_mode import jvp, hessian
 from .transforms.checkpoint import checkpoint
+from .transforms.saved import saved_values, SavedValues
 from .transforms.compile import compile, carry, CompiledStep
 from .transforms.anomaly import detect_anomaly
 from .transforms.onnx_export import export_onnx

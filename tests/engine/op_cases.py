@@ -241,6 +241,9 @@ CASES = [
     OpCase("argmax", lambda x: tg.argmax(x, 1), lambda a: a.argmax(1), [(3, 4)],
            kind="no_gradient", result="index"),
     OpCase("argmin", tg.argmin, np.argmin, [(3, 4)], kind="no_gradient", result="index"),
+    # A checkpointed segment: one node standing for tanh(x @ W), recomputed in its vjp.
+    OpCase("checkpoint", lambda x, w: tg.checkpoint(lambda a, b: tg.tanh(a @ b), x, w),
+           lambda a, b: np.tanh(a @ b), [(3, 4), (4, 2)]),
     OpCase("dropout_mask",
            lambda dtype: tg.ops.dropout_mask(0.3, (3, 4), dtype, np.random.default_rng(7)),
            lambda dtype: _dropout_ref(0.3, (3, 4), dtype, np.random.default_rng(7)), [],

@@ -47,7 +47,11 @@ PRIMITIVES = {cls.name: cls for cls in all_primitives() if cls.__module__.starts
 
 # Templates that are prose and cannot be evaluated, with the reason: (primitive, input) ->
 # why. Keep this short: prefer a formula in the notation above that a learner reads as well.
-NOT_EVALUABLE = {}
+NOT_EVALUABLE = {
+    ("checkpoint", 0): "a checkpointed segment's gradient is its own ops' backward pass, "
+                       "recomputed: no one formula",
+    ("checkpoint", 1): "as for input 0",
+}
 
 # Ops whose batch axes broadcast without the template saying sum_to (see the docstring).
 BATCH_SUMMED = {"matmul", "matmul_tn"}

@@ -119,6 +119,13 @@ class Primitive:
     join_name = None     # the name rewrite reports count its joins under
     join_for_reading = False   # whether the readable rewrites (RULES) apply `join` too
 
+    def pending_gradient(self, node, k):
+        """What the fast backward pass holds for input k's gradient between this vjp and the
+        moment that gradient is complete (memory estimates: tinygraph.saved_values): None for
+        a dense array of the input's shape (the default), or the tensors a lazy term of the
+        sum keeps instead (its operands: the output's gradient stands in for g)."""
+        return None
+
     # --- compiled programs: their buffer planning -----------------------------------------
     # forward_into(out, *arrays): the forward written into a given array of the output's
     # shape and dtype, returning `out` itself (compiled programs write big intermediates into

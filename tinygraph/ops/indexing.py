@@ -40,6 +40,9 @@ class Slice(Primitive):
     def spec(self, a):
         return placeholder(a.shape)[self.key].shape, a.dtype
 
+    def pending_gradient(self, node, k):
+        return (node.output,)      # a lazy slice_grad term: g, added into a buffer at the end
+
     def vjp(self, node, g, needs):
         return [apply(SliceGrad(self.key, node.inputs[0].shape), g)]
 
@@ -174,6 +177,9 @@ class Index(Primitive):
     def spec(self, a, *indices):
         ids = [placeholder(t.shape, xp.intp) for t in indices]
         return placeholder(a.shape)[fill(self.key, ids)].shape, a.dtype
+
+    def pending_gradient(self, node, k):
+        return (node.output,)      # a lazy index_grad term: g, scattered into a buffer later
 
     def vjp(self, node, g, needs):
         indices = node.inputs[1:]

@@ -64,6 +64,11 @@ class MatMul(Primitive):
     def spec(self, a, b):
         return _product_shape(a.shape, b.shape), a.dtype
 
+    def pending_gradient(self, node, k):
+        # The right operand's gradient is a lazy aᵀg term (joined with the other steps' into
+        # one product when the weight's gradient is complete): it holds a and g.
+        return (node.inputs[0], node.output) if k == 1 else None
+
     def vjp(self, node, g, needs):
         # Applied unchecked: the node's operands are at least 2-D (matmul() promotes vectors)
         # and g has the output's shape, so the products are valid by construction.

@@ -13,8 +13,10 @@ segment ops' vjps, as without checkpointing: the gradients are the same to round
 
 Values drawn at random inside the segment (dropout masks) are kept from the first run and
 used again by the recomputation, so it computes the same function. A saved input changed in
-place before the backward pass is refused as for any node. Not available inside a compiled
-step's trace or under detect_anomaly yet (both say so).
+place before the backward pass is refused as for any node. In a compiled step's trace the
+segment is traced as its own ops: the program keeps what its backward part reads, as without
+checkpointing (checkpointing is for eager steps). Not available under detect_anomaly yet (it
+says so).
 """
 import math
 
@@ -33,11 +35,13 @@ def checkpoint(fn, *args):
     """fn(*args), keeping only its inputs for the backward pass (see module). fn returns a
     Tensor or a tuple or list of Tensors of one floating dtype; the result has that form."""
     state = current()
+    if state.interpreter is not None and state.interpreter.abstract:
+        # A compiled step's trace: the segment's ops become ops of the program, which plans
+        # its memory itself (it keeps what its backward part reads, as without checkpoint).
+        return fn(*args)
     if state.interpreter is not None:
-        raise RuntimeError("tg.checkpoint: not available " + (
-            "inside a compiled step's trace yet" if state.interpreter.abstract else
-            "under detect_anomaly (or another interpreter) yet") + "; call the segment "
-            "directly there")
+        raise RuntimeError("tg.checkpoint: not available under detect_anomaly (or another "
+                           "interpreter) yet; call the segment directly there")
     args = [a if isinstance(a, Tensor) else Tensor(xp.asarray(a)) for a in args]
     if not state.grad_enabled:
         return fn(*args)
@@ -54,6 +58,7 @@ def checkpoint(fn, *args):
             raise TypeError("tg.checkpoint: the segment's outputs must share one floating "
                             f"dtype, got {describe(o)} ({o.dtype}) beside {dtype}")
     prim = Segment(fn, len(args), [o.shape for o in outputs], dtype, watch.drawn)
+    prim.recompute_bytes = watch.bytes   # what its recomputation will hold (saved_values)
     flat = xp.concatenate([xp.ravel(o._data) for o in outputs]) if len(outputs) > 1 \
         else xp.ravel(outputs[0]._data).copy()
     packed = evaluated(prim, inputs, [t._data for t in inputs], flat, state)
@@ -133,6 +138,7 @@ class _Reads(Interpreter):
         self.made = set()                # ids of the tensors the segment made
         self.read = {id(a): a for a in args}   # outside tensors read, arguments first
         self.drawn = []
+        self.bytes = 0                   # of the arrays computed (not views): an upper bound
 
     def apply(self, prim, inputs, state):
         for t in inputs:
@@ -142,6 +148,8 @@ class _Reads(Interpreter):
         data = run_forward(prim, arrays, inputs)
         if not prim.pure:
             self.drawn.append(data)
+        if data.base is None:
+            self.bytes += data.nbytes
         out = Tensor(data)
         self.made.add(id(out))
         return out

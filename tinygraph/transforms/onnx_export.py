@@ -24,6 +24,7 @@ relying on it.
 import warnings
 
 from ..backend import xp
+from .checkpoint import Segment
 from ..core.autodiff import nodes
 from ..core.primitive import StopGradient
 from ..core.tensor import Parameter, Tensor
@@ -432,4 +433,6 @@ MAPPINGS = {
 # Primitives with no mapping, and why: export names the primitive and says this.
 REFUSED = {
     rand.DropoutMask: "it draws random numbers: export the model in eval mode",
+    Segment: "a checkpointed segment (tg.checkpoint) stands for ops it does not record: export "
+             "the model without checkpointing (it changes only what a backward pass keeps)",
 }

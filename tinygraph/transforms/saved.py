@@ -1,0 +1,198 @@
+"""What the backward pass keeps: the values a graph saved for it, and its memory over time.
+
+A node holds its inputs until its vjp has run (a pass that does not retain the graph then
+drops them), so the memory of a backward pass is the saved values still held plus the
+gradients pending in the accumulator. `saved_values(loss)` reads both off the graph without
+running anything (JAX's `print_saved_residuals`, drawn as a timeline):
+
+    saved = tg.saved_values(loss)
+    print(saved)                 # one row per saved value: op, shape, bytes, last read
+    saved.timeline               # bytes alive after each backward step (index 0: before)
+    saved.plot()                 # the timeline as a matplotlib figure, the peak marked
+
+Memory is counted per underlying array: a slice or a reshape that is a view costs nothing of
+its own and keeps its base alive. Leaves (parameters, inputs) are the script's, not the
+pass's, and are left out; so are temporaries inside one vjp. A checkpoint node's step adds
+the values its recomputation records (see tinygraph.transforms.checkpoint).
+"""
+from dataclasses import dataclass
+
+from ..backend import xp
+from ..core.autodiff import nodes
+from ..core.tensor import describe
+
+
+@dataclass
+class SavedValue:
+    """One value the graph keeps for the backward pass."""
+    name: str               # the tensor as errors describe it
+    op: str                 # the op that computed it
+    saved_by: tuple         # the ops whose nodes hold it (their vjps may read it)
+    shape: tuple
+    dtype: str
+    bytes: int              # of the array it lives in (0 for a view of another saved value)
+    last_read: int          # the backward step after which nothing holds it (None: kept)
+
+
+class SavedValues:
+    """The saved values of a graph (`rows`), in the order the forward pass made them, and the
+    memory of its backward pass: `timeline[k]` the most bytes alive during backward step k
+    (0: before the first), `steps[k - 1]` the op whose vjp ran at step k; `saved_timeline[k]`
+    the saved values still held after it."""
+
+    def __init__(self, rows, steps, timeline, saved_timeline):
+        self.rows, self.steps, self.timeline = rows, steps, timeline
+        self.saved_timeline = saved_timeline     # the saved values' share of the timeline
+        self.total_bytes = sum(r.bytes for r in rows)
+        self.peak_step = max(range(len(timeline)), key=timeline.__getitem__)
+        self.peak_bytes = timeline[self.peak_step]
+
+    def __str__(self):
+        lines = [f"{'value':<28} {'op':<14} {'shape':<16} {'bytes':>12}  last read",
+                 "-" * 84]
+        for r in self.rows:
+            last = "kept" if r.last_read is None else f"step {r.last_read}"
+            lines.append(f"{r.name[:28]:<28} {r.op:<14} {str(r.shape):<16} {r.bytes:>12,}  "
+                         f"{last}")
+        lines.append(f"{len(self.rows)} saved values, {self.total_bytes:,} bytes; backward "
+                     f"pass of {len(self.steps)} steps peaks at {self.peak_bytes:,} bytes "
+                     f"(step {self.peak_step})")
+        return "\n".join(lines)
+
+    def plot(self, ax=None):
+        """The timeline as a step plot (MB per backward step, saved values and gradients
+        apart, the peak marked); returns the matplotlib Figure."""
+        import matplotlib.pyplot as plt
+        if ax is None:
+            _, ax = plt.subplots(figsize=(8, 3))
+        mb = [b / 2**20 for b in self.timeline]
+        saved = [b / 2**20 for b in self.saved_timeline]
+        steps = range(len(mb))
+        ax.fill_between(steps, saved, step="post", alpha=0.5, label="saved values")
+        ax.fill_between(steps, saved, mb, step="post", alpha=0.5, label="pending gradients")
+        ax.plot([self.peak_step], [mb[self.peak_step]], "v", color="black")
+        ax.annotate(f"peak {mb[self.peak_step]:.1f} MB", (self.peak_step, mb[self.peak_step]),
+                    textcoords="offset points", xytext=(4, 4))
+        ax.set_xlabel("backward step (vjps run, last op first)")
+        ax.set_ylabel("MB alive")
+        ax.legend(loc="upper right")
+        return ax.figure
+
+
+def saved_values(outputs):
+    """The values the graph of `outputs` (a Tensor, or a list: a loss) keeps for the backward
+    pass and the memory timeline of a pass that does not retain the graph (see module)."""
+    outputs = [outputs] if not isinstance(outputs, (list, tuple)) else list(outputs)
+    return analysed(outputs, {})
+
+
+def analysed(outputs, given):
+    """saved_values of `outputs`' graph read down to the tensors in `given` (ids): those are
+    inputs from outside (a checkpointed segment's), neither saved here nor differentiated."""
+    order = nodes(outputs, given=given)
+    steps = [node for node in reversed(order) if node.output is not None
+             and node.output.requires_grad]
+    step_of = {id(node): k + 1 for k, node in enumerate(steps)}
+    end = len(steps) + 1                 # the leaves' gradients are completed after the pass
+
+    def completed(t):                    # the step whose pop completes t's gradient
+        return step_of.get(id(t._node), end) if t._node is not None else end
+
+    # The saved values: the inputs of the graph's nodes that one of its nodes computed.
+    holders, first = {}, {}
+    for node in order:
+        for t in node.inputs:
+            if t._node is not None and t._data is not None and id(t) not in given:
+                holders.setdefault(id(t), []).append(node)
+                first.setdefault(id(t), t)
+    life = {key: (None if any(id(n) not in step_of for n in held)
+                  else max(step_of[id(n)] for n in held)) for key, held in holders.items()}
+    # Lazy gradient terms keep their operands alive until the gradient they add to is done.
+    terms_of = {}                        # step -> [(target tensor, bytes held for g)]
+    for node in steps:
+        for k, t in enumerate(node.inputs):
+            if not t.requires_grad or id(t) in given and t._node is not None:
+                continue
+            held = node.prim.pending_gradient(node, k)
+            if held is None:
+                continue
+            done = completed(t)
+            for h in held[:-1] if held[-1] is node.output else held:
+                if id(h) in life and life[id(h)] is not None:
+                    life[id(h)] = max(life[id(h)], done)
+            terms_of.setdefault(step_of[id(node)], []).append(
+                (t, _nbytes(node.output) if held[-1] is node.output else 0))
+    rows, owner, base_life, base_bytes = [], {}, {}, {}
+    for key, t in first.items():
+        base = _base(t._data)
+        counted = id(base) not in owner
+        owner.setdefault(id(base), key)
+        ends = life[key]
+        rows.append(SavedValue(describe(t), t._node.op, tuple(n.op for n in holders[key]),
+                               t.shape, str(t.dtype), base.nbytes if counted else 0, ends))
+        b = owner[id(base)]
+        base_bytes[b] = base.nbytes
+        base_life[b] = _INF if ends is None or base_life.get(b) == _INF \
+            else max(base_life.get(b, 0), ends)
+    release = {}
+    for b, ends in base_life.items():
+        if ends != _INF:
+            release[ends] = release.get(ends, 0) + base_bytes[b]
+    alive = sum(base_bytes.values())
+    # The gradients pending in the accumulator: a dense array per tensor, or lazy terms.
+    dense, lazy = {}, {}                 # id(tensor) -> bytes
+    for out in outputs:
+        dense[id(out)] = _nbytes(out)
+    timeline, saved_timeline = [alive + sum(dense.values())], [alive]
+    for k, node in enumerate(steps, 1):
+        out = node.output
+        g = dense.pop(id(out), 0)
+        joined = lazy.pop(id(out), 0)
+        peak = alive + sum(dense.values()) + sum(lazy.values()) + g + \
+            (joined + _nbytes(out) if joined else 0)          # the terms joined into g
+        g = g or (_nbytes(out) if joined else 0)
+        lazy_here = {id(t): size for t, size in terms_of.get(k, ())}
+        for i, t in enumerate(node.inputs):
+            if not t.requires_grad or id(t) in given and t._node is not None:
+                continue
+            if id(t) in lazy_here:
+                lazy[id(t)] = lazy.get(id(t), 0) + lazy_here[id(t)]
+            elif id(t) not in dense:
+                dense[id(t)] = _nbytes(t)
+        peak = max(peak, alive + sum(dense.values()) + sum(lazy.values()) + g +
+                   getattr(node.prim, "recompute_bytes", 0))
+        alive -= release.get(k, 0)
+        timeline.append(peak)
+        saved_timeline.append(alive)
+    # After the pass: the leaves' lazy terms are joined into their gradients.
+    pending = sum(dense.values()) + sum(lazy.values())
+    finishing = sum(_nbytes(t) for t in _leaves_with_terms(steps, terms_of))
+    timeline.append(alive + pending + finishing)
+    saved_timeline.append(alive - release.get(end, 0))
+    return SavedValues(rows, [n.op for n in steps] + ["(gradients completed)"], timeline,
+                       saved_timeline)
+
+
+_INF = float("inf")
+
+
+def _leaves_with_terms(steps, terms_of):
+    seen = {}
+    for entries in terms_of.values():
+        for t, _ in entries:
+            if t._node is None:
+                seen[id(t)] = t
+    return list(seen.values())
+
+
+def _base(array):
+    while array.base is not None and isinstance(array.base, xp.ndarray):
+        array = array.base
+    return array
+
+
+def _nbytes(t):
+    size = 1
+    for n in t.shape:
+        size *= n
+    return size * t.dtype.itemsize
