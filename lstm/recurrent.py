@@ -20,7 +20,7 @@ class Recurrent(Module):
     stateful=True carries the final state into the next call, detached from the graph
     (truncated BPTT: the gradient stops at the batch boundary); `reset_state()` forgets it.
 
-    checkpoint_every=k runs the sequence in segments of k steps, each `tg.checkpoint`ed: the
+    checkpoint_every=k runs the sequence in segments of k steps, each through `tg.checkpoint`: the
     backward pass keeps only each segment's inputs and hidden states and recomputes its
     steps (input projection included) when it reaches them; k near sqrt(T) keeps the least.
     For eager steps: a compiled step traces the segments as plain steps (its program keeps

@@ -53,7 +53,7 @@ __all__ = [
     "grad", "backward", "nodes", "leaves", "render", "to_dot", "save", "GraphvizNotFoundError",
     "gradcheck", "GradcheckError", "simplify", "Simplified", "Step", "eager_step",
     "compile", "carry", "CompiledStep", "detect_anomaly", "export_onnx", "explore", "Explorer",
-    "explore_diff",
+    "explore_diff", "jvp", "hessian", "checkpoint", "saved_values", "SavedValues",
 ]
 __version__ = "0.1.0"
 

@@ -35,6 +35,12 @@ Directives (usable from MyST Markdown as ```{name} fences):
     A bar chart of the per-step time ratios that `benchmarks/lm_step.py` wrote into FILE
     (JSON, beside the page). Options: ``:caption:``, ``:alt:``, ``:name:``.
 
+``tinygraph-memory-timeline``
+    The memory timeline of the backward pass (`tinygraph.saved_values`) of one eager step of
+    an LSTM regressor unrolled over ``:steps:`` time steps, once per ``:every:`` setting
+    (``none`` for no checkpointing, or the steps per checkpointed segment), as one figure.
+    Options: ``:steps:``, ``:hidden-size:``, ``:every:``, ``:caption:``, ``:alt:``, ``:name:``.
+
 ``tinygraph-command``
     Runs ``python -m ...`` (the argument) in the repository and shows the command and what it
     printed, e.g. a command's ``--help``.
@@ -470,6 +476,69 @@ def _ratio_chart(steps, path):
     plt.close(fig)
 
 
+class MemoryTimelineDirective(_Base):
+    option_spec = {"steps": directives.positive_int, "hidden-size": directives.positive_int,
+                   "every": directives.unchanged, "caption": directives.unchanged,
+                   "alt": directives.unchanged, "name": directives.unchanged}
+
+    def run(self):
+        self.note_sources()
+        try:
+            panels = memory_timelines(self.options.get("steps", 30),
+                                      self.options.get("hidden-size", 64),
+                                      self.options.get("every", "none").replace(",", " ").split())
+        except Exception:
+            raise self.error(f"tinygraph-memory-timeline: failed:\n{traceback.format_exc()}")
+        image = tinygraph_image(kind="memory", panels=panels)
+        figure, messages = self.figure(image, "memory alive per backward step")
+        return [figure] + messages
+
+
+def memory_timelines(steps, hidden, settings):
+    """[(label, timeline in MB, saved values' share in MB, peak step)] per setting."""
+    import numpy as np
+    import tinygraph as tg
+    from lstm.cells import LSTMCell
+    from lstm.recurrent import Recurrent
+    rng = np.random.default_rng(0)
+    xs, ys = rng.standard_normal((8, steps, 4)), rng.standard_normal((8, steps, 1))
+    panels = []
+    for setting in settings:
+        every = None if setting == "none" else int(setting)
+        cell = LSTMCell(4, hidden, rng=np.random.default_rng(1), dtype=np.float64)
+        readout = tg.nn.Linear(hidden, 1, rng=np.random.default_rng(2), dtype=np.float64)
+        hs, _ = Recurrent(cell, checkpoint_every=every)(xs)
+        saved = tg.saved_values(tg.mse_loss(readout(hs), ys))
+        label = "no checkpointing" if every is None else f"checkpoint_every={every}"
+        panels.append((label, [b / 2**20 for b in saved.timeline],
+                       [b / 2**20 for b in saved.saved_timeline], saved.peak_step))
+    return panels
+
+
+def _memory_chart(panels, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.4 * len(panels)), sharey=True)
+    axes = list(axes) if len(panels) > 1 else [axes]
+    for ax, (label, total, saved, peak) in zip(axes, panels):
+        x = range(len(total))
+        ax.fill_between(x, saved, step="post", alpha=0.5, label="saved values")
+        ax.fill_between(x, saved, total, step="post", alpha=0.5,
+                        label="pending gradients, recomputation")
+        ax.plot([peak], [total[peak]], "v", color="black")
+        ax.annotate(f"peak {total[peak]:.2f} MB", (peak, total[peak]),
+                    textcoords="offset points", xytext=(4, 4))
+        ax.set_title(label, fontsize=10)
+        ax.set_ylabel("MB alive")
+        ax.set_xlim(0, len(total) - 1)
+    axes[0].legend(loc="upper right", fontsize=8)
+    axes[-1].set_xlabel("backward step (vjps run, last op first)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 class CommandDirective(_Base):
     required_arguments = 1
     final_argument_whitespace = True
@@ -607,6 +676,8 @@ def _image_file(builder, node):
         key, suffix = repr(node["steps"]), "svg"
     elif node["kind"] == "state-norms":
         key, suffix = "state-norms" + repr(node["panels"]), "svg"
+    elif node["kind"] == "memory":
+        key, suffix = "memory" + repr(node["panels"]), "svg"
     else:
         key, suffix = repr(sorted(node["norms"].items())) + node["title"], "svg"
     name = f"tinygraph-{hashlib.sha1(key.encode()).hexdigest()[:16]}.{suffix}"
@@ -627,6 +698,8 @@ def _image_file(builder, node):
             _ratio_chart(node["steps"], path)
         elif node["kind"] == "state-norms":
             _state_norms_chart(node["panels"], path)
+        elif node["kind"] == "memory":
+            _memory_chart(node["panels"], path)
         else:
             import numpy as np
             from lstm import plots
@@ -697,6 +770,7 @@ def setup(app):
     app.add_directive("tinygraph-command", CommandDirective)
     app.add_directive("tinygraph-attention", AttentionDirective)
     app.add_directive("tinygraph-benchmark-chart", BenchmarkChartDirective)
+    app.add_directive("tinygraph-memory-timeline", MemoryTimelineDirective)
     app.add_directive("tinygraph-ops-table", ops_reference.directive())
     app.connect("autodoc-process-docstring", process_docstring)
     app.connect("autodoc-process-signature", xp_as_numpy)

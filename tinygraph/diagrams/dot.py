@@ -178,7 +178,8 @@ class _Emitter:
             if node.grad_norm is not None:
                 fill = self._norm_color(node.grad_norm)
                 font = _font_on(fill)
-            return dict(label=label, shape="box", style="rounded,filled,bold", fillcolor=fill,
+            style = "rounded,filled,dashed" if node.recomputed else "rounded,filled,bold"
+            return dict(label=label, shape="box", style=style, fillcolor=fill,
                         fontcolor=font, color="#5b0f00")
         if kind in ("tensor", "parameter"):
             parameter = kind == "parameter"
@@ -262,6 +263,8 @@ class _Emitter:
         # caption must not widen a small graph).
         if any(e.kind == "saved" for e in self.model.edges):
             parts.append("dashed: forward values the backward pass reads")
+        if any(n.recomputed for n in self.model.nodes):
+            parts.append("dashed boxes: ops recomputed from a checkpoint")
         if any(n.kind == "sum" for n in self.model.nodes):
             parts.append("Σ: a gradient summed over the uses named on its edges")
         return parts

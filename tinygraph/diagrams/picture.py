@@ -70,6 +70,9 @@ class Box:
     # Colours mean roles: nodes that play the same part (the gate f, its gradient, in every
     # time step) share this number; None: no hue of its own.
     hue: int = None
+    # A backward op that is a forward op run again: a checkpointed segment recomputed by its
+    # vjp (tinygraph.checkpoint), drawn dashed.
+    recomputed: bool = False
 
 
 @dataclass
@@ -394,6 +397,7 @@ class _Builder:
                          grad_of=self._name(of) if of is not None else None,
                          grad_norm=norm(out.data) if self.norms is not None and of is not None
                          else None, vjp_rule=self._vjp_rule(node, of, part), parts=parts,
+                         recomputed=node.role == "recompute",
                          hue=self._hue(of) if of is not None else self._hue(
                              node.forward_node.output if node.forward_node else None))
         operands, uses = [], []
@@ -473,6 +477,10 @@ class _Builder:
             return (f"joins the gradients of the {len(node.inputs)} pieces cut from {name} "
                     "back into one, in the order they were cut"), None
         forward = node.forward_node
+        if node.role == "recompute":
+            return ("recomputed: an op of the checkpointed segment run again by its vjp, so "
+                    "the forward pass did not keep this value"), \
+                f"vjp of {forward.op}" if forward else None
         vjp = f"vjp of {forward.op} in {self._equation(forward)}" if forward else None
         if of is not None:
             use = forward.output if forward is not None else None

@@ -112,7 +112,10 @@ class Segment(Primitive):
 
 
 def _unpacked(flat, shapes):
-    """The outputs from the packed tensor: a slice and a reshape each."""
+    """The outputs from the packed tensor: a slice and a reshape each (a reshape alone for
+    a single output)."""
+    if len(shapes) == 1:
+        return [reshape(flat, shapes[0])]
     parts, start = [], 0
     for shape in shapes:
         size = math.prod(shape)

@@ -97,8 +97,8 @@ def hessian(fn, x):
             for i in range(x.size):
                 e = xp.zeros(x.size, x.dtype)
                 e[i] = 1
-                (column,) = grad(w, [u], grad_outputs=[Tensor(e.reshape(x.shape))], retain_graph=True,
-                                 allow_unused=True)
+                (column,) = grad(w, [u], grad_outputs=[Tensor(e.reshape(x.shape))],
+                                 retain_graph=True, allow_unused=True)
                 if column is not None:
                     columns[i] = column.data
     # columns[i] = H e_i, the i-th column: H[..., i] (H is symmetric for a smooth fn).

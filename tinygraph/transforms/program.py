@@ -45,7 +45,8 @@ def _where(node, known):
 class Program:
     """The flattened graph of one trace: leaves read on every call, then one step per op node.
 
-    inputs: the trace's input Tensors (or values of the graph, given at each call); loss, grads (None where unused), aux: the outputs;
+    inputs: the trace's input Tensors (or values of the graph, given at each call); loss,
+    grads (None where unused), aux: the outputs;
     carries: the trace's carry() records; casts: {(position, dtype): Tensor} for inputs given
     as arrays and cast where they met a tensor of another dtype.
     """

@@ -19,13 +19,12 @@ from dataclasses import dataclass
 
 from ..backend import xp
 from ..core.autodiff import nodes
-from ..core.tensor import describe
 
 
 @dataclass
 class SavedValue:
     """One value the graph keeps for the backward pass."""
-    name: str               # the tensor as errors describe it
+    name: str               # the tensor's name, or "<op> output" for an unnamed one
     op: str                 # the op that computed it
     saved_by: tuple         # the ops whose nodes hold it (their vjps may read it)
     shape: tuple
@@ -48,14 +47,14 @@ class SavedValues:
         self.peak_bytes = timeline[self.peak_step]
 
     def __str__(self):
-        lines = [f"{'value':<28} {'op':<14} {'shape':<16} {'bytes':>12}  last read",
-                 "-" * 84]
+        lines = [f"{'value':<16} {'made by':<10} {'saved by':<16} {'shape':<14} "
+                 f"{'bytes':>10}  last read", "-" * 82]
         for r in self.rows:
             last = "kept" if r.last_read is None else f"step {r.last_read}"
-            lines.append(f"{r.name[:28]:<28} {r.op:<14} {str(r.shape):<16} {r.bytes:>12,}  "
-                         f"{last}")
-        lines.append(f"{len(self.rows)} saved values, {self.total_bytes:,} bytes; backward "
-                     f"pass of {len(self.steps)} steps peaks at {self.peak_bytes:,} bytes "
+            lines.append(f"{r.name[:16]:<16} {r.op[:10]:<10} {', '.join(r.saved_by)[:16]:<16} "
+                         f"{str(r.shape)[:14]:<14} {r.bytes:>10,}  {last}")
+        lines.append(f"{len(self.rows)} saved values, {self.total_bytes:,} bytes; the backward "
+                     f"pass ({len(self.steps) - 1} vjps) peaks at {self.peak_bytes:,} bytes "
                      f"(step {self.peak_step})")
         return "\n".join(lines)
 
@@ -128,8 +127,9 @@ def analysed(outputs, given):
         counted = id(base) not in owner
         owner.setdefault(id(base), key)
         ends = life[key]
-        rows.append(SavedValue(describe(t), t._node.op, tuple(n.op for n in holders[key]),
-                               t.shape, str(t.dtype), base.nbytes if counted else 0, ends))
+        rows.append(SavedValue(t.name or f"{t._node.op} output", t._node.op,
+                               tuple(n.op for n in holders[key]), t.shape, str(t.dtype),
+                               base.nbytes if counted else 0, ends))
         b = owner[id(base)]
         base_bytes[b] = base.nbytes
         base_life[b] = _INF if ends is None or base_life.get(b) == _INF \

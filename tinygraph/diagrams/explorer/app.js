@@ -119,8 +119,8 @@
       case "sum": case "result": Object.assign(a, { shape: "box", style: "rounded,filled,bold",
         fillcolor: "#cc0000", fontcolor: "white", color: "#5b0f00" }); break;
       case "constant": Object.assign(a, { shape: "plaintext", fontcolor: "#b03a2e" }); break;
-      default: Object.assign(a, { shape: "box", style: "rounded,filled,bold", fillcolor: hue[1],
-        color: "#5b0f00" });
+      default: Object.assign(a, { shape: "box", style: n.recomputed ? "rounded,filled,dashed" :
+        "rounded,filled,bold", fillcolor: hue[1], color: "#5b0f00" });
     }
     if (state.norms) {       // one colour scale only: a node without a norm goes grey
       const c = normColor(n.grad_norm);
