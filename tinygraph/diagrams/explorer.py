@@ -22,6 +22,7 @@ from ..backend import xp
 from ..core.tensor import CELL_STATE, STATE, Tensor
 from ..ops.elementwise import Add
 from ..ops.shape import Concat
+from ..transforms.saved import saved_values
 from .folding import fold_steps
 from .highway import mark_highway
 from .picture import build, default_seed, norm, stepped_name, time_step_paths
@@ -35,8 +36,9 @@ STATE_KEY = {STATE: "h", CELL_STATE: "c"}
 MARKER = re.compile(r"/\*(TITLE|STYLE|DATA|VIZ|APP)\*/")
 # The page's script, one module per concern, in this order (app.js first: the others register
 # with it; start.js last: it draws).
-SCRIPTS = ("app.js", "worked.js", "camera.js", "rewrites.js", "fold.js", "start.js")
-STYLES = ("style.css", "worked.css", "camera.css", "rewrites.css", "fold.css")
+SCRIPTS = ("app.js", "worked.js", "camera.js", "rewrites.js", "fold.js", "memory.js",
+           "start.js")
+STYLES = ("style.css", "worked.css", "camera.css", "rewrites.css", "fold.css", "memory.css")
 
 
 class Explorer:
@@ -77,11 +79,15 @@ def explore(outputs, view="backward", simplify=True, wrt=None, grad_outputs=None
         grad_outputs = [visible_seed(out) for out in outputs]
     variants = {}
     values = {}     # id(tensor) -> its embedded value: the two variants share forward tensors
+    memory = _memory(outputs)
     for name, simplified in (("simplified", True), ("generated", False)):
         model, sources = build(outputs, "both", simplified, wrt, grad_outputs,
                                grad_norms=True, with_sources=True)
-        variants[name] = _variant(model, sources, values)
+        variants[name] = _variant(model, sources, values, memory)
     data = {"title": title or "tinygraph explorer", "view": view,
+            "memory": None if memory is None else {
+                "peak": memory.peak_bytes, "saved": memory.total_bytes,
+                "start": memory.timeline[0]},
             "variant": "simplified" if simplify else "generated",
             "collapsed": _initial_collapse(collapse, variants["simplified"]["scopes"]),
             "variants": variants}
@@ -118,9 +124,19 @@ def _initial_collapse(collapse, scopes):
     return sorted(set(chosen))
 
 
-def _variant(model, sources, values):
+def _memory(outputs):
+    """saved_values of the graph (the memory strip under the stepping bar), or None where
+    it has no backward pass."""
+    if not any(t.requires_grad for t in outputs):
+        return None
+    return saved_values(outputs)
+
+
+def _variant(model, sources, values, memory=None):
     """The model as plain data, with what the page shows beyond the diagram: values, the
-    engine's order of the backward pass, running sums, the per-step gradient norms."""
+    engine's order of the backward pass, running sums, the per-step gradient norms, and per
+    backward node the bytes alive while its forward op's vjp runs (`mem`: see
+    tinygraph.saved_values; a Σ takes the step before it)."""
     data = dataclasses.asdict(model)
     # JSON has no NaN or Infinity: non-finite norms travel as the strings "nan", "inf".
     data["grad_norms"] = None if data["grad_norms"] is None else [
@@ -140,6 +156,10 @@ def _variant(model, sources, values):
         if node["kind"] in ("backward", "sum"):
             node["order"] = order      # drawing order follows creation: the engine's order
             order += 1
+            if memory is not None:
+                step = memory.step_of(graph_node.forward_node) if graph_node is not None \
+                    and graph_node.forward_node is not None else None
+                node["mem"] = memory.timeline[step] if step is not None else None
     for node, (_, graph_node) in zip(data["nodes"], sources):
         if node["kind"] == "sum" and graph_node is not None and isinstance(graph_node.prim, Add):
             node["partials"] = _partial_sums(node["id"], data["edges"], sources)

@@ -389,6 +389,8 @@ class _Builder:
             for k, t in enumerate(node.inputs)]
         written = None if adds else self._write(node, self._drawn_name)
         label = f"{part}{_d(self._name(of))}" if of is not None else written
+        if node.role == "recompute" and out is not None and out.name:
+            label = f"{self._name(out)} (recomputed)"     # its forward name, not a formula
         self.drawn[id(out)] = label
         head = self._add("sum" if is_sum else "backward", out,
                          [label] + self._also(out, label) + [op] + extra + [_shape_text(out)],

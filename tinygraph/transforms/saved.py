@@ -39,12 +39,17 @@ class SavedValues:
     (0: before the first), `steps[k - 1]` the op whose vjp ran at step k; `saved_timeline[k]`
     the saved values still held after it."""
 
-    def __init__(self, rows, steps, timeline, saved_timeline):
+    def __init__(self, rows, steps, timeline, saved_timeline, step_of=None):
         self.rows, self.steps, self.timeline = rows, steps, timeline
+        self._step_of = step_of or {}            # id(forward node) -> its backward step
         self.saved_timeline = saved_timeline     # the saved values' share of the timeline
         self.total_bytes = sum(r.bytes for r in rows)
         self.peak_step = max(range(len(timeline)), key=timeline.__getitem__)
         self.peak_bytes = timeline[self.peak_step]
+
+    def step_of(self, node):
+        """The backward step at which `node`'s vjp runs (1 for the last op), or None."""
+        return self._step_of.get(id(node))
 
     def __str__(self):
         lines = [f"{'value':<16} {'made by':<10} {'saved by':<16} {'shape':<14} "
@@ -170,7 +175,7 @@ def analysed(outputs, given):
     timeline.append(alive + pending + finishing)
     saved_timeline.append(alive - release.get(end, 0))
     return SavedValues(rows, [n.op for n in steps] + ["(gradients completed)"], timeline,
-                       saved_timeline)
+                       saved_timeline, step_of)
 
 
 _INF = float("inf")
