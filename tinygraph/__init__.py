@@ -26,7 +26,7 @@ from .ops.select import (greater, greater_equal, less, less_equal, equal, not_eq
 from .transforms.gradcheck import gradcheck, GradcheckError
 from .transforms.rewrite import simplify, Simplified
 from .transforms.step import Step, eager_step
-from .transforms.forward_mode import jvp, hessian
+from .transforms.forward_mode import jvp, hessian, mode_costs, ModeCosts
 from .transforms.checkpoint import checkpoint
 from .transforms.saved import saved_values, SavedValues
 from .transforms.compile import compile, carry, CompiledStep
@@ -53,7 +53,7 @@ __all__ = [
     "grad", "backward", "nodes", "leaves", "render", "to_dot", "save", "GraphvizNotFoundError",
     "gradcheck", "GradcheckError", "simplify", "Simplified", "Step", "eager_step",
     "compile", "carry", "CompiledStep", "detect_anomaly", "export_onnx", "explore", "Explorer",
-    "explore_diff", "jvp", "hessian", "checkpoint", "saved_values", "SavedValues",
+    "explore_diff", "jvp", "hessian", "mode_costs", "ModeCosts", "checkpoint", "saved_values", "SavedValues",
 ]
 __version__ = "0.1.0"
 

@@ -205,3 +205,57 @@ def test_an_output_that_does_not_move_has_a_zero_tangent():
 def test_wrong_calls_are_named(call, message):
     with pytest.raises((TypeError, ValueError), match=message):
         call()
+
+
+def test_the_tangent_graph_is_forward_mode_drawn_as_forward_ops():
+    rng = np.random.default_rng(9)
+    x = tg.tensor(rng.standard_normal((1, 3)), name="x")
+    W = tg.tensor(rng.standard_normal((3, 2)), name="W")
+
+    def f(x):
+        y = tg.sigmoid(x @ W)
+        y.name = "y"
+        return y
+
+    _, dy = tg.jvp(f, (x,), (rng.standard_normal((1, 3)),), create_graph=True)
+    assert dy.name == "dy"
+    graph = tg.nodes([dy])
+    assert not any(node.is_backward for node in graph)        # plain ops, drawable as such
+    tangent = [node for node in graph if "tangent" in node.scope]
+    # dy = (dx · W) ⊙ (1 − y) ⊙ y: the tangent's matmul reads dx and W itself (Wᵀᵀ = W).
+    assert sorted(node.op for node in tangent) == ["matmul", "mul", "mul", "sub"]
+    product = next(node for node in tangent if node.op == "matmul")
+    assert [t.name for t in product.inputs] == ["dx", "W"]
+    leaves = {t.name for node in graph for t in node.inputs
+              if t._node is None and not t.constant}
+    assert leaves == {"x", "W", "dx"}                       # no stand-in cotangent left
+    dot = tg.to_dot([dy], view="forward")
+    assert "tangent" in dot and "dx" in dot and "∂L" not in dot
+
+
+def test_a_transpose_of_a_transpose_simplifies_to_its_input():
+    W = tg.tensor(np.ones((2, 3)), name="W")
+    x = tg.tensor(np.ones((4, 3)), name="x", requires_grad=True)
+    (g,) = tg.grad(tg.sum(x @ tg.transpose(W)), [x], create_graph=True)
+    simplified = tg.simplify([g])
+    assert simplified.rewrites["identities"] >= 1
+    assert "transpose" not in [n.op for n in tg.nodes(simplified.outputs) if n.is_backward]
+    np.testing.assert_array_equal(simplified.outputs[0].data, g.data)
+
+
+def test_mode_costs_count_each_modes_nodes_and_flops():
+    n = 6
+    W = np.random.default_rng(10).standard_normal((n, n))
+    costs = tg.mode_costs(lambda x: tg.sum(tg.tanh(x @ W)), np.linspace(-1, 1, n))
+    (nodes_f, flops_f), (nodes_r, flops_r) = costs.forward, costs.reverse
+    per_jvp = sum("tangent" in node.scope for node in tg.nodes([costs.tangent]))
+    assert nodes_f == n * per_jvp
+    assert nodes_r < nodes_f and flops_r < flops_f            # 6 inputs, 1 output
+    # The jvp's product dx · W: 2 · 6 · 6 FLOPs, as Primitive.flops counts a matmul.
+    product = next(node for node in tg.nodes([costs.tangent])
+                   if "tangent" in node.scope and node.op == "matmul")
+    assert product.prim.flops(product) == 2 * n * n
+    assert "forward mode: 6 jvps" in str(costs) and "reverse mode: 1 vjp" in str(costs)
+    page = tg.explore_diff(costs.tangent, costs.gradient, view="both",
+                           labels=("forward mode", "reverse mode"))
+    assert [side["label"] for side in page.data["sides"]] == ["forward mode", "reverse mode"]

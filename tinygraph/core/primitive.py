@@ -119,6 +119,15 @@ class Primitive:
     join_name = None     # the name rewrite reports count its joins under
     join_for_reading = False   # whether the readable rewrites (RULES) apply `join` too
 
+    def flops(self, node):
+        """An estimate of the arithmetic the op does (node counts and FLOPs per mode in
+        tinygraph.mode_costs): one operation per element of the output by default; views
+        and reshapes say 0, products 2·m·k·n, reductions one per input element."""
+        size = 1
+        for n in node.output.shape if node.output is not None else ():
+            size *= n
+        return size
+
     def pending_gradient(self, node, k):
         """What the fast backward pass holds for input k's gradient between this vjp and the
         moment that gradient is complete (memory estimates: tinygraph.saved_values): None for

@@ -64,6 +64,9 @@ class MatMul(Primitive):
     def spec(self, a, b):
         return _product_shape(a.shape, b.shape), a.dtype
 
+    def flops(self, node):
+        return _product_flops(node, transposed=False)
+
     def pending_gradient(self, node, k):
         # The right operand's gradient is a lazy aᵀg term (joined with the other steps' into
         # one product when the weight's gradient is complete): it holds a and g.
@@ -97,6 +100,10 @@ class MatMulTN(Primitive):
 
     name = "matmul_tn"
     formula = "{0}ᵀ · {1}"
+
+    def flops(self, node):
+        return _product_flops(node, transposed=True)
+
     rules = ("{x1} · {gy}ᵀ", "{x0} · {gy}")
     sum_term = True
     join_name = "join_weight_gradients"   # for speed only: a diagram reads better per step
@@ -199,3 +206,14 @@ def _check_batch(a, b, op_name):
     except ValueError:
         raise ValueError(f"{op_name}: batch dimensions of {describe(a)} and {describe(b)} do "
                          "not broadcast") from None
+
+
+def _product_flops(node, transposed):
+    """2·k per output element: a multiply and an add along the contracted axis (the left
+    operand's last axis, or its second to last for aᵀg)."""
+    a = node.inputs[0]
+    k = a.shape[-2] if transposed else a.shape[-1]
+    size = 1
+    for n in node.output.shape:
+        size *= n
+    return 2 * k * size

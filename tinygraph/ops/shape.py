@@ -15,6 +15,9 @@ class ShapeOp(Primitive):
     """A primitive with a `shape` attribute: the output has that shape and the input's dtype;
     when the input has that shape already, the op changes nothing (an identity rewrite)."""
 
+    def flops(self, node):
+        return 0                         # a view (broadcast_to, reshape)
+
     def spec(self, a):
         return self.shape, a.dtype
 
@@ -36,6 +39,9 @@ class Sum(Primitive):
 
     def spec(self, a):
         return reduced_shape(a.shape, self.axis, self.keepdims), xp.sum(xp.ones(1, a.dtype)).dtype
+
+    def flops(self, node):
+        return _input_size(node)
 
     def vjp(self, node, g, needs):
         x = node.inputs[0]
@@ -68,6 +74,9 @@ class SumTo(ShapeOp):
 
     name = "sum_to"
     rules = "broadcast({gy})"
+
+    def flops(self, node):
+        return _input_size(node)
 
     def __init__(self, shape):
         self.shape = shape
@@ -119,6 +128,21 @@ class Transpose(Primitive):
     def vjp(self, node, g, needs):
         inverse = tuple(int(i) for i in xp.argsort(self.axes))
         return [transpose(g, inverse)]
+
+    def flops(self, node):
+        return 0                         # a view
+
+    def identity(self, inputs, out):
+        """A transpose of a transpose that puts every axis back (Wᵀᵀ = W): the inner one's
+        input (the rewrite passes' identity rule)."""
+        inner = inputs[0]._node
+        if inner is None or not isinstance(inner.prim, Transpose):
+            return None
+        if tuple(inner.prim.axes[i] for i in self.axes) != tuple(range(len(self.axes))):
+            return None
+        original = inner.inputs[0]
+        return original if original.shape == out.shape and original.dtype == out.dtype \
+            else None
 
     def label(self, inputs, inline):
         text = super().label(inputs, inline)
@@ -284,3 +308,10 @@ def stack(tensors, axis=0):
     (axis,) = normalize_axes(axis, first.ndim + 1, "stack")
     expanded = first.shape[:axis] + (1,) + first.shape[axis:]
     return concat([reshape(t, expanded) for t in tensors], axis)
+
+
+def _input_size(node):
+    size = 1
+    for n in node.inputs[0].shape:
+        size *= n
+    return size

@@ -11,13 +11,17 @@ reverse mode from forward mode by the same transposition, the other way round.)
     outputs, tangents = tg.jvp(fn, (x, W), (dx, dW))     # JAX's signature
     H = tg.hessian(loss_fn, x)                            # forward-over-reverse
 
-The tangent is a graph like any other: `create_graph=True` keeps it (to render it, simplify
-it, or differentiate a loss made of it).
+With `create_graph=True` the tangent is a graph like any other: the transposed graph,
+simplified, recorded again as plain ops (so the stand-in u leaves no trace), its inputs the
+primal values and the tangents (named dx for an input x): forward mode, drawn by
+`tg.render(tangent, view="forward")`, differentiated like any value.
 """
 from ..backend import xp
-from ..core.autodiff import grad
-from ..core.state import enable_grad
+from ..core.autodiff import grad, nodes
+from ..core.primitive import apply
+from ..core.state import enable_grad, scope
 from ..core.tensor import Tensor, describe
+from .rewrite import simplify
 
 
 def jvp(fn, primals, tangents, create_graph=False):
@@ -40,16 +44,41 @@ def jvp(fn, primals, tangents, create_graph=False):
     for k, (primal, tangent) in enumerate(zip(primals, tangents)):
         x = _input(primal, tangent is not None, k)
         inputs.append(x)
-        seeds.append(None if tangent is None else _tangent(tangent, x, k))
+        seed = None if tangent is None else _tangent(tangent, x, k)
+        if seed is not None and seed is not tangent and seed.name is None:
+            seed.name = "d" + (x.name or f"x{k}")       # the tangent of x: dx
+        seeds.append(seed)
     with enable_grad():
         out = fn(*inputs)
         outputs, rebuild = _outputs(out)
         moving = [x for x, v in zip(inputs, seeds) if v is not None]
         directions = [v for v in seeds if v is not None]
         tangents_out = _transposed(outputs, moving, directions, create_graph)
+        if create_graph:
+            tangents_out = _as_forward_ops(tangents_out)
+            for k, (o, t) in enumerate(zip(outputs, tangents_out)):
+                if t.name is None and t._node is not None:
+                    t.name = "d" + (o.name or (f"y{k}" if len(outputs) > 1 else "y"))
     if not create_graph:
         outputs = [Tensor(o.data) for o in outputs]
     return rebuild(outputs), rebuild(tangents_out)
+
+
+def _as_forward_ops(tangents):
+    """The tangent graph, simplified, recorded again as ordinary ops: forward mode as a graph
+    of its own (the primal values among its inputs), drawn and differentiated like any
+    forward graph, with no trace left of the stand-in cotangents."""
+    outputs = simplify(tangents).outputs
+    copies = {}
+    with scope(TANGENT_SCOPE):           # drawn as one cluster beside the primal ops
+        for node in nodes(outputs):
+            if node.is_backward:
+                made = apply(node.prim, *(copies.get(id(t), t) for t in node.inputs))
+                copies[id(node.output)] = made
+    return [copies.get(id(t), t) for t in outputs]
+
+
+TANGENT_SCOPE = "tangent"
 
 
 def _transposed(outputs, inputs, directions, create_graph):
@@ -152,3 +181,59 @@ def _outputs(out):
         return list(out), lambda values: kind(values)
     raise TypeError("jvp: fn must return a Tensor or a tuple or list of Tensors, got "
                     f"{type(out).__name__}")
+
+
+class ModeCosts:
+    """What the whole gradient of a scalar function costs in each mode (see mode_costs):
+    `forward` and `reverse` hold (nodes, FLOPs) for the full gradient; `tangent` is the
+    graph of one jvp (forward mode, as forward ops) and `gradient` that of the gradient
+    (reverse mode, a backward graph), to draw or to compare side by side:
+    `tg.explore_diff(costs.tangent, costs.gradient, view="both")`."""
+
+    def __init__(self, n, forward, reverse, tangent, gradient):
+        self.n, self.forward, self.reverse = n, forward, reverse
+        self.tangent, self.gradient = tangent, gradient
+
+    def __str__(self):
+        (fn_, ff), (rn, rf) = self.forward, self.reverse
+        return "\n".join([
+            f"the gradient of a function of {self.n} inputs and 1 output:",
+            f"  forward mode: {self.n} jvps, {fn_:,} nodes, {ff:,} FLOPs",
+            f"  reverse mode: 1 vjp, {rn:,} nodes, {rf:,} FLOPs"])
+
+
+def mode_costs(fn, x):
+    """The node count and a FLOP estimate (Primitive.flops) of the whole gradient of a
+    scalar fn at x, in forward mode (one jvp per input element, each along a basis vector)
+    and in reverse mode (one vjp), counting the derivative's own ops (not fn's)."""
+    x = _input(x, True, 0)
+    y = fn(x)
+    if not isinstance(y, Tensor) or y.size != 1:
+        raise ValueError("mode_costs: fn must return a scalar Tensor")
+    (gradient,) = grad(y, [x], create_graph=True)
+    primal = {id(node) for node in nodes([y])}
+    reverse = _cost([gradient], primal)
+    total_nodes = total_flops = 0
+    tangent = None
+    for i in range(x.size):
+        e = xp.zeros(x.size, x.dtype)
+        e[i] = 1
+        _, t = jvp(fn, (x.detach(),), (e.reshape(x.shape),), create_graph=True)
+        counted = _cost([t], None, tangent_only=True)
+        total_nodes, total_flops = total_nodes + counted[0], total_flops + counted[1]
+        tangent = tangent or t
+    return ModeCosts(x.size, (total_nodes, total_flops), reverse, tangent, gradient)
+
+
+def _cost(outputs, skip, tangent_only=False):
+    """(nodes, FLOPs) of the graph of outputs, less the nodes whose ids are in skip (the
+    function's own forward ops) or, with tangent_only, all but a jvp's tangent ops."""
+    count = flops = 0
+    for node in nodes(outputs):
+        if skip is not None and id(node) in skip:
+            continue
+        if tangent_only and TANGENT_SCOPE not in node.scope:
+            continue
+        count += 1
+        flops += node.prim.flops(node)
+    return count, flops
