@@ -256,6 +256,6 @@ def test_mode_costs_count_each_modes_nodes_and_flops():
                    if "tangent" in node.scope and node.op == "matmul")
     assert product.prim.flops(product) == 2 * n * n
     assert "forward mode: 6 jvps" in str(costs) and "reverse mode: 1 vjp" in str(costs)
-    page = tg.explore_diff(costs.tangent, costs.gradient, view="both",
+    page = tg.explore_diff(costs.tangent, costs.gradient, view=("forward", "backward"),
                            labels=("forward mode", "reverse mode"))
     assert [side["label"] for side in page.data["sides"]] == ["forward mode", "reverse mode"]

@@ -67,16 +67,18 @@ def explore_diff(a, b, labels=None, view="backward", variants=("simplified", "si
     """A page with the graphs of `a` and `b` side by side and their nodes matched (see the
     module's docstring for the rule). `a`, `b`: outputs as for `tinygraph.explore`, or
     gradients made with create_graph=True. labels: what to call the two sides (default "A",
-    "B"). view: "backward" (default), "both" or "forward". variants: "generated" or
-    "simplified" for each side (one string for both)."""
+    "B"). view: "backward" (default), "both" or "forward", or one per side (forward mode's
+    tangent graph, tg.jvp's, beside a gradient: ("forward", "backward")). variants:
+    "generated" or "simplified" for each side (one string for both)."""
     variants = _check_variants(variants)
     labels = _check_labels(labels)
-    if view not in VIEWS:
+    views = (view, view) if isinstance(view, str) else tuple(view)
+    if len(views) != 2 or any(v not in VIEWS for v in views):
         raise ValueError(f"explore_diff: unknown view {view!r}; choose one of "
-                         f"{', '.join(VIEWS)}")
+                         f"{', '.join(VIEWS)}, or one per side")
     values = {}      # id(tensor) -> embedded value, shared by the sides (kept alive)
-    sides = [_side(outputs, view, variant, label, values)
-             for outputs, variant, label in zip((a, b), variants, labels)]
+    sides = [_side(outputs, side_view, variant, label, values)
+             for outputs, side_view, variant, label in zip((a, b), views, variants, labels)]
     pairs = match(*sides)
     counts = {"matched": len(pairs), "only_a": len(sides[0].data["nodes"]) - len(pairs),
               "only_b": len(sides[1].data["nodes"]) - len(pairs)}
@@ -86,7 +88,8 @@ def explore_diff(a, b, labels=None, view="backward", variants=("simplified", "si
         for number, pair in enumerate(pairs, start=1):
             side.data["nodes"][pair[k]]["pair"] = number
     shown = [f"{label} ({variant})" for label, variant in zip(labels, variants)]
-    data = {"title": title or f"tinygraph diff: {shown[0]} vs {shown[1]}", "view": view,
+    data = {"title": title or f"tinygraph diff: {shown[0]} vs {shown[1]}",
+            "view": views[0] if views[0] == views[1] else list(views),
             "sides": [dict(side.data, label=label, variant=variant)
                       for side, label, variant in zip(sides, labels, variants)],
             "pairs": [{"a": x, "b": y, "by": by} for x, y, by in pairs], "counts": counts}

@@ -32,7 +32,7 @@ from ..ops.shape import reshape
 
 
 def checkpoint(fn, *args):
-    """fn(*args), keeping only its inputs for the backward pass (see module). fn returns a
+    """`fn(*args)`, keeping only its inputs for the backward pass (see module). fn returns a
     Tensor or a tuple or list of Tensors of one floating dtype; the result has that form."""
     state = current()
     if state.interpreter is not None and state.interpreter.abstract:

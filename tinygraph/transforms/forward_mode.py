@@ -25,7 +25,7 @@ from .rewrite import simplify
 
 
 def jvp(fn, primals, tangents, create_graph=False):
-    """(fn(*primals), the directional derivative of fn at primals along tangents).
+    """(`fn(*primals)`, the directional derivative of fn at primals along tangents).
 
     primals: a tuple or list of the inputs (arrays, numbers or Tensors); tangents: one per
     primal, of its shape (cast to its floating dtype), or None for an input with no tangent
@@ -188,7 +188,7 @@ class ModeCosts:
     `forward` and `reverse` hold (nodes, FLOPs) for the full gradient; `tangent` is the
     graph of one jvp (forward mode, as forward ops) and `gradient` that of the gradient
     (reverse mode, a backward graph), to draw or to compare side by side:
-    `tg.explore_diff(costs.tangent, costs.gradient, view="both")`."""
+    `tg.explore_diff(costs.tangent, costs.gradient, view=("forward", "backward"))`."""
 
     def __init__(self, n, forward, reverse, tangent, gradient):
         self.n, self.forward, self.reverse = n, forward, reverse
