@@ -45,3 +45,19 @@ def test_a_checkpointed_graph_draws_its_recomputation_dashed(open_page):
     assert style                                     # drawn dashed
     page.page.click(f"g#n{node['id']}")
     assert "recomputed" in page.page.inner_text("#panel")
+
+
+def test_the_compare_view_shows_forward_and_reverse_mode_side_by_side(open_page):
+    W = np.random.default_rng(0).standard_normal((3, 3)) / 2
+    costs = tg.mode_costs(lambda x: tg.sum(tg.tanh(x @ W) ** 2), np.array([0.5, -1.0, 2.0]))
+    page = open_page(tg.explore_diff(costs.tangent, costs.gradient, view=("forward", "backward"),
+                                     labels=("forward mode", "reverse mode")), name="modes")
+    titles = page.page.locator(".pane-title").all_inner_texts()
+    assert titles[0].startswith("A forward mode") or "forward mode" in titles[0]
+    assert "reverse mode" in titles[1]
+    # Each pane draws its graph: the forward side the tangent cluster and the dx input, the
+    # reverse side gradient nodes (∂L/∂·) and no tangent.
+    forward = page.page.inner_text(".pane[data-side='0'] .graph")
+    reverse = page.page.inner_text(".pane[data-side='1'] .graph")
+    assert "tangent" in forward and "dx0" in forward and "∂L/∂" not in forward
+    assert "∂L/∂x0" in reverse and "tangent" not in reverse

@@ -259,3 +259,28 @@ def test_mode_costs_count_each_modes_nodes_and_flops():
     page = tg.explore_diff(costs.tangent, costs.gradient, view=("forward", "backward"),
                            labels=("forward mode", "reverse mode"))
     assert [side["label"] for side in page.data["sides"]] == ["forward mode", "reverse mode"]
+
+
+@pytest.mark.parametrize("case", GRAD_CASES, ids=str)
+def test_jvp_of_every_primitive_inside_a_compiled_step(case):
+    # The tangent recorded into a compiled program (create_graph=True) gives the eager jvp:
+    # the step's loss is s · Σ w ⊙ (J v), with s a parameter so that there is one to train.
+    rng = np.random.default_rng(12)
+    arrays = case.inputs(rng)
+    tangents = [rng.standard_normal(np.shape(a)) if _floating(a) else None for a in arrays]
+    _, eager = tg.jvp(case.fn, arrays, tangents)
+    w = rng.standard_normal(eager.shape)
+    s = tg.Parameter(np.array(1.0))
+
+    def loss(*inputs):
+        xs, vs = inputs[:len(arrays)], inputs[len(arrays):]
+        vs = iter(vs)
+        _, t = tg.jvp(case.fn, xs, [None if v is None else next(vs) for v in tangents],
+                      create_graph=True)
+        return s * tg.sum(t * w)
+
+    step = tg.compile(loss, [s])
+    given = [v for v in tangents if v is not None]
+    for _ in range(2):                       # the trace, then a replay
+        value = float(step(*arrays, *given).data)
+        assert value == pytest.approx(float(np.sum(eager.data * w)), rel=1e-10, abs=1e-12)
