@@ -230,7 +230,8 @@ def test_the_index_lists_the_course_in_order_then_the_reference():
     (course_caption, course), (reference_caption, reference) = toctrees(DOCS / "index.md")
     assert (course_caption, reference_caption) == ("Course", "Reference")
     assert course == ["getting-started", "tutorial", "concepts", "lstm", "walkthrough",
-                      "rnn-lstm-gru", "nn-script", "from-pytorch", "training", "seq2seq"]
+                      "rnn-lstm-gru", "nn-script", "from-pytorch", "training", "seq2seq",
+                      "forward-reverse-memory"]
     assert {"compiled", "engine", "own-primitive", "explorer", "benchmarks", "api"} \
         <= set(reference)
     assert sorted(course + reference) == sorted(p.stem for p in PAGES if p.stem != "index")

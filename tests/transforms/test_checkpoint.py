@@ -152,3 +152,33 @@ def test_bad_segments_are_named(fn, message):
 def test_checkpoint_every_must_be_a_positive_int():
     with pytest.raises(ValueError, match="checkpoint_every"):
         Recurrent(LSTMCell(2, 3), checkpoint_every=0)
+
+
+def test_a_segment_reading_a_changed_python_value_is_refused():
+    scale = {"now": 1.0}
+    out = tg.checkpoint(lambda h: tg.tanh(h @ W) * scale["now"], tg.tensor(X0))
+    scale["now"] = 2.0                  # the recomputation would differentiate another function
+    with pytest.raises(RuntimeError, match="computed other values"):
+        tg.grad(tg.sum(out), [W])
+
+
+def test_arguments_that_are_not_arrays_reach_the_segment_as_they_are():
+    def repeated(h, times, same):
+        assert isinstance(times, int) and same is h_in
+        for _ in range(times):
+            h = tg.tanh(h @ W)
+        return h
+    h_in = tg.tensor(X0)
+    out = tg.checkpoint(repeated, h_in, 2, h_in)      # the same tensor twice, an int between
+    h_in2 = h_in
+    (ours,) = tg.grad(tg.sum(out), [W])
+    (plain,) = tg.grad(tg.sum(tg.tanh(tg.tanh(h_in2 @ W) @ W)), [W])
+    np.testing.assert_allclose(ours.data, plain.data, rtol=1e-12)
+
+
+def test_a_segment_that_gives_nan_in_both_runs_is_not_refused():
+    V = tg.Parameter(np.array([[1.0, -1.0]]), name="V")
+    with np.errstate(invalid="ignore"):
+        out = tg.checkpoint(lambda x: tg.log(x @ V), np.ones((1, 1)))   # log(-1): NaN twice
+        (g,) = tg.grad(tg.sum(out), [V])
+    assert np.isfinite(g.data[0, 0]) and g.data[0, 0] == 1.0

@@ -42,10 +42,11 @@ def checkpoint(fn, *args):
     if state.interpreter is not None:
         raise RuntimeError("tg.checkpoint: not available under detect_anomaly (or another "
                            "interpreter) yet; call the segment directly there")
-    args = [a if isinstance(a, Tensor) else Tensor(xp.asarray(a)) for a in args]
+    # Arrays become Tensors; other values (a step index, a flag) reach fn as they are.
+    args = [Tensor(a) if isinstance(a, xp.ndarray) else a for a in args]
     if not state.grad_enabled:
         return fn(*args)
-    watch = _Reads(args)
+    watch = _Reads([a for a in args if isinstance(a, Tensor)])
     with changed(interpreter=watch):
         out = fn(*args)
     outputs, rebuild = _outputs(out)
@@ -57,7 +58,9 @@ def checkpoint(fn, *args):
         if o.dtype != dtype or not xp.issubdtype(o.dtype, xp.floating):
             raise TypeError("tg.checkpoint: the segment's outputs must share one floating "
                             f"dtype, got {describe(o)} ({o.dtype}) beside {dtype}")
-    prim = Segment(fn, len(args), [o.shape for o in outputs], dtype, watch.drawn)
+    position = {id(t): k for k, t in enumerate(inputs)}
+    template = [(position[id(a)], None) if isinstance(a, Tensor) else (None, a) for a in args]
+    prim = Segment(fn, template, [o.shape for o in outputs], dtype, watch.drawn)
     prim.recompute_bytes = watch.bytes   # what its recomputation will hold (saved_values)
     flat = xp.concatenate([xp.ravel(o._data) for o in outputs]) if len(outputs) > 1 \
         else xp.ravel(outputs[0]._data).copy()
@@ -73,8 +76,10 @@ class Segment(Primitive):
     rules = "the segment recomputed, then its own backward pass"
     closes_over = True       # fn reads the weights itself: see Primitive.closes_over
 
-    def __init__(self, fn, n_args, shapes, dtype, drawn):
-        self.fn, self.n_args, self.shapes, self.dtype = fn, n_args, tuple(shapes), dtype
+    def __init__(self, fn, template, shapes, dtype, drawn):
+        # template: per argument of fn, (its position among the node's inputs, None) for a
+        # Tensor, (None, the value) for anything else
+        self.fn, self.template, self.shapes, self.dtype = fn, template, tuple(shapes), dtype
         self._drawn = drawn              # arrays drawn at random in the first run, in order
 
     def forward(self, *arrays):
@@ -106,9 +111,35 @@ class Segment(Primitive):
             with changed(interpreter=again,
                          backward_role="recompute" if record else None,
                          backward_of=node if record else None):
-                outputs, _ = _outputs(self.fn(*inputs[:self.n_args]))
+                outputs, _ = _outputs(self.fn(*(inputs[k] if k is not None else value
+                                                for k, value in self.template)))
+            _check_same(outputs, node.output)
             found = iter(partial_gradients(outputs, wanted, cotangents, record))
         return [next(found) if need else None for need in needs]
+
+
+def _check_same(outputs, packed):
+    """The recomputation must give what the forward pass gave (to rounding): else the segment
+    read something that changed in between, and its gradients would be of another function.
+    (Output by output, with one difference array at a time: the check adds little memory.)"""
+    saved, start = packed.data, 0
+    for o in outputs:
+        size = o.data.size
+        part = saved[start:start + size].reshape(o.shape)
+        start += size
+        difference = xp.subtract(o.data, part)
+        xp.abs(difference, out=difference)
+        worst = float(xp.max(difference, initial=0.0))
+        if worst != worst:                   # NaN: equal where both runs gave NaN
+            difference[xp.isnan(o.data) & xp.isnan(part)] = 0
+            worst = float(xp.max(difference, initial=0.0))
+        scale = float(xp.nanmax(xp.abs(part), initial=0.0))
+        if not worst <= 1e-7 + 1e-5 * scale:       # (a NaN left: one run's only)
+            raise RuntimeError(
+                "tg.checkpoint: the segment computed other values when it ran again for the "
+                f"backward pass (largest difference {worst:.3g}): it reads something that "
+                "changed since the forward pass (a Python value or an array it closes over); "
+                "pass it as an argument, or leave it unchanged until the backward pass has run")
 
 
 def _unpacked(flat, shapes):
