@@ -182,3 +182,25 @@ def test_a_segment_that_gives_nan_in_both_runs_is_not_refused():
         out = tg.checkpoint(lambda x: tg.log(x @ V), np.ones((1, 1)))   # log(-1): NaN twice
         (g,) = tg.grad(tg.sum(out), [V])
     assert np.isfinite(g.data[0, 0]) and g.data[0, 0] == 1.0
+
+
+def test_a_small_change_to_a_closed_over_array_is_refused():
+    A = np.ones(3)
+    x = tg.tensor(np.array([1e4, 1e-3, 1e-3]))
+    V = tg.Parameter(np.ones(3), name="V")
+    out = tg.checkpoint(lambda h: h * V * tg.tensor(A), x)
+    A[1:] = 3.0                          # moves the output by 2e-3 of 1e4: still refused
+    with pytest.raises(RuntimeError, match="computed other values"):
+        tg.grad(tg.sum(out), [V])
+
+
+def test_a_checkpoint_inside_a_checkpointed_segment():
+    def inner(h):
+        return tg.tanh(h @ W)
+
+    def outer(h):
+        return tg.checkpoint(inner, tg.checkpoint(inner, h))
+
+    (ours,) = tg.grad(tg.sum(tg.checkpoint(outer, tg.tensor(X0))), [W])
+    (plain,) = tg.grad(tg.sum(inner(inner(tg.tensor(X0)))), [W])
+    np.testing.assert_allclose(ours.data, plain.data, rtol=1e-12)

@@ -3,6 +3,8 @@ finite differences and the adjoint identity <Jv, u> = <v, Jᵀu> on every differ
 primitive of the op table, against torch.func.jvp on an LSTM cell and a 2-layer language
 model (float64), inside a compiled step; tg.hessian against PyTorch's and finite
 differences; and the errors a wrong call gets."""
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -94,12 +96,34 @@ def test_jvp_of_a_two_layer_language_model_matches_torch(torch):
 
     def our_logits(*params):
         model.reset_state()
-        return model(ids)
+        with bound(model, params):
+            return model(ids)
 
     out, ours = tg.jvp(our_logits, model.parameters(),
                        [p.data.astype(np.float64) for p in direction.parameters()])
     np.testing.assert_allclose(out.data, logits.detach().numpy(), rtol=0, atol=1e-12)
     np.testing.assert_allclose(ours.data, tangent.detach().numpy(), rtol=0, atol=1e-12)
+
+
+@contextlib.contextmanager
+def bound(model, tensors):
+    """The model computing with `tensors` in place of its parameters (in named_parameters'
+    order), as torch.func.functional_call: jvp moves only fn's arguments."""
+    names = [name for name, _ in model.named_parameters()]
+    owners = []
+    for name in names:
+        *path, attribute = name.split(".")
+        owner = model
+        for part in path:
+            owner = owner[int(part)] if part.isdigit() else getattr(owner, part)
+        owners.append((owner, attribute, getattr(owner, attribute)))
+    try:
+        for (owner, attribute, _), t in zip(owners, tensors):
+            setattr(owner, attribute, t)
+        yield
+    finally:
+        for owner, attribute, original in owners:
+            setattr(owner, attribute, original)
 
 
 def _takes_dtype(fn):
@@ -115,7 +139,8 @@ def test_jvp_of_a_language_model_loss_matches_finite_differences():
 
     def loss(*params):
         model.reset_state()
-        return model.loss(ids, targets)
+        with bound(model, params):
+            return model.loss(ids, targets)
 
     _, tangent = tg.jvp(loss, model.parameters(), directions)
     originals = [p.data.copy() for p in model.parameters()]
@@ -284,3 +309,17 @@ def test_jvp_of_every_primitive_inside_a_compiled_step(case):
     for _ in range(2):                       # the trace, then a replay
         value = float(step(*arrays, *given).data)
         assert value == pytest.approx(float(np.sum(eager.data * w)), rel=1e-10, abs=1e-12)
+
+
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_only_the_arguments_move_as_in_torch(requires_grad, torch):
+    # The same tensor given twice is two inputs; fn reading its primal from the closure reads
+    # a constant: whether the tensor requires grad or not.
+    x = tg.tensor(np.array([1.0, 2.0, 3.0]), requires_grad=requires_grad)
+    e0, e1 = np.eye(3)[0], np.eye(3)[1]
+    _, t = tg.jvp(lambda a, b: a * b, (x, x), (e0, e1))
+    X = torch.tensor(x.data)
+    _, expected = torch.func.jvp(lambda a, b: a * b, (X, X), (torch.tensor(e0), torch.tensor(e1)))
+    np.testing.assert_array_equal(t.data, expected.numpy())
+    _, t = tg.jvp(lambda w: tg.sum(w * x), (x,), (e0,))
+    assert float(t.data) == 1.0                     # d/dw Σ w·x along e0 with x fixed: x[0]

@@ -16,7 +16,13 @@ used again by the recomputation, so it computes the same function. A saved input
 place before the backward pass is refused as for any node. In a compiled step's trace the
 segment is traced as its own ops: the program keeps what its backward part reads, as without
 checkpointing (checkpointing is for eager steps). Not available under detect_anomaly yet (it
-says so).
+says so). A checkpoint inside a checkpointed segment is a checkpoint when the outer segment
+is recomputed.
+
+The recomputation is compared with the forward pass's outputs, exactly: a segment that reads
+a value that changed in between (a Python number, an array changed in place) is refused. A
+change that leaves the outputs equal (a factor of an input that is 0) cannot be seen, so a
+segment must not read what changes before the backward pass: pass such values as arguments.
 """
 import math
 
@@ -39,7 +45,9 @@ def checkpoint(fn, *args):
         # A compiled step's trace: the segment's ops become ops of the program, which plans
         # its memory itself (it keeps what its backward part reads, as without checkpoint).
         return fn(*args)
-    if state.interpreter is not None:
+    if isinstance(state.interpreter, _Reads):
+        return fn(*args)                 # inside a segment's first run: the outer one keeps
+    if state.interpreter is not None:    # only its own inputs already
         raise RuntimeError("tg.checkpoint: not available under detect_anomaly (or another "
                            "interpreter) yet; call the segment directly there")
     # Arrays become Tensors; other values (a step index, a flag) reach fn as they are.
@@ -119,22 +127,18 @@ class Segment(Primitive):
 
 
 def _check_same(outputs, packed):
-    """The recomputation must give what the forward pass gave (to rounding): else the segment
-    read something that changed in between, and its gradients would be of another function.
-    (Output by output, with one difference array at a time: the check adds little memory.)"""
+    """The recomputation must give exactly what the forward pass gave (the same ops on the same
+    inputs): else the segment read something that changed in between, and its gradients
+    would be of another function. (A change that leaves the outputs equal cannot be seen.)"""
     saved, start = packed.data, 0
     for o in outputs:
         size = o.data.size
         part = saved[start:start + size].reshape(o.shape)
         start += size
-        difference = xp.subtract(o.data, part)
-        xp.abs(difference, out=difference)
-        worst = float(xp.max(difference, initial=0.0))
-        if worst != worst:                   # NaN: equal where both runs gave NaN
-            difference[xp.isnan(o.data) & xp.isnan(part)] = 0
-            worst = float(xp.max(difference, initial=0.0))
-        scale = float(xp.nanmax(xp.abs(part), initial=0.0))
-        if not worst <= 1e-7 + 1e-5 * scale:       # (a NaN left: one run's only)
+        # (equal_nan only when needed: it copies the arrays' non-NaN parts)
+        if not xp.array_equal(o.data, part) and not xp.array_equal(o.data, part,
+                                                                   equal_nan=True):
+            worst = float(xp.nanmax(xp.abs(o.data - part), initial=0.0))
             raise RuntimeError(
                 "tg.checkpoint: the segment computed other values when it ran again for the "
                 f"backward pass (largest difference {worst:.3g}): it reads something that "

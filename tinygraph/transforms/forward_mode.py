@@ -19,6 +19,7 @@ primal values and the tangents (named dx for an input x): forward mode, drawn by
 from ..backend import xp
 from ..core.autodiff import grad, nodes
 from ..core.primitive import apply
+from ..ops.shape import Reshape
 from ..core.state import enable_grad, scope
 from ..core.tensor import Tensor, describe
 from .rewrite import simplify
@@ -143,12 +144,20 @@ def _as_sequence(values, what):
 
 
 def _input(primal, moving, k):
-    """The Tensor fn gets for primal k: requiring grad where it has a tangent."""
+    """The Tensor fn gets for primal k: requiring grad where it has a tangent, and never the
+    primal itself (as JAX's jvp, only the argument moves: fn reading the same tensor from its
+    closure reads a constant, and the same tensor given twice is two inputs)."""
     if isinstance(primal, Tensor):
-        if moving and not primal.requires_grad:
-            primal = primal.detach()     # (in a compiled step's trace: a node, value unknown)
         if not moving:
             return primal
+        if primal.requires_grad:
+            # A recorded alias (an identity reshape), so a gradient of a loss made of the
+            # jvp (create_graph) still reaches the primal through it.
+            alias = apply(Reshape(primal.shape), primal)
+            alias.name = primal.name
+            primal = alias
+        else:
+            primal = primal.detach()     # (in a compiled step's trace: a node, value unknown)
     else:
         primal = Tensor(xp.asarray(primal), name=f"x{k}")
     if moving:

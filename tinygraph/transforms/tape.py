@@ -49,9 +49,9 @@ class ReplayedBackward:
         if not tape.unchanged:       # the ordinary pass refuses, naming the changed value (or
             return None              # differentiates a node whose vjp reads its closure)
         signature = tape.signature
-        program = next((p for s, p in self.programs if s == signature), None)
+        program = next((p for s, p in self.programs if _same(s, signature)), None)
         if program is None:
-            if signature != self.last:
+            if not _same(signature, self.last):
                 self.last, self.misses = signature, self.misses + 1
                 return None
             try:
@@ -69,6 +69,15 @@ class ReplayedBackward:
         if grads is not None:
             self.replays += 1
         return grads
+
+
+def _same(a, b):
+    """a == b for two signatures; an attribute whose == cannot say (an array inside a dict)
+    makes them different: the ordinary pass then runs, never a wrong program."""
+    try:
+        return bool(a == b)
+    except (ValueError, TypeError):
+        return False
 
 
 class Tape:
@@ -105,8 +114,15 @@ class Tape:
             if prim.closes_over:
                 unchanged = False        # (a copy of the graph would miss the closure)
             attributes = prim.__dict__
-            shape.append((type(prim), _comparable(tuple(attributes.values()))
-                          if attributes else (), tuple(ins)))
+            if not node.inputs and out is not None:
+                # (a source such as a dropout mask: no gradient goes through it and its value
+                # is given to the program, so only its shape matters, not its generator)
+                key = ("source", out.shape, out.dtype)
+            else:
+                key = _comparable(tuple(attributes.values())) if attributes else ()
+            if key is _UNKEYED:
+                unchanged = False        # (an attribute that may change unseen)
+            shape.append((type(prim), key, tuple(ins)))
         self.unchanged = unchanged
         trained = {id(p): k for k, p in enumerate(params)}
         self.signature = (tuple(shape), tuple(
@@ -124,12 +140,15 @@ class Tape:
         return arrays
 
 
-_ATOMS = frozenset((int, float, bool, str, slice, type(None), type(Ellipsis)))
+# Attribute values compared as they are: exact types only (True == 1 but a key of True is
+# not a key of 1), and immutable.
+_ATOMS = frozenset((int, str, slice, type(None), type(Ellipsis)))
+_UNKEYED = object()        # an attribute no signature can hold (see _converted)
 
 
 def _comparable(values):
-    """A primitive's attribute values as == compares them, arrays by bytes, shape and dtype;
-    the tuple itself when it holds only atoms or tuples of atoms (a slice's key, a shape)."""
+    """A primitive's attribute values as a signature compares them: the tuple itself when it
+    holds only atoms or tuples of atoms (a slice's key, a shape), else _converted."""
     for v in values:
         kind = type(v)
         if kind not in _ATOMS and not (kind is tuple and all(type(x) in _ATOMS for x in v)):
@@ -138,11 +157,26 @@ def _comparable(values):
 
 
 def _converted(value):
-    if type(value) is xp.ndarray:
+    """A value with its type, arrays by bytes; _UNKEYED for a mutable object (a dict, a
+    module, a callable whose closure may change): a copy of the tape's program could not
+    see it change, so the tape takes the ordinary pass."""
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if kind in (bool, float, complex) or isinstance(value, (xp.generic, xp.dtype, type)):
+        return (kind, value)
+    if kind is xp.ndarray:
         return ("array", value.dtype.str, value.shape, value.tobytes())
-    if type(value) in (tuple, list):
-        return tuple(_converted(v) for v in value)
-    return value
+    if kind in (tuple, list):
+        parts = tuple(_converted(v) for v in value)
+        return _UNKEYED if any(p is _UNKEYED for p in parts) else (kind, parts)
+    if isinstance(value, slice):
+        return ("slice", _converted(value.start), _converted(value.stop),
+                _converted(value.step))
+    if not callable(value) and not getattr(value, "__dict__", None) \
+            and not getattr(kind, "__slots__", ()):
+        return ("marker", value)        # an object with no state (a key's slot marker)
+    return _UNKEYED
 
 
 class BackwardProgram:
@@ -179,5 +213,8 @@ class BackwardProgram:
         arrays = tape.values(self.positions)
         if arrays is None:
             return None
-        return self.program.replay(arrays)[1]
+        try:
+            return self.program.replay(arrays)[1]
+        except ValueError:       # (never expected: the ordinary pass then says what failed)
+            return None
 
