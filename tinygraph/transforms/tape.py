@@ -10,12 +10,16 @@ forward values the eager pass computed (never recomputing them: dropout masks, r
 and all stay those of this call) and returns the parameters' gradients.
 
 The key (`signature`) is everything the backward graph is derived from: per node the
-primitive's class and all its attributes and where each input comes from (an earlier node, or
-a leaf with its shape, dtype, requires_grad flag and which trained parameter it is). Values
-are not part of it and not read while the program is made (its inputs are abstract), so no
-value of one call is ever baked into another's gradients. A tape whose saved values changed
-in place, or one met under another interpreter (detect_anomaly, a trace), takes the ordinary
-backward pass, which checks and says what went wrong.
+primitive's class and all its attributes, with their types (a key of True is not a key of 1;
+arrays by bytes), and where each input comes from (an earlier node, or a leaf with its shape,
+dtype, requires_grad flag and which trained parameter it is); for a source with no inputs (a
+dropout mask) only its shape and dtype, since its value is given. Values are not part of it
+and not read while the program is made (its inputs are abstract), so no value of one call is
+ever baked into another's gradients. The ordinary backward pass runs instead for a tape whose
+saved values changed in place (it refuses, naming the value), one met under another
+interpreter (detect_anomaly, a trace), one holding a primitive with a mutable attribute (an
+object, a dict, a function: a program could not see it change) or a node whose vjp reads a
+closure (a checkpoint).
 """
 from ..backend import xp
 from ..core.autodiff import collector_paused, gradient_graph, nodes, saved_changed
