@@ -1,5 +1,7 @@
-"""Checkpointing an LSTM over a long sequence: peak memory, time and gradients of one eager
-training step (forward and backward) with and without `Recurrent(checkpoint_every=k)`.
+"""Checkpointing an LSTM: one eager step's peak memory, time and gradients, plain and checkpointed.
+
+One eager training step (forward and backward) with and without
+`Recurrent(checkpoint_every=k)`.
 
 The model is the sequence regressor of the README, larger: an LSTM of 256 units over T = 1000
 steps (batch 20, 16 inputs, float64), a linear read-out of every step's hidden state and the
@@ -72,9 +74,11 @@ def run(T, every, measure, repeats, out):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--T", type=int, default=1000)
-    parser.add_argument("--every", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--T", type=int, default=1000, help="time steps (default 1000)")
+    parser.add_argument("--every", type=int, default=32,
+                        help="steps per checkpointed segment (default 32)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed steps per mode, their median reported (default 3)")
     args = parser.parse_args()
     import numpy as np
     import tempfile

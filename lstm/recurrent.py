@@ -22,7 +22,9 @@ class Recurrent(Module):
 
     checkpoint_every=k runs the sequence in segments of k steps, each through `tg.checkpoint`: the
     backward pass keeps only each segment's inputs and hidden states and recomputes its
-    steps (input projection included) when it reaches them; k near sqrt(T) keeps the least.
+    steps (input projection included) when it reaches them. Small k keeps more segment
+    boundaries, large k a bigger recomputed segment: benchmarks/checkpoint_memory.py measures
+    a few (on an LSTM over 1,000 steps, 8 kept the least of 2, 8, 32 and 125).
     For eager steps: a compiled step traces the segments as plain steps (its program keeps
     what its backward part reads); with no gradient recorded (no_grad) it runs as without.
     """

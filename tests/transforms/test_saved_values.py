@@ -80,3 +80,6 @@ def test_the_plot_marks_the_peak():
     assert ax.get_xlabel().startswith("backward step")
     texts = [t.get_text() for t in ax.texts]
     assert texts == [f"peak {saved.peak_bytes / 2**20:.1f} MB"]
+    tiny = tg.saved_values(tg.sum(tg.tanh(tg.tensor(np.ones(3), requires_grad=True)) * 2.0))
+    ax = tiny.plot().axes[0]
+    assert ax.get_ylabel() == "B alive" and ax.texts[0].get_text().endswith(" B")

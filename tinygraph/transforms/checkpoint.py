@@ -38,7 +38,9 @@ from ..ops.shape import reshape
 
 
 def checkpoint(fn, *args):
-    """`fn(*args)`, keeping only its inputs for the backward pass (see module). fn returns a
+    """Returns `fn(*args)`, keeping only the segment's inputs for the backward pass: its vjp
+    runs fn again, recorded, and differentiates that (tinygraph.transforms.checkpoint says
+    more). fn returns a
     Tensor or a tuple or list of Tensors of one floating dtype; the result has that form."""
     state = current()
     if state.interpreter is not None and state.interpreter.abstract:

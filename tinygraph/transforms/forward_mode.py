@@ -26,7 +26,8 @@ from .rewrite import simplify
 
 
 def jvp(fn, primals, tangents, create_graph=False):
-    """(`fn(*primals)`, the directional derivative of fn at primals along tangents).
+    """Returns `(outputs, output_tangents)`: fn at primals, and its directional derivative
+    there along tangents (J v), as JAX's jvp.
 
     primals: a tuple or list of the inputs (arrays, numbers or Tensors); tangents: one per
     primal, of its shape (cast to its floating dtype), or None for an input with no tangent
@@ -215,10 +216,13 @@ def mode_costs(fn, x):
     """The node count and a FLOP estimate (Primitive.flops) of the whole gradient of a
     scalar fn at x, in forward mode (one jvp per input element, each along a basis vector)
     and in reverse mode (one vjp), counting the derivative's own ops (not fn's)."""
-    x = _input(x, True, 0)
+    x = _input(x if isinstance(x, Tensor) else Tensor(xp.asarray(x), name="x"), True, 0)
     y = fn(x)
     if not isinstance(y, Tensor) or y.size != 1:
-        raise ValueError("mode_costs: fn must return a scalar Tensor")
+        raise ValueError("mode_costs: fn must return a scalar Tensor: it compares the modes for "
+                         "the gradient of a function of n inputs and 1 output (for a vector "
+                         "output, count the jvps and vjps of its Jacobian, or cost "
+                         "tg.sum(fn(x)))")
     (gradient,) = grad(y, [x], create_graph=True)
     primal = {id(node) for node in nodes([y])}
     reverse = _cost([gradient], primal)

@@ -36,8 +36,9 @@ class SavedValue:
 class SavedValues:
     """The saved values of a graph (`rows`), in the order the forward pass made them, and the
     memory of its backward pass: `timeline[k]` the most bytes alive during backward step k
-    (0: before the first), `steps[k - 1]` the op whose vjp ran at step k; `saved_timeline[k]`
-    the saved values still held after it."""
+    (0: before the first vjp; the last: after the last vjp, when the weights' gradient terms
+    are joined), `steps[k - 1]` the op whose vjp ran at step k; `saved_timeline[k]` the saved
+    values' share of it (held during the step)."""
 
     def __init__(self, rows, steps, timeline, saved_timeline, step_of=None):
         self.rows, self.steps, self.timeline = rows, steps, timeline
@@ -56,36 +57,42 @@ class SavedValues:
                  f"{'bytes':>10}  last read", "-" * 82]
         for r in self.rows:
             last = "kept" if r.last_read is None else f"step {r.last_read}"
-            lines.append(f"{r.name[:16]:<16} {r.op[:10]:<10} {', '.join(r.saved_by)[:16]:<16} "
-                         f"{str(r.shape)[:14]:<14} {r.bytes:>10,}  {last}")
+            lines.append(f"{_cut(r.name, 16):<16} {_cut(r.op, 10):<10} "
+                         f"{_cut(', '.join(r.saved_by), 16):<16} {_cut(str(r.shape), 14):<14} "
+                         f"{r.bytes:>10,}  {last}")
         lines.append(f"{len(self.rows)} saved values, {self.total_bytes:,} bytes; the backward "
                      f"pass ({len(self.steps) - 1} vjps) peaks at {self.peak_bytes:,} bytes "
                      f"(step {self.peak_step})")
         return "\n".join(lines)
 
     def plot(self, ax=None):
-        """The timeline as a step plot (MB per backward step, saved values and gradients
-        apart, the peak marked); returns the matplotlib Figure."""
+        """The timeline as a step plot (bytes per backward step in B, kB or MB as the peak
+        needs, saved values and gradients apart, the peak marked); returns the Figure."""
         import matplotlib.pyplot as plt
         if ax is None:
-            _, ax = plt.subplots(figsize=(8, 3))
-        mb = [b / 2**20 for b in self.timeline]
-        saved = [b / 2**20 for b in self.saved_timeline]
+            _, ax = plt.subplots(figsize=(8, 3), layout="constrained")
+        unit, scale = next((u, f) for u, f in (("MB", 2**20), ("kB", 2**10), ("B", 1))
+                           if self.peak_bytes >= f or f == 1)
+        mb = [b / scale for b in self.timeline]
+        saved = [b / scale for b in self.saved_timeline]
         steps = range(len(mb))
         ax.fill_between(steps, saved, step="post", alpha=0.5, label="saved values")
         ax.fill_between(steps, saved, mb, step="post", alpha=0.5, label="pending gradients")
         ax.plot([self.peak_step], [mb[self.peak_step]], "v", color="black")
-        ax.annotate(f"peak {mb[self.peak_step]:.1f} MB", (self.peak_step, mb[self.peak_step]),
-                    textcoords="offset points", xytext=(4, 4))
+        ax.annotate(f"peak {mb[self.peak_step]:.1f} {unit}",
+                    (self.peak_step, mb[self.peak_step]), textcoords="offset points",
+                    xytext=(4, 4))
         ax.set_xlabel("backward step (vjps run, last op first)")
-        ax.set_ylabel("MB alive")
+        ax.set_ylabel(f"{unit} alive")
         ax.legend(loc="upper right")
         return ax.figure
 
 
 def saved_values(outputs):
     """The values the graph of `outputs` (a Tensor, or a list: a loss) keeps for the backward
-    pass and the memory timeline of a pass that does not retain the graph (see module)."""
+    pass and the memory timeline of a pass that does not retain the graph: a SavedValues
+    (its `rows`, `timeline`, `peak_bytes`; print it for a table, `.plot()` for a figure).
+    Counted per underlying array; leaves (weights, inputs) are the script's and left out."""
     outputs = [outputs] if not isinstance(outputs, (list, tuple)) else list(outputs)
     return analysed(outputs, {})
 
@@ -166,19 +173,23 @@ def analysed(outputs, given):
                 dense[id(t)] = _nbytes(t)
         peak = max(peak, alive + sum(dense.values()) + sum(lazy.values()) + g +
                    getattr(node.prim, "recompute_bytes", 0))
-        alive -= release.get(k, 0)
         timeline.append(peak)
-        saved_timeline.append(alive)
+        saved_timeline.append(alive)     # (held during the step, as the timeline)
+        alive -= release.get(k, 0)
     # After the pass: the leaves' lazy terms are joined into their gradients.
     pending = sum(dense.values()) + sum(lazy.values())
     finishing = sum(_nbytes(t) for t in _leaves_with_terms(steps, terms_of))
     timeline.append(alive + pending + finishing)
-    saved_timeline.append(alive - release.get(end, 0))
+    saved_timeline.append(alive)
     return SavedValues(rows, [n.op for n in steps] + ["(gradients completed)"], timeline,
                        saved_timeline, step_of)
 
 
 _INF = float("inf")
+
+
+def _cut(text, width):
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def _leaves_with_terms(steps, terms_of):

@@ -7,8 +7,8 @@
   const api = window.tinygraphExplorer;
   const $ = (id) => document.getElementById(id);
   const HEIGHT = 40, WIDTH = 600, PAD = 4;
-  const mb = (b) => (b / 2 ** 20 >= 0.1 ? (b / 2 ** 20).toFixed(1) + " MB" :
-    (b / 1024).toFixed(1) + " kB");
+  const mb = (b) => (b >= 0.1 * 2 ** 20 ? (b / 2 ** 20).toFixed(1) + " MB" :
+    b >= 1024 ? (b / 1024).toFixed(1) + " kB" : Math.round(b) + " B");
 
   // Per step of the bar: its bytes (a Σ, made by no vjp, takes the step before it).
   function series() {
@@ -41,6 +41,7 @@
       '<line id="memcursor" class="cursor" y1="' + PAD + '" y2="' + (PAD + HEIGHT) +
       '" x1="-10" x2="-10"></line></svg>' +
       '<span id="memtext" class="num">peak ' + mb(top) + " at step " + (peak + 1) +
+      " of the stepping bar" +
       "; saved by the forward pass: " + mb(memory.saved) + "</span>";
     el.dataset.peak = String(top);
     el.dataset.steps = String(n);
