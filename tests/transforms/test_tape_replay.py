@@ -250,3 +250,68 @@ def test_keys_of_booleans_and_of_ints_are_different_graphs():
             expected = np.zeros((3, 4))
             expected[k] = 3.0
             np.testing.assert_array_equal(W.grad.data, expected)
+
+
+def _trained_in(thread_count, replay):
+    """Final parameters of two sine regressors trained side by side for 8 calls each, in
+    `thread_count` threads (1: one after the other)."""
+    import threading
+    batches = sine_batches(8, np.float64)
+    results = [None, None]
+
+    def train(k):
+        model = SequenceRegressor(hidden_size=5, seed=k, dtype=np.float64)
+        opt = SGD(model.parameters(), lr=0.05)
+        step = tg.eager_step(model.loss, model.parameters(), replay=replay)
+        for xs, ys in batches:
+            opt.zero_grad()
+            step(xs, ys)
+            opt.step()
+        results[k] = [p.data.copy() for p in model.parameters()]
+
+    if thread_count == 1:
+        train(0), train(1)
+    else:
+        threads = [threading.Thread(target=train, args=(k,)) for k in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    return results
+
+
+def test_replays_in_two_threads_at_once_are_the_ordinary_pass():
+    for ours, reference in zip(_trained_in(2, True), _trained_in(1, False)):
+        for a, b in zip(ours, reference):
+            assert a.tobytes() == b.tobytes()
+
+
+def test_a_forked_child_replays_the_parents_program():
+    import multiprocessing
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    xs, ys = sine_batches(1, np.float64)[0]
+    model = SequenceRegressor(hidden_size=5, seed=3, dtype=np.float64)
+    step = tg.eager_step(model.loss, model.parameters())
+    for _ in range(3):                                # the program exists before the fork
+        step(xs, ys)
+    assert step.replayed.replays == 2
+
+    def child(connection):
+        for p in model.parameters():
+            p.grad = None
+        step(xs * 2, ys)                               # a changed input, in the child
+        connection.send(([p.grad.data for p in model.parameters()], step.replayed.replays))
+
+    parent_end, child_end = multiprocessing.get_context("fork").Pipe()
+    process = multiprocessing.get_context("fork").Process(target=child, args=(child_end,))
+    process.start()
+    grads, replays = parent_end.recv()
+    process.join()
+    assert replays == 3                                # the child replayed
+    reference = tg.eager_step(model.loss, model.parameters(), replay=False)
+    for p in model.parameters():
+        p.grad = None
+    reference(xs * 2, ys)
+    for g, p in zip(grads, model.parameters()):
+        assert g.tobytes() == p.grad.data.tobytes()

@@ -213,7 +213,4 @@ def _product_flops(node, transposed):
     operand's last axis, or its second to last for aᵀg)."""
     a = node.inputs[0]
     k = a.shape[-2] if transposed else a.shape[-1]
-    size = 1
-    for n in node.output.shape:
-        size *= n
-    return 2 * k * size
+    return 2 * k * node.output.size

@@ -311,7 +311,4 @@ def stack(tensors, axis=0):
 
 
 def _input_size(node):
-    size = 1
-    for n in node.inputs[0].shape:
-        size *= n
-    return size
+    return node.inputs[0].size

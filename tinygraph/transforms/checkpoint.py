@@ -30,11 +30,14 @@ from ..backend import xp
 from ..core.accumulate import LazyTerms
 from ..core.autodiff import partial_gradients
 from ..core.interpreter import Interpreter
-from ..core.primitive import Primitive, apply, evaluate, evaluated, run_forward
+from ..core.primitive import Primitive, evaluate, evaluated, run_forward
 from ..core.state import changed, current
 from ..core.tensor import Tensor, describe
 from ..ops.indexing import getitem
 from ..ops.shape import reshape
+from .step import tensor_outputs
+
+SEGMENT = "tg.checkpoint: the segment"     # how errors name what fn returned
 
 
 def checkpoint(fn, *args):
@@ -59,7 +62,7 @@ def checkpoint(fn, *args):
     watch = _Reads([a for a in args if isinstance(a, Tensor)])
     with changed(interpreter=watch):
         out = fn(*args)
-    outputs, rebuild = _outputs(out)
+    outputs, rebuild = tensor_outputs(out, SEGMENT)
     inputs = watch.outside()
     if not any(t.requires_grad for t in inputs):
         return out                       # nothing to differentiate: values, as under no_grad
@@ -121,8 +124,9 @@ class Segment(Primitive):
             with changed(interpreter=again,
                          backward_role="recompute" if record else None,
                          backward_of=node if record else None):
-                outputs, _ = _outputs(self.fn(*(inputs[k] if k is not None else value
-                                                for k, value in self.template)))
+                again = self.fn(*(inputs[k] if k is not None else value
+                                  for k, value in self.template))
+                outputs, _ = tensor_outputs(again, SEGMENT)
             _check_same(outputs, node.output)
             found = iter(partial_gradients(outputs, wanted, cotangents, record))
         return [next(found) if need else None for need in needs]
@@ -213,13 +217,3 @@ class _Recompute(Interpreter):
             return evaluated(prim, inputs, arrays, run_forward(prim, arrays, inputs), state)
         data, self.k = self.drawn[self.k], self.k + 1
         return evaluated(prim, inputs, [t._data for t in inputs], data, state)
-
-
-def _outputs(out):
-    if isinstance(out, Tensor):
-        return [out], lambda parts: parts[0]
-    if isinstance(out, (tuple, list)) and out and all(isinstance(o, Tensor) for o in out):
-        kind = type(out)
-        return list(out), lambda parts: kind(parts)
-    raise TypeError("tg.checkpoint: the segment must return a Tensor or a tuple or list of "
-                    f"Tensors, got {type(out).__name__}")

@@ -19,10 +19,11 @@ primal values and the tangents (named dx for an input x): forward mode, drawn by
 from ..backend import xp
 from ..core.autodiff import grad, nodes
 from ..core.primitive import apply
-from ..ops.shape import Reshape
 from ..core.state import enable_grad, scope
 from ..core.tensor import Tensor, describe
+from ..ops.shape import Reshape
 from .rewrite import simplify
+from .step import tensor_outputs
 
 
 def jvp(fn, primals, tangents, create_graph=False):
@@ -52,7 +53,7 @@ def jvp(fn, primals, tangents, create_graph=False):
         seeds.append(seed)
     with enable_grad():
         out = fn(*inputs)
-        outputs, rebuild = _outputs(out)
+        outputs, rebuild = tensor_outputs(out, "jvp: fn")
         moving = [x for x, v in zip(inputs, seeds) if v is not None]
         directions = [v for v in seeds if v is not None]
         tangents_out = _transposed(outputs, moving, directions, create_graph)
@@ -180,17 +181,6 @@ def _tangent(tangent, x, k):
     if t.dtype.kind not in "fiub":
         raise TypeError(f"jvp: tangent {k} has dtype {t.dtype}")
     return t if t.dtype == x.dtype else t.astype(x.dtype)
-
-
-def _outputs(out):
-    """(fn's output as a list of Tensors, a function giving a list back that structure)."""
-    if isinstance(out, Tensor):
-        return [out], lambda values: values[0]
-    if isinstance(out, (tuple, list)) and out and all(isinstance(o, Tensor) for o in out):
-        kind = type(out)
-        return list(out), lambda values: kind(values)
-    raise TypeError("jvp: fn must return a Tensor or a tuple or list of Tensors, got "
-                    f"{type(out).__name__}")
 
 
 class ModeCosts:

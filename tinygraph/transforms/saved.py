@@ -178,7 +178,7 @@ def analysed(outputs, given):
         alive -= release.get(k, 0)
     # After the pass: the leaves' lazy terms are joined into their gradients.
     pending = sum(dense.values()) + sum(lazy.values())
-    finishing = sum(_nbytes(t) for t in _leaves_with_terms(steps, terms_of))
+    finishing = sum(_nbytes(t) for t in _leaves_with_terms(terms_of))
     timeline.append(alive + pending + finishing)
     saved_timeline.append(alive)
     return SavedValues(rows, [n.op for n in steps] + ["(gradients completed)"], timeline,
@@ -192,7 +192,8 @@ def _cut(text, width):
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
-def _leaves_with_terms(steps, terms_of):
+def _leaves_with_terms(terms_of):
+    """The leaves (weights) that got lazy gradient terms: joined only after the pass."""
     seen = {}
     for entries in terms_of.values():
         for t, _ in entries:
@@ -208,7 +209,4 @@ def _base(array):
 
 
 def _nbytes(t):
-    size = 1
-    for n in t.shape:
-        size *= n
-    return size * t.dtype.itemsize
+    return t.size * t.dtype.itemsize

@@ -166,3 +166,15 @@ def check_loss(loss, who):
                          f"{describe(loss) if isinstance(loss, Tensor) else type(loss).__name__}")
     if not loss.requires_grad:
         raise ValueError(f"{who}: the loss does not depend on any of the parameters")
+
+
+def tensor_outputs(out, who):
+    """(a function's output as a list of Tensors, a function giving a list back that
+    structure): a Tensor, or a non-empty tuple or list of them. who: the error's subject."""
+    if isinstance(out, Tensor):
+        return [out], lambda values: values[0]
+    if isinstance(out, (tuple, list)) and out and all(isinstance(o, Tensor) for o in out):
+        kind = type(out)
+        return list(out), lambda values: kind(values)
+    raise TypeError(f"{who} must return a Tensor or a tuple or list of Tensors, got "
+                    f"{type(out).__name__}")
