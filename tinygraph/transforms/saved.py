@@ -151,33 +151,36 @@ def analysed(outputs, given):
         if ends != _INF:
             release[ends] = release.get(ends, 0) + base_bytes[b]
     alive = sum(base_bytes.values())
-    # The gradients pending in the accumulator: a dense array per tensor, or lazy terms.
+    # The gradients pending in the accumulator: a dense array per tensor, or lazy terms
+    # (by tensor, and their running totals: a long pass has many pending at once).
     dense, lazy = {}, {}                 # id(tensor) -> bytes
     for out in outputs:
         dense[id(out)] = _nbytes(out)
-    timeline, saved_timeline = [alive + sum(dense.values())], [alive]
+    pending = sum(dense.values())
+    timeline, saved_timeline = [alive + pending], [alive]
     for k, node in enumerate(steps, 1):
         out = node.output
         g = dense.pop(id(out), 0)
         joined = lazy.pop(id(out), 0)
-        peak = alive + sum(dense.values()) + sum(lazy.values()) + g + \
+        pending -= g + joined
+        peak = alive + pending + g + \
             (joined + _nbytes(out) if joined else 0)          # the terms joined into g
         g = g or (_nbytes(out) if joined else 0)
         lazy_here = {id(t): size for t, size in terms_of.get(k, ())}
-        for i, t in enumerate(node.inputs):
+        for t in node.inputs:
             if not t.requires_grad or id(t) in given and t._node is not None:
                 continue
             if id(t) in lazy_here:
                 lazy[id(t)] = lazy.get(id(t), 0) + lazy_here[id(t)]
+                pending += lazy_here[id(t)]
             elif id(t) not in dense:
                 dense[id(t)] = _nbytes(t)
-        peak = max(peak, alive + sum(dense.values()) + sum(lazy.values()) + g +
-                   getattr(node.prim, "recompute_bytes", 0))
+                pending += dense[id(t)]
+        peak = max(peak, alive + pending + g + getattr(node.prim, "recompute_bytes", 0))
         timeline.append(peak)
         saved_timeline.append(alive)     # (held during the step, as the timeline)
         alive -= release.get(k, 0)
     # After the pass: the leaves' lazy terms are joined into their gradients.
-    pending = sum(dense.values()) + sum(lazy.values())
     finishing = sum(_nbytes(t) for t in _leaves_with_terms(terms_of))
     timeline.append(alive + pending + finishing)
     saved_timeline.append(alive)
